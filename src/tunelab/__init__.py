@@ -1,0 +1,21 @@
+"""tunelab: fine-tune a pretrained language model on your own data, end to end, from one recipe.
+
+    run = tunelab.train("recipes/classify_movie_reviews.yaml")   # or a Config, or a dict
+    clf = tunelab.load(run.dir)
+    clf.predict(["what a wonderful film"])
+"""
+
+__version__ = "0.1.0"
+__all__ = ["Config", "evaluate", "export", "load", "train", "__version__"]
+
+
+def __getattr__(name):  # lazy: `import tunelab` and `tunelab --help` stay fast (no torch import)
+    if name in ("evaluate", "export", "load", "train"):
+        from tunelab import api
+
+        return getattr(api, name)
+    if name == "Config":
+        from tunelab.config import Config
+
+        return Config
+    raise AttributeError(name)

@@ -1,0 +1,80 @@
+"""The Python API — what the CLI and users call.
+
+    run = tunelab.train("recipes/classify_movie_reviews.yaml", overrides={"train.max_steps": 50})
+    clf = tunelab.load(run.dir); clf.predict(["what a wonderful film"])
+    tunelab.evaluate(run.dir, "test.csv"); tunelab.export(run.dir, "exported/")
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from tunelab.config import Config, load_config
+from tunelab.errors import TunelabError
+from tunelab.runs.rundir import RunDir
+
+# task -> module with `train(cfg, run, resume, show_progress, on_step) -> metrics`
+TASKS = {
+    "classification": "tunelab.tasks.classify",
+    "multilabel": "tunelab.tasks.classify",
+    "regression": "tunelab.tasks.classify",
+}
+
+
+@dataclass
+class Run:
+    dir: Path
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def info(self) -> dict:
+        return RunDir(self.dir).info
+
+
+def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Optional[dict] = None,
+          resume: Union[str, Path, None] = None, overwrite: bool = False, show_progress: bool = True,
+          on_step: Optional[Callable[[int], None]] = None) -> Run:
+    """Fine-tune as the recipe says. `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
+    if resume is not None:
+        run = RunDir.open(resume)
+        cfg = load_config(run / "config.yaml", overrides)
+    else:
+        cfg = load_config(config, overrides)
+    if cfg.task not in TASKS:
+        raise TunelabError(f"task '{cfg.task}' is not available in this version (available: {', '.join(TASKS)}).")
+    if resume is None:
+        run = RunDir.create(cfg.train.output_dir, cfg.task, overwrite=overwrite)
+    task = importlib.import_module(TASKS[cfg.task])
+    try:
+        metrics = task.train(cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None))
+    except BaseException as e:
+        from tunelab.training.fit import Interrupted
+
+        status = "interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed"
+        if (run / "run.json").exists():
+            run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000])
+        raise
+    run.finish()
+    return Run(run.path, metrics)
+
+
+def load(run_dir: Union[str, Path]):
+    """A predictor for a finished run (TextClassifier for classification runs)."""
+    from tunelab.predictors import load as load_predictor
+
+    return load_predictor(run_dir)
+
+
+def evaluate(run_dir: Union[str, Path], data: Union[str, Path]) -> dict:
+    """Metrics of a finished run on a labelled file (the run's column names and preprocessing)."""
+    return load(run_dir).evaluate(data)
+
+
+def export(run_dir: Union[str, Path], out: Union[str, Path]) -> Path:
+    """A standalone copy of the run's plain, merged Hugging Face model directory."""
+    from tunelab.runs.export import export as export_dir
+
+    return export_dir(Path(run_dir), Path(out))

@@ -1,0 +1,232 @@
+"""The recipe schema: one typed, documented field per knob, grouped the way the training loop is built.
+
+A recipe is YAML with a top-level `task:` and the sections below. Every field has a default, so an empty
+recipe is the built-in demo (MiniLM-L6 on movie-review snippets). `tunelab config --defaults` prints this
+schema as a commented YAML recipe.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tunelab.errors import TunelabError
+
+Task = Literal["classification", "multilabel", "regression", "ner", "sft", "lm", "mlm"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Where the examples come from and how they are turned into model inputs."""
+
+    dataset: Optional[str] = Field(
+        "movie_reviews",
+        description="Built-in dataset name (movie_reviews, sms_spam, trec); ignored when `train` is given.",
+    )
+    train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet.")
+    validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
+    test: Optional[Path] = Field(None, description="Test file; default: a split of `train`.")
+    text_column: str = Field("text", description="Column holding the input text.")
+    text_pair_column: Optional[str] = Field(None, description="Optional second text (sentence pairs).")
+    label_column: str = Field("label", description="Column holding the label (a list, or `label_separator`-joined, for multilabel).")
+    label_separator: str = Field("|", description="Multilabel: separator of labels inside one CSV cell.")
+    max_length: int = Field(128, gt=1, description="Tokens per example; longer inputs are truncated (counted in the report).")
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for validation when no file is given.")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for test when no file is given.")
+    dedupe: bool = Field(True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores).")
+    limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
+
+
+class ModelConfig(Section):
+    """The pretrained model to start from."""
+
+    name: str = Field(
+        "minilm",
+        description="Built-in name (minilm, smollm2), a local Hugging Face directory, a .gguf file, or a hub id.",
+    )
+    gguf_file: Optional[str] = Field(None, description="GGUF file inside `name` when it is a directory or hub id.")
+    dropout: Optional[float] = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% slower.")
+    revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
+
+
+class MethodConfig(Section):
+    """What is trained: `full` (all weights), `lora` (low-rank adapters via PEFT, plus the task head) or `frozen`."""
+
+    name: Literal["full", "lora", "frozen"] = Field("full", description="full | lora | frozen")
+    r: int = Field(8, gt=0, description="lora: adapter rank.")
+    alpha: int = Field(16, gt=0, description="lora: scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapter input.")
+    target_modules: Optional[list[str]] = Field(None, description="lora: module names to adapt; default: the architecture's attention (and MLP) projections.")
+    dora: bool = Field(False, description="lora: weight-decomposed adapters (DoRA).")
+    unfreeze_top_layers: int = Field(0, ge=0, description="frozen: also train the top k transformer layers (0 = head only).")
+
+
+class OptimConfig(Section):
+    """AdamW and its learning-rate schedule."""
+
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.01, ge=0, description="Decoupled weight decay; never applied to biases and norms.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warm-up.")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of the steps spent warming up (ignored if warmup_steps is set).")
+    warmup_steps: Optional[int] = Field(None, ge=0, description="Warm-up steps; overrides warmup_ratio.")
+    max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Clip the global gradient norm (null: no clipping).")
+
+
+class TrainConfig(Section):
+    """The loop: how many steps, how big, how precise, where the run goes."""
+
+    epochs: float = Field(3, gt=0, description="Passes over the training data (ignored if max_steps is set).")
+    max_steps: Optional[int] = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(32, gt=0, description="Examples per optimizer step (across all processes).")
+    micro_batch_size: Optional[int] = Field(None, gt=0, description="Examples per forward pass; batch_size/micro_batch_size is the gradient accumulation. Default: batch_size.")
+    group_by_length: bool = Field(True, description="Batch examples of similar length: less padding, same results on average (True increases speed).")
+    seed: int = Field(42, description="Seeds data order, splits, initialisation and dropout.")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast where the CPU/GPU has fast bf16, else fp32.")
+    class_weights: Union[Literal["none", "balanced"], list[float]] = Field("none", description="classification: weight the loss per class (balanced = inverse frequency).")
+    output_dir: Optional[Path] = Field(None, description="Run directory; default runs/<task>-<timestamp>.")
+    log_every: int = Field(10, gt=0, description="Steps between log lines in metrics.jsonl.")
+    eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
+    save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
+    num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+
+
+class EvalConfig(Section):
+    """Validation, early stopping and the final report."""
+
+    metric: str = Field("auto", description="Metric that picks the best checkpoint: auto = accuracy / f1_samples / mse by task.")
+    mode: Literal["auto", "max", "min"] = Field("auto", description="Whether the metric is better when higher or lower.")
+    patience: Optional[int] = Field(None, gt=0, description="Early stopping: validations without improvement before stopping (null: off).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: probability above which a label is predicted.")
+    batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
+
+
+class Config(Section):
+    """A tunelab recipe."""
+
+    task: Task = Field("classification", description="classification | multilabel | regression | ner | sft | lm | mlm")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------- loading and overriding
+
+
+def load_config(recipe: Union[str, Path, dict, Config, None] = None, overrides: Optional[dict] = None) -> Config:
+    """Recipe (YAML path, dict or Config) + dotted overrides (`{"optim.lr": 1e-4}`) -> a validated Config."""
+    source = "the recipe"
+    if recipe is None:
+        raw: dict = {}
+    elif isinstance(recipe, Config):
+        raw = recipe.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(recipe, dict):
+        raw = recipe
+    else:
+        path = Path(recipe)
+        source = str(path)
+        if not path.is_file():
+            raise TunelabError(f"{path}: recipe not found. Pass the path of a YAML recipe (see recipes/), or no recipe for the defaults.")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f", line {mark.line + 1}" if mark else ""
+            raise TunelabError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)}). Fix the recipe's syntax and run again.") from None
+        except UnicodeDecodeError:
+            raise TunelabError(f"{path}: not UTF-8 text. Save the recipe as UTF-8 and run again.") from None
+        if not isinstance(raw, dict):
+            raise TunelabError(f"{path}: a recipe is a YAML mapping (task:, data:, model:, ...), not a {type(raw).__name__}.")
+    raw = _deep_copy(raw)
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return validate(raw, source)
+
+
+def validate(raw: dict, source: str = "the recipe") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise TunelabError(_explain(e, source)) from None
+
+
+def parse_set(items: list[str]) -> dict:
+    """`--set optim.lr=1e-4 --set method.target_modules=[q_proj,v_proj]` -> {"optim.lr": 0.0001, ...} (values parsed as YAML)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise TunelabError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=1e-4.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def defaults_yaml() -> str:
+    """The default recipe with every field's documentation as a comment."""
+    lines = ["# tunelab recipe: every field with its default. Run with: tunelab train recipe.yaml", ""]
+    cfg = Config()
+    lines.append(f"task: {cfg.task}  # {Config.model_fields['task'].description}")
+    for name, field in Config.model_fields.items():
+        if name == "task":
+            continue
+        section = getattr(cfg, name)
+        lines.append(f"{name}:  # {type(section).__doc__.strip()}")
+        for fname, f in type(section).model_fields.items():
+            value = yaml.safe_dump(section.model_dump(mode="json")[fname], default_flow_style=True).strip()
+            value = value.removesuffix("...").strip()
+            lines.append(f"  {fname}: {value}  # {f.description}")
+    return "\n".join(lines) + "\n"
+
+
+def _deep_copy(raw: dict) -> dict:
+    return yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise TunelabError(f"--set {key}: {p} is not a section.")
+    node[parts[-1]] = value
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _explain(e: ValidationError, source: str) -> str:
+    problems = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(loc)
+            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" Did you mean '{guess[0]}'?" if guess else f" Known keys here: {', '.join(known)}."
+            problems.append(f"unknown key '{key}'.{hint}")
+        else:
+            problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r}).")
+    return f"{source}: " + " ".join(problems) + " See `tunelab config --defaults` for every field and its meaning."

@@ -1,0 +1,265 @@
+"""Sequence-level data (classification, multilabel, regression): read, check, split, encode labels, tokenise.
+
+Texts are tokenised once and cached as Arrow (via `datasets`) keyed by data + tokenizer + max length, never
+in the training loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from tunelab.config import Config
+from tunelab.data.builtin import load_builtin
+from tunelab.data.readers import read_table
+from tunelab.data.splits import Splits, dedupe, quantile_bins, split
+from tunelab.errors import TunelabError
+
+
+@dataclass
+class LabelSpace:
+    """What the head predicts. `names` is empty for regression."""
+
+    task: str
+    names: list[str]
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.task == "regression" else len(self.names)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.names)) if self.names else {0: "score"}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {v: k for k, v in self.id2label.items()}
+
+    @classmethod
+    def from_run(cls, task: str, id2label: dict) -> "LabelSpace":
+        """The label space stored in a run's run.json (keys are strings there)."""
+        return cls(task, [] if task == "regression" else [id2label[str(i)] for i in range(len(id2label))])
+
+    def encode(self, label) -> Any:
+        if self.task == "regression":
+            return float(label)
+        if self.task == "multilabel":
+            hot = [0.0] * len(self.names)
+            for name in label:
+                hot[self.label2id[name]] = 1.0
+            return hot
+        return self.label2id[label]
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_records(cfg: Config) -> Splits:
+    """Train/validation/test records with normalised labels; the built-in dataset when no file is given."""
+    d = cfg.data
+    if d.train is None:
+        records, source = load_builtin(d.dataset)
+        for r in records:
+            r["source"] = source
+        train_records = records
+    else:
+        train_records = read_labelled_file(d.train, cfg)
+    val_records = read_labelled_file(d.validation, cfg) if d.validation else None
+    test_records = read_labelled_file(d.test, cfg) if d.test else None
+
+    dropped = 0
+    if d.dedupe:
+        train_records, dropped = dedupe(train_records, key=_text_key)
+        held_out = {_text_key(r) for r in (val_records or []) + (test_records or [])}
+        before = len(train_records)
+        train_records = [r for r in train_records if _text_key(r) not in held_out]
+        dropped += before - len(train_records)
+
+    fractions = (0.0 if val_records is not None else d.validation_fraction, 0.0 if test_records is not None else d.test_fraction)
+    strata = _strata(train_records, cfg.task)
+    train, val, test = split(train_records, fractions, cfg.train.seed, strata)
+    splits = Splits(train, val_records if val_records is not None else val, test_records if test_records is not None else test, dropped)
+    if d.limit and len(splits.train) > d.limit:  # after splitting: validation/test keep their size
+        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), cfg.train.seed, _strata(splits.train, cfg.task))[0]
+    return splits
+
+
+def _text_key(r: dict):
+    return (r["text"], r.get("text_pair"))
+
+
+def _strata(records: list[dict], task: str) -> Optional[list]:
+    if task == "classification":
+        return [r["label"] for r in records]
+    if task == "regression" and len(records) >= 20:
+        return quantile_bins([r["label"] for r in records])
+    return None
+
+
+def read_labelled_file(path: Path, cfg: Config) -> list[dict]:
+    d = cfg.data
+    table = read_table(path)
+    table.require(d.text_column, d.label_column)
+    if d.text_pair_column:
+        table.require(d.text_pair_column)
+    records = []
+    for row in table.rows:
+        text = row.values.get(d.text_column)
+        if text is None or not str(text).strip():
+            raise TunelabError(f"{path}, line {row.line}: empty text in column '{d.text_column}'. Remove the line or fill in the text.")
+        rec = {"text": str(text), "label": _parse_label(row.values.get(d.label_column), cfg, path, row.line), "line": row.line, "source": str(path)}
+        if d.text_pair_column:
+            rec["text_pair"] = str(row.values.get(d.text_pair_column) or "")
+        records.append(rec)
+    if not records:
+        raise TunelabError(f"{path}: no examples (only a header?). Add labelled rows.")
+    return records
+
+
+def _parse_label(value, cfg: Config, path, line):
+    col = cfg.data.label_column
+    if value is None or (isinstance(value, str) and not value.strip() and cfg.task != "multilabel"):
+        raise TunelabError(f"{path}, line {line}: empty label in column '{col}'. Every example needs a label; remove the line or fill it in.")
+    if cfg.task == "regression":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise TunelabError(f"{path}, line {line}: label {value!r} in column '{col}' is not a finite number, which task 'regression' needs.")
+        return number
+    if cfg.task == "multilabel":
+        if isinstance(value, list):
+            return sorted({str(v) for v in value})
+        return sorted({p.strip() for p in str(value).split(cfg.data.label_separator) if p.strip()})
+    if isinstance(value, (list, dict)):
+        raise TunelabError(f"{path}, line {line}: label {value!r} is a {type(value).__name__}; task 'classification' takes one label per example (use task: multilabel for several).")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+# ------------------------------------------------------------------ labels
+
+
+def build_label_space(splits: Splits, task: str) -> LabelSpace:
+    if task == "regression":
+        return LabelSpace(task, [])
+    if task == "multilabel":
+        names = sorted({n for r in splits.train for n in r["label"]}, key=_natural)
+    else:
+        names = sorted({r["label"] for r in splits.train}, key=_natural)
+    if len(names) < 2:
+        raise TunelabError(
+            f"{_source(splits.train)}: the training data has {len(names)} class{'es' if len(names) != 1 else ''} ({', '.join(names) or 'none'}). "
+            f"A classifier needs at least two; check data.label_column and the file."
+        )
+    space = LabelSpace(task, names)
+    check_known(splits.validation, space, "validation")
+    check_known(splits.test, space, "test")
+    return LabelSpace(task, names)
+
+
+def check_known(records: list[dict], space: LabelSpace, part: str) -> None:
+    """Every label of validation/test/eval data must be one the model was trained on."""
+    if space.task == "regression":
+        return
+    known = set(space.names)
+    for r in records:
+        labels = r["label"] if space.task == "multilabel" else [r["label"]]
+        unseen = [x for x in labels if x not in known]
+        if unseen:
+            raise TunelabError(
+                f"{r.get('source', part)}, line {r.get('line', '?')}: label {unseen[0]!r} in the {part} data never occurs in training "
+                f"(training labels: {', '.join(space.names)}). Add training examples of it or remove it from the {part} data."
+            )
+
+
+def _natural(s: str):
+    return (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s)
+
+
+def _source(records):
+    return records[0].get("source", "the data") if records else "the data"
+
+
+# ------------------------------------------------------------------ tokenising
+
+
+def fingerprint(splits: Splits) -> str:
+    """A hash of exactly what is trained and evaluated on; resume refuses data with another fingerprint."""
+    h = hashlib.sha256()
+    for name in ("train", "validation", "test"):
+        for r in getattr(splits, name):
+            h.update(json.dumps([name, r["text"], r.get("text_pair"), r["label"]], ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
+
+
+def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int, cache_key: Optional[str] = None):
+    """A `datasets.Dataset` with input_ids, length, labels — cached on disk under the tunelab cache when keyed."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    cache = cache_dir() / "tokenized" / cache_key if cache_key else None
+    if cache is not None and cache.exists():
+        try:
+            return datasets.load_from_disk(str(cache))
+        except Exception:  # a half-written cache from a killed run: rebuild it
+            pass
+    texts = [r["text"] for r in records]
+    pairs = [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    ds = datasets.Dataset.from_dict(
+        {
+            "input_ids": enc["input_ids"],
+            **({"token_type_ids": enc["token_type_ids"]} if pairs is not None and "token_type_ids" in enc else {}),
+            "length": [len(x) for x in enc["input_ids"]],
+            "labels": [labels.encode(r["label"]) for r in records],
+        }
+    )
+    if cache is None:
+        return ds
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    ds.save_to_disk(str(tmp))
+    try:
+        os.replace(tmp, cache)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return datasets.load_from_disk(str(cache))
+
+
+def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
+    lengths = tokenizer([r["text"] for r in records], [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None)["input_ids"]
+    return sum(len(x) > max_length for x in lengths)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TUNELAB_CACHE", Path.home() / ".cache" / "tunelab"))
+
+
+def collate(rows: list[dict], pad_id: int, task: str) -> dict[str, torch.Tensor]:
+    """Pad a micro-batch to its longest example."""
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r["input_ids"])
+        ids[i, :n] = torch.as_tensor(r["input_ids"])
+        mask[i, :n] = 1
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in rows[0]:
+        tt = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            tt[i, : len(r["token_type_ids"])] = torch.as_tensor(r["token_type_ids"])
+        batch["token_type_ids"] = tt
+    dtype = torch.long if task == "classification" else torch.float
+    batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=dtype)
+    return batch

@@ -1,0 +1,48 @@
+"""Batch prediction files: texts in (any table format, or .txt one per line), predictions out (.jsonl, .json, .csv)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tunelab.data.readers import read_table
+from tunelab.errors import TunelabError
+
+
+def read_texts(path: Path, column: str) -> list[str]:
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        if not path.exists():
+            raise TunelabError(f"{path}: file not found.")
+        try:
+            return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise TunelabError(f"{path}: not UTF-8 text. Re-save it as UTF-8.") from None
+    table = read_table(path)
+    table.require(column)
+    texts = []
+    for row in table.rows:
+        value = row.values.get(column)
+        if value is None or not str(value).strip():
+            raise TunelabError(f"{path}, line {row.line}: empty text in column '{column}'. Remove the line or fill it in.")
+        texts.append(str(value))
+    return texts
+
+
+def write_predictions(rows: list[dict], path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    elif suffix in (".csv", ".tsv"):
+        flat = [{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows]
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["text"], delimiter="," if suffix == ".csv" else "\t")
+            writer.writeheader()
+            writer.writerows(flat)
+    else:
+        raise TunelabError(f"{path}: unknown output format '{suffix}'. Use .jsonl, .json, .csv or .tsv.")

@@ -1,0 +1,58 @@
+"""Deduplicate, then split seeded and stratified: train / validation / test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Optional
+
+import numpy as np
+
+
+@dataclass
+class Splits:
+    train: list
+    validation: list
+    test: list
+    dropped_duplicates: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def dedupe(records: list[dict], key: Callable[[dict], Hashable]) -> tuple[list[dict], int]:
+    """Keep the first occurrence of each key (exact duplicates across splits inflate scores)."""
+    seen, out = set(), []
+    for r in records:
+        k = key(r)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out, len(records) - len(out)
+
+
+def split(records: list, fractions: tuple[float, float], seed: int, strata: Optional[list] = None) -> tuple[list, list, list]:
+    """Split into (train, validation, test) with the given validation/test fractions.
+
+    `strata` (one hashable per record) keeps each stratum's share equal across the splits; strata too rare
+    to be split are kept whole in train.
+    """
+    val_frac, test_frac = fractions
+    rng = np.random.default_rng(seed)
+    groups: dict = {}
+    for i, s in enumerate(strata if strata is not None else [0] * len(records)):
+        groups.setdefault(s, []).append(i)
+    train, val, test = [], [], []
+    for key in sorted(groups, key=str):
+        idx = np.array(groups[key])
+        rng.shuffle(idx)
+        n = len(idx)
+        n_test = int(round(n * test_frac))
+        n_val = int(round(n * val_frac))
+        test += idx[:n_test].tolist()
+        val += idx[n_test:n_test + n_val].tolist()
+        train += idx[n_test + n_val:].tolist()
+    return [records[i] for i in sorted(train)], [records[i] for i in sorted(val)], [records[i] for i in sorted(test)]
+
+
+def quantile_bins(values: list[float], bins: int = 10) -> list[int]:
+    """Stratum per value for regression: which of `bins` quantile bins it falls into."""
+    edges = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, bins + 1)[1:-1])
+    return np.searchsorted(edges, values, side="right").tolist()

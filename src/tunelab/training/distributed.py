@@ -1,0 +1,49 @@
+"""Process setup through accelerate: one process on a laptop, DDP/FSDP under torchrun or `accelerate launch`."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+def make_accelerator(num_threads=None):
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    quiet_libraries()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    cpu = not torch.cuda.is_available()
+    # every trainable parameter gets a gradient each step: no extra unused-parameter search pass
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
+    return Accelerator(cpu=cpu, kwargs_handlers=[ddp])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def all_reduce_sum(values):
+    """Sum a number, numpy array or tensor over all processes (identity in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    t = torch.as_tensor(np.asarray(values, dtype=np.float64) if not torch.is_tensor(values) else values, dtype=torch.float64).clone()
+    dist.all_reduce(t)
+    if torch.is_tensor(values):
+        return t.to(values.dtype)
+    return t.numpy() if isinstance(values, np.ndarray) else float(t)
+
+
+def quiet_libraries() -> None:
+    """Our own progress bar and report only: no transformers load reports or shard-writing bars."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

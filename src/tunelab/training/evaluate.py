@@ -1,0 +1,35 @@
+"""Evaluation: stream batches through the model, keep only metric sums (never all logits), reduce across processes."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from tunelab.training.distributed import all_reduce_sum
+from tunelab.training.precision import autocast
+
+
+@torch.inference_mode()
+def evaluate(model, rows: Sequence[dict], lengths: Sequence[int], spec, metrics, batch_size: int, precision: str,
+             rank: int = 0, world_size: int = 1, on_batch: Callable[[int], None] = lambda n: None) -> dict:
+    """Loss and metrics of `model` on `rows`; each process takes every world_size-th example."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort(-np.asarray(lengths), kind="stable")[rank::world_size]  # long first: similar lengths batch together
+    loss_sum, units = 0.0, 0.0
+    for start in range(0, len(order), batch_size):
+        batch = spec.collate([rows[int(i)] for i in order[start:start + batch_size]])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(precision, device):
+            outputs, loss = spec.forward(model, batch)
+        metrics.update(outputs, batch["labels"])
+        loss_sum += float(loss)
+        units += spec.units(batch)
+        on_batch(len(batch["labels"]))
+    metrics.load_state(all_reduce_sum(metrics.state()))
+    loss_sum, units = all_reduce_sum(np.array([loss_sum, units]))
+    model.train(was_training)
+    return {"loss": loss_sum / max(units, 1), **metrics.compute()}

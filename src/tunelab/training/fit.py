@@ -1,0 +1,216 @@
+"""The training loop every task family shares. It reads top to bottom:
+
+    for each optimizer step:
+        take the step's examples (sampler), this process's share of them (shard), split into micro-batches
+        forward + backward each micro-batch, loss normalised over the whole step's units (examples or tokens)
+        clip, step, schedule
+        log; validate; keep the best; checkpoint; stop early / on signal / on NaN
+
+A task family hands the loop a `spec` with four things: collate(rows), units(batch), forward(model, batch)
+-> (outputs, loss summed over units), and new_metrics().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from tunelab.config import Config
+from tunelab.data.sampler import StepSampler, micro_batches, shard
+from tunelab.errors import TunelabError
+from tunelab.runs.checkpoint import Checkpointer
+from tunelab.runs.rundir import RunDir
+from tunelab.training.distributed import all_reduce_sum
+from tunelab.training.early_stopping import EarlyStopper
+from tunelab.training.evaluate import evaluate
+from tunelab.training.optim import build_optimizer, build_scheduler
+from tunelab.training.precision import autocast
+from tunelab.training.progress import Bar
+
+
+class TaskSpec(Protocol):
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]: ...
+    def units(self, batch: dict) -> int: ...
+    def forward(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def new_metrics(self): ...
+
+
+@dataclass
+class FitResult:
+    step: int
+    best_step: Optional[int]
+    best_value: Optional[float]
+    best_metrics: dict = field(default_factory=dict)
+    status: str = "completed"  # completed | stopped_early | interrupted
+    train_seconds: float = 0.0
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint was saved."""
+
+
+class NonFiniteLoss(TunelabError):
+    pass
+
+
+def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengths: Sequence[int], spec: TaskSpec,
+        val_rows: Sequence[dict], val_lengths: Sequence[int], accelerator, precision: str, metric: str,
+        higher_is_better: bool, resume: bool = False, show_progress: bool = True,
+        on_step: Callable[[int], None] = lambda step: None) -> FitResult:
+    t = cfg.train
+    rank, world = accelerator.process_index, accelerator.num_processes
+    device = accelerator.device
+    micro_bs = t.micro_batch_size or t.batch_size
+    lengths = np.asarray(train_lengths)
+
+    # ---- the plan: which examples make each step, how many steps
+    sampler = StepSampler(list(lengths), t.batch_size, t.seed, t.group_by_length)
+    steps_per_epoch = sampler.steps_per_epoch()
+    total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    eval_every = t.eval_every or steps_per_epoch
+    save_every = t.save_every or eval_every
+
+    # ---- the pieces
+    model.to(device)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    checkpointer = Checkpointer(run.checkpoints, rank, world)
+    stopper = EarlyStopper(metric, higher_is_better, cfg.eval.patience)
+    best_metrics: dict = {}
+
+    # ---- where we start: fresh, or exactly where a checkpoint left off
+    step, epoch, batch_in_epoch = 0, 0, 0
+    window = np.zeros(2)  # since the last log line: this process's loss sum and real tokens
+    window_units = 0.0  # ... and the units (examples or tokens) of all processes
+    if resume:
+        ckpt = checkpointer.latest()
+        if ckpt is None:
+            raise TunelabError(f"{run.path}: no checkpoint to resume from (the run stopped before its first save). Start it again without --resume.")
+        state = checkpointer.load(ckpt, raw_model)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["stopper"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        window, window_units, best_metrics = np.asarray(state["window"]), state["window_units"], state["best_metrics"]
+        if rank == 0:
+            run.truncate_history(step)
+
+    def trainer_state() -> dict:
+        return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(),
+                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "window": window.tolist(), "window_units": window_units,
+                "best_metrics": best_metrics}
+
+    def save() -> None:
+        checkpointer.save(step, raw_model, trainer_state(), barrier=accelerator.wait_for_everyone)
+
+    status = "completed"
+    started = time.perf_counter()
+    last_log = time.perf_counter()
+    with _catch_signals() as signalled, Bar("train", total_steps, enabled=show_progress and rank == 0, completed=step) as bar:
+        model.train()
+        while step < total_steps and status == "completed":
+            batches = sampler.epoch(epoch)
+            while batch_in_epoch < len(batches) and step < total_steps:
+                # ---- one optimizer step
+                mine = shard(batches[batch_in_epoch], rank, world)
+                micros = [spec.collate([train_rows[int(i)] for i in mb]) for mb in micro_batches(mine, micro_bs, lengths)]
+                step_units = all_reduce_sum(float(sum(spec.units(b) for b in micros)))
+                step_loss = torch.zeros((), device=device)
+                for k, batch in enumerate(micros):
+                    batch = {name: v.to(device, non_blocking=True) for name, v in batch.items()}
+                    sync = contextlib.nullcontext() if k == len(micros) - 1 else accelerator.no_sync(model)
+                    with sync:
+                        with autocast(precision, device):
+                            outputs, loss_sum = spec.forward(model, batch)
+                        del outputs
+                        # DDP averages gradients over processes; scale so the step's gradient is the sum over all
+                        # units divided by their total (batch 8 x accum 1 == batch 2 x accum 4 == 2 processes x 4)
+                        accelerator.backward(loss_sum * (world / step_units))
+                    step_loss += loss_sum.detach().float()
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm or float("inf"))
+                if not torch.isfinite(grad_norm) or not torch.isfinite(step_loss):
+                    optimizer.zero_grad(set_to_none=True)
+                    raise NonFiniteLoss(
+                        f"Training diverged at step {step + 1}: the loss or gradient is {float(step_loss):.3g}/{float(grad_norm):.3g} (not finite). "
+                        f"The last good checkpoint is in {run.checkpoints}. Lower optim.lr, keep optim.max_grad_norm set, or use precision: fp32."
+                    )
+                lr = scheduler.get_last_lr()[0]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                batch_in_epoch += 1
+                window += [float(step_loss), float(lengths[mine].sum())]
+                window_units += step_units
+
+                # ---- log
+                record = {}
+                if step % t.log_every == 0 or step == total_steps:
+                    loss_sum_all, tokens_all = all_reduce_sum(window)
+                    now = time.perf_counter()
+                    record = {"step": step, "epoch": round(epoch + batch_in_epoch / len(batches), 4), "loss": loss_sum_all / max(window_units, 1),
+                              "lr": lr, "grad_norm": float(grad_norm), "tokens_per_s": tokens_all / max(now - last_log, 1e-9)}
+                    last_log, window, window_units = now, np.zeros(2), 0.0
+                    bar.update(step, loss=record["loss"], lr=lr, **{"tok/s": f"{record['tokens_per_s']:.0f}"})
+                else:
+                    bar.update(step)
+
+                # ---- validate, keep the best, stop early
+                end_of_epoch = batch_in_epoch == len(batches)
+                if len(val_rows) and (step % eval_every == 0 or step == total_steps or (t.eval_every is None and end_of_epoch)):
+                    val = evaluate(raw_model, val_rows, val_lengths, spec, spec.new_metrics(), cfg.eval.batch_size, precision, rank, world)
+                    scalars = {k: v for k, v in val.items() if isinstance(v, (int, float))}
+                    record.update({"step": step, "epoch": round(epoch + batch_in_epoch / len(batches), 4)} | {f"val_{k}": v for k, v in scalars.items()})
+                    if metric not in val:
+                        raise TunelabError(f"eval.metric '{metric}' is not computed for this task. Available: {', '.join(scalars)}.")
+                    if stopper.update(val[metric], step):
+                        best_metrics = scalars
+                        checkpointer.save_best(raw_model)
+                    bar.print(f"step {step}: validation " + "  ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k != "n"))
+                    if stopper.should_stop:
+                        status = "stopped_early"
+                if record and rank == 0:
+                    run.log(record)
+                on_step(step)
+                if signalled():
+                    status = "interrupted"
+                if status != "completed" or step % save_every == 0 or step == total_steps:
+                    save()
+                if status != "completed":
+                    break
+            if batch_in_epoch == len(batches):
+                epoch, batch_in_epoch = epoch + 1, 0
+    if status == "interrupted":
+        raise Interrupted(step)
+    return FitResult(step, stopper.best_step, stopper.best, best_metrics, status, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _catch_signals():
+    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint after the current step and stops."""
+    flag = {"hit": False}
+
+    def handler(signum, frame):
+        flag["hit"] = True
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: no signal handling
+        pass
+    try:
+        yield lambda: flag["hit"]
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)

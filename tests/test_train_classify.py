@@ -1,0 +1,117 @@
+"""End-to-end classification training on a tiny random model: outputs, equivalences, resume, LoRA."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+import tunelab
+from tests.conftest import tiny_recipe
+
+
+def losses(run_dir):
+    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_run_directory_contract(tiny_bert, sentiment_csv, tmp_path):
+    run = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run"), show_progress=False)
+    d = run.dir
+    for name in ("run.json", "config.yaml", "metrics.json", "metrics.jsonl", "curves.png", "confusion_matrix.png", "README.md", "model/config.json", "model/model.safetensors"):
+        assert (d / name).exists(), name
+    info = json.loads((d / "run.json").read_text())
+    assert info["status"] == "completed" and info["schema_version"] == 1
+    assert info["labels"] == {"0": "neg", "1": "pos"}
+    assert info["data"]["train"] + info["data"]["validation"] + info["data"]["test"] == 120
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["test"]["n"] == info["data"]["test"]
+    # the plain model loads without tunelab and agrees with the predictor
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(d / "model"))
+    clf = tunelab.load(d)
+    text = "a wonderful lovely film"
+    assert pipe(text)[0]["label"] == clf.predict([text])[0]["label"]
+    assert abs(pipe(text)[0]["score"] - clf.predict([text])[0]["score"]) < 1e-4
+
+
+def test_existing_output_dir_is_refused(tiny_bert, sentiment_csv, tmp_path):
+    recipe = tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run")
+    tunelab.train(recipe, show_progress=False)
+    with pytest.raises(tunelab.errors.TunelabError, match="--overwrite"):
+        tunelab.train(recipe, show_progress=False)
+    tunelab.train(recipe, overwrite=True, show_progress=False)
+    assert not (tmp_path / "run.new").exists()
+
+
+def test_gradient_accumulation_is_equivalent(tiny_bert, sentiment_csv, tmp_path):
+    a = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "a"), show_progress=False)
+    b = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", train={"micro_batch_size": 2}), show_progress=False)
+    np.testing.assert_allclose(losses(a.dir), losses(b.dir), rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_metrics(tiny_bert, sentiment_csv, tmp_path):
+    a = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "a", model={"dropout": 0.1}), show_progress=False)
+    b = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", model={"dropout": 0.1}), show_progress=False)
+    assert losses(a.dir) == losses(b.dir)
+    assert a.metrics["test"] == b.metrics["test"]
+
+
+def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, sentiment_csv, tmp_path):
+    recipe = lambda out: tiny_recipe(tiny_bert, sentiment_csv, out, model={"dropout": 0.1}, train={"max_steps": 10, "eval_every": 3})  # noqa: E731
+    full = tunelab.train(recipe(tmp_path / "full"), show_progress=False)
+
+    def kill_at_5(step):
+        if step == 5:
+            signal.raise_signal(signal.SIGINT)
+
+    from tunelab.training.fit import Interrupted
+
+    with pytest.raises(Interrupted):
+        tunelab.train(recipe(tmp_path / "cut"), show_progress=False, on_step=kill_at_5)
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
+    assert len(losses(tmp_path / "cut")) == 5
+    resumed = tunelab.train(resume=tmp_path / "cut", show_progress=False)
+    np.testing.assert_allclose(losses(resumed.dir), losses(full.dir), rtol=0, atol=1e-6)
+    assert resumed.metrics["test"]["accuracy"] == full.metrics["test"]["accuracy"]
+
+
+def test_resume_refuses_changed_data(tiny_bert, sentiment_csv, tmp_path):
+    def kill_at_2(step):
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    from tunelab.training.fit import Interrupted
+
+    with pytest.raises(Interrupted):
+        tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "cut"), show_progress=False, on_step=kill_at_2)
+    sentiment_csv.write_text(sentiment_csv.read_text().replace("great", "grand"))
+    with pytest.raises(tunelab.errors.TunelabError, match="data changed"):
+        tunelab.train(resume=tmp_path / "cut", show_progress=False)
+
+
+@pytest.mark.parametrize("method", ["lora", "frozen"])
+def test_parameter_efficient_methods_save_the_head(tiny_bert, sentiment_csv, tmp_path, method):
+    run = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", method={"name": method}), show_progress=False)
+    info = run.info
+    assert 0 < info["trainable_params"] < info["total_params"]
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(run.dir / "model")
+    batch = tok(["a lovely superb film", "dull and awful"], return_tensors="pt", padding=True)
+    plain = AutoModelForSequenceClassification.from_pretrained(run.dir / "model").eval()
+    with torch.no_grad():
+        merged_logits = plain(**batch).logits
+    assert not any("lora" in n for n, _ in plain.named_parameters())
+    # the predictor reads the same files
+    np.testing.assert_allclose(tunelab.load(run.dir).logits(["a lovely superb film", "dull and awful"]), merged_logits.numpy(), atol=1e-5)
+    if method == "lora":  # base + adapter (head included) == merged model
+        from peft import PeftModel
+
+        base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+        with_adapter = PeftModel.from_pretrained(base, run.dir / "adapter").eval()
+        with torch.no_grad():
+            np.testing.assert_allclose(with_adapter(**batch).logits.numpy(), merged_logits.numpy(), atol=1e-5)
