@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -46,7 +47,7 @@ def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Opt
     if cfg.task not in TASKS:
         raise TunelabError(f"task '{cfg.task}' is not available in this version (available: {', '.join(TASKS)}).")
     if resume is None:
-        run = RunDir.create(cfg.train.output_dir, cfg.task, overwrite=overwrite)
+        run = _create_run_dir(cfg, overwrite)
     task = importlib.import_module(TASKS[cfg.task])
     try:
         metrics = task.train(cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None))
@@ -57,8 +58,26 @@ def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Opt
         if (run / "run.json").exists():
             run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000])
         raise
-    run.finish()
-    return Run(run.path, metrics)
+    if int(os.environ.get("RANK", 0)) == 0:
+        run.finish()
+    return Run(run.final, metrics)
+
+
+def _create_run_dir(cfg: Config, overwrite: bool) -> RunDir:
+    """The main process creates the run directory; under torchrun the others then open the same one."""
+    from tunelab.training.distributed import broadcast, make_accelerator
+
+    result = None
+    if make_accelerator(cfg.train.num_threads).is_main_process:
+        try:
+            created = RunDir.create(cfg.train.output_dir, cfg.task, overwrite=overwrite)
+            result = (created.path, created.final)
+        except TunelabError as e:
+            result = e
+    result = broadcast(result)  # every process raises the same error, or opens the same directory
+    if isinstance(result, TunelabError):
+        raise result
+    return RunDir(*result)
 
 
 def load(run_dir: Union[str, Path]):

@@ -15,8 +15,6 @@ from tunelab.errors import TunelabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained language models on your own data.")
-config_app = typer.Typer(help="Recipes: print the documented defaults.")
-app.add_typer(config_app, name="config")
 out = Console()
 err = Console(stderr=True)
 
@@ -111,12 +109,16 @@ def export(run: Path = typer.Argument(..., help="Run directory."), out: Path = t
     out_console.print(f"exported {run}/model -> {path}  (load with transformers: AutoModelForSequenceClassification.from_pretrained('{path}'))")
 
 
-@config_app.command("defaults")
-def config_defaults():
-    """Print the default recipe, every field documented."""
-    from tunelab.config import defaults_yaml
+@app.command("config")
+def config_(defaults: bool = typer.Option(False, "--defaults", help="Print the default recipe, every field documented."),
+            recipe: Optional[Path] = typer.Argument(None, help="A recipe to validate and print resolved.")):
+    """Print the documented default recipe (--defaults), or validate a recipe and print it resolved."""
+    from tunelab.config import defaults_yaml, load_config
 
-    print(defaults_yaml(), end="")
+    if defaults or recipe is None:
+        print(defaults_yaml(), end="")
+    else:
+        print(load_config(recipe).to_yaml(), end="")
 
 
 @app.callback()

@@ -216,7 +216,7 @@ def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int
             pass
     texts = [r["text"] for r in records]
     pairs = [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None
-    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length) if texts else {"input_ids": []}
     ds = datasets.Dataset.from_dict(
         {
             "input_ids": enc["input_ids"],
@@ -237,6 +237,8 @@ def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int
 
 
 def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
+    if not records:
+        return 0
     lengths = tokenizer([r["text"] for r in records], [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None)["input_ids"]
     return sum(len(x) > max_length for x in lengths)
 

@@ -1,0 +1,50 @@
+"""The CLI end to end on a tiny model: train -> eval -> predict (texts and files) -> export."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import yaml
+
+from tests.conftest import tiny_recipe
+from tests.test_bad_input import run_cli
+
+
+def test_cli_train_eval_predict_export(tiny_bert, sentiment_csv, tmp_path, monkeypatch, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run")))
+    code, text = run_cli(monkeypatch, capsys, "train", recipe, "--quiet", "--max-steps", "3")
+    assert code == 0 and "test" in text and "accuracy" in text and "trained" in text
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["steps"] == 3
+
+    code, text = run_cli(monkeypatch, capsys, "eval", tmp_path / "run", "--data", sentiment_csv, "--json")
+    assert code == 0 and json.loads(text)["n"] == 120
+
+    out = tmp_path / "preds.jsonl"
+    code, _ = run_cli(monkeypatch, capsys, "predict", tmp_path / "run", "a lovely film", "an awful film", "--output", out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert code == 0 and [x["text"] for x in lines] == ["a lovely film", "an awful film"] and lines[0]["label"] in ("pos", "neg")
+
+    out = tmp_path / "preds.csv"
+    code, _ = run_cli(monkeypatch, capsys, "predict", tmp_path / "run", "--input", sentiment_csv, "--output", out)
+    assert code == 0 and len(out.read_text().splitlines()) == 121
+
+    code, _ = run_cli(monkeypatch, capsys, "export", tmp_path / "run", "--out", tmp_path / "exported")
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "exported")
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+
+    code, text = run_cli(monkeypatch, capsys, "config", "--defaults")
+    assert code == 0 and "max_grad_norm" in text
+
+
+def test_main_exits_zero_on_success(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["tunelab", "config", "--defaults"])
+    from tunelab.cli import main
+
+    try:
+        main()
+    except SystemExit as e:
+        assert e.code in (0, None)

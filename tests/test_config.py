@@ -1,0 +1,47 @@
+import pytest
+import yaml
+
+from tunelab.config import Config, defaults_yaml, load_config, parse_set
+from tunelab.errors import TunelabError
+
+
+def test_defaults_yaml_is_the_default_config():
+    text = defaults_yaml()
+    assert "# Peak learning rate." in text
+    assert Config.model_validate(yaml.safe_load(text)) == Config()
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(TunelabError) as e:
+        load_config(recipe)
+    assert "unknown key 'optim.learning_rate'" in str(e.value)
+    with pytest.raises(TunelabError, match="Did you mean 'epochs'"):
+        load_config({"train": {"epoch": 3}})
+
+
+def test_bad_value_names_the_field():
+    with pytest.raises(TunelabError, match="method.name"):
+        load_config({"method": {"name": "qlora"}})
+
+
+def test_overrides_win_over_the_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  lr: 0.1\n")
+    cfg = load_config(recipe, parse_set(["optim.lr=3e-5", "method.target_modules=[query,value]"]))
+    assert cfg.optim.lr == 3e-5 and cfg.method.target_modules == ["query", "value"]
+
+
+def test_bad_yaml_names_the_line(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: classification\ndata:\n  train: [unclosed\n")
+    with pytest.raises(TunelabError, match=r"r.yaml, line \d+: not valid YAML"):
+        load_config(recipe)
+
+
+def test_every_shipped_recipe_validates():
+    from pathlib import Path
+
+    for recipe in sorted(Path(__file__).parent.parent.glob("recipes/*.yaml")):
+        load_config(recipe)
