@@ -21,6 +21,9 @@ TASKS = {
     "classification": "tunelab.tasks.classify",
     "multilabel": "tunelab.tasks.classify",
     "regression": "tunelab.tasks.classify",
+    "sft": "tunelab.tasks.causal_lm",
+    "lm": "tunelab.tasks.causal_lm",
+    "mlm": "tunelab.tasks.masked_lm",
 }
 
 
@@ -62,7 +65,7 @@ def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Opt
 
 
 def load(run_dir: Union[str, Path]):
-    """A predictor for a finished run (TextClassifier for classification runs)."""
+    """A predictor for a finished run (TextClassifier for classification runs, Generator for sft/lm runs)."""
     from tunelab.predictors import load as load_predictor
 
     return load_predictor(run_dir)
