@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
 from tunelab.data.readers import FORMATS, read_table
-from tunelab.errors import TunelabError, where
+from tunelab.errors import TunelabError
 
 IGNORE = -100
 PLAIN = {".txt", ".md"}
@@ -135,5 +135,34 @@ def source_name(cfg: Config) -> str:
     return str(cfg.data.train) if cfg.data.train else f"built-in:{cfg.data.dataset}"
 
 
-def describe(doc: dict) -> str:
-    return where(doc.get("source", "the data"), doc.get("line"))
+
+
+def mlm_pieces(tokenizer, max_length: int, probability: float, seed: int):
+    """Document -> [CLS] piece [SEP] rows of at most max_length tokens, with masks drawn once from (seed, text):
+    each non-special token is chosen with `probability`; chosen tokens become [MASK] (80%), a random token (10%)
+    or stay (10%), and only they carry labels."""
+    import numpy as np
+
+    if tokenizer.mask_token_id is None:
+        raise TunelabError(f"{type(tokenizer).__name__}: the tokenizer has no mask token, so it is not a masked-LM (BERT-style) model. Use task lm for GPT-style models.")
+    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    body = max_length - 2
+
+    def encode(text: str) -> list[dict]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")])
+        samples = []
+        for start in range(0, len(ids), body):
+            piece = [first, *ids[start:start + body], last]
+            chosen = [i for i in range(1, len(piece) - 1) if rng.random() < probability]
+            inputs, labels = list(piece), [IGNORE] * len(piece)
+            for i in chosen:
+                labels[i] = piece[i]
+                roll = rng.random()
+                inputs[i] = tokenizer.mask_token_id if roll < 0.8 else int(rng.integers(len(tokenizer))) if roll < 0.9 else piece[i]
+            if chosen:
+                samples.append({"input_ids": inputs, "labels": labels})
+        return samples
+
+    return encode

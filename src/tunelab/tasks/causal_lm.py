@@ -50,8 +50,6 @@ class LMData:
 def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None) -> dict:
     accelerator = make_accelerator(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
-    precision = resolve_precision(cfg.train.precision, accelerator.device)
-    rank0 = accelerator.is_main_process
     _check_method(cfg)
 
     # ---- data
@@ -60,24 +58,33 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     tokenizer = load_tokenizer(local)
     own_template = ensure_chat_template(tokenizer) if cfg.task == "sft" else None
     data = sft_data(cfg, tokenizer) if cfg.task == "sft" else lm_data(cfg, tokenizer)
-    if resume and run.info.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
-        raise TunelabError(f"{run.path}: the data changed since this run started. Resume only with the same data, or start a new run.")
+    if cfg.task == "sft":
+        data.info["chat_template"] = "the model's own" if own_template else "fallback ChatML (the model has none)"
 
     # ---- model and method
-    model = load_causal_lm(local, cfg.model)
-    model = apply_method(model, cfg.method, "CAUSAL_LM")
-    trainable, total = count_parameters(model)
+    model = apply_method(load_causal_lm(local, cfg.model), cfg.method, "CAUSAL_LM")
     spec = CausalLM(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    return fit_and_report(cfg, run, model, tokenizer, spec, data, source, accelerator, "text-generation", resume, show_progress, on_step)
+
+
+def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMData", source, accelerator, pipeline_tag: str,
+                   resume: bool, show_progress: bool, on_step) -> dict:
+    """The story every language-modelling task shares once data, model and spec exist:
+    base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card."""
+    precision = resolve_precision(cfg.train.precision, accelerator.device)
+    rank0 = accelerator.is_main_process
+    if resume and run.info.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
+        raise TunelabError(f"{run.path}: the data changed since this run started. Resume only with the same data, or start a new run.")
+    trainable, total = count_parameters(model)
     metric, higher = _selection_metric(cfg, spec)
     lengths = lambda rows: [r["length"] for r in rows]  # noqa: E731
 
     if rank0:
         run.update_info(
-            task=cfg.task, status="running", versions=_versions(), pipeline_tag="text-generation",
+            task=cfg.task, status="running", versions=_versions(), pipeline_tag=pipeline_tag,
             base_model={"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file, "sha256": source.content_hash()},
             data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
-            preprocessing={"max_length": cfg.data.max_length, "precision": precision, "packing": cfg.data.packing, "train_on": cfg.data.train_on,
-                           "chat_template": "model" if own_template else ("fallback ChatML" if cfg.task == "sft" else None)},
+            preprocessing={"max_length": cfg.data.max_length, "precision": precision, "packing": cfg.data.packing, "train_on": cfg.data.train_on},
             selection={"metric": metric, "mode": "max" if higher else "min"},
         )
         (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
