@@ -165,9 +165,18 @@ def test_model_loss_equals_transformers_loss(model):
 # ------------------------------------------------------------------ end to end
 
 
-def test_sft_run_directory_generation_and_merged_model(tiny_llama, chat_jsonl, tmp_path):
-    run = tunelab.train(tiny_lm_recipe(tiny_llama, chat_jsonl, tmp_path / "run", method={"name": "lora", "r": 4}), show_progress=False)
-    d = run.dir
+@pytest.fixture(scope="module")
+def sft_run(tiny_llama, tmp_path_factory):
+    from tests.conftest import make_chats
+
+    folder = tmp_path_factory.mktemp("sft")
+    chats = folder / "chats.jsonl"
+    chats.write_text("".join(json.dumps(c) + "\n" for c in make_chats(60)), encoding="utf-8")
+    return tunelab.train(tiny_lm_recipe(tiny_llama, chats, folder / "run", method={"name": "lora", "r": 4}), show_progress=False)
+
+
+def test_sft_run_directory_generation_and_merged_model(sft_run, tiny_llama):
+    d = sft_run.dir
     for name in ("run.json", "metrics.json", "curves.png", "README.md", "model/config.json", "adapter/adapter_config.json"):
         assert (d / name).exists(), name
     m = json.loads((d / "metrics.json").read_text())
@@ -222,3 +231,28 @@ def test_lm_packing_and_token_budget(tiny_llama, text_dir, tmp_path):
 def test_frozen_head_only_is_refused_for_causal_lms(tiny_llama, chat_jsonl, tmp_path):
     with pytest.raises(TunelabError, match="tie"):
         tunelab.train(tiny_lm_recipe(tiny_llama, chat_jsonl, tmp_path / "run", method={"name": "frozen"}), show_progress=False)
+
+
+def test_cli_generate_chat_and_data_preview(sft_run, tiny_llama, chat_jsonl, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from tunelab.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", str(sft_run.dir), "Who wrote Hamlet?", "--max-new-tokens", "3"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["chat", str(sft_run.dir), "--max-new-tokens", "3"], input="hello\n\n")
+    assert result.exit_code == 0 and "bot> " in result.output, result.output
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"task": "sft", "data": {"train": str(chat_jsonl)}, "model": {"name": str(tiny_llama)}}))
+    result = runner.invoke(app, ["data", "preview", str(recipe), "-n", "1"])
+    assert result.exit_code == 0 and "«" in result.output and "<|im_start|>assistant" in result.output, result.output
+
+
+def test_task_defaults_pick_the_generative_builtins():
+    from tunelab.config import load_config
+
+    assert (load_config({"task": "sft"}).data.dataset, load_config({"task": "sft"}).model.name) == ("chatterbot", "smollm2")
+    assert load_config({"task": "lm"}).data.dataset == "news" and load_config({"task": "mlm"}).model.name == "minilm"
+    assert load_config({}).data.dataset == "movie_reviews"
