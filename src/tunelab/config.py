@@ -52,7 +52,7 @@ class DataConfig(Section):
         "auto", description="sft: columns of the file: messages (OpenAI chat), prompt/response, or Alpaca instruction/input/output; auto detects them.")
     train_on: Literal["assistant", "all"] = Field("assistant", description="sft: which tokens the loss trains on: the assistant's replies only, or the whole rendered chat.")
     packing: bool = Field(False, description="sft/lm: several samples per row (positions restart, no attention across samples). True increases speed (no padding).")
-    overlong: Literal["truncate", "drop", "error"] = Field("truncate", description="sft/lm/mlm: a sample longer than max_length is cut (counted in the report), dropped (counted) or an error. lm splits long documents into max_length pieces first.")
+    overlong: Literal["truncate", "drop", "error"] = Field("truncate", description="sft: a conversation longer than max_length is cut (counted in the report), dropped (counted) or an error. lm/mlm cut documents into max_length pieces instead.")
     text_field: str = Field("text", description="lm/mlm: the field holding the text in .jsonl/.csv/.parquet files (.txt files are read whole).")
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm: share of tokens masked (80% [MASK], 10% random, 10% kept), drawn once with train.seed.")
 
@@ -111,7 +111,7 @@ class TrainConfig(Section):
     eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
     save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
-    max_tokens: Optional[int] = Field(None, gt=0, description="sft/lm/mlm: token budget: stop after training on about this many tokens (and read no more training text than that).")
+    max_tokens: Optional[int] = Field(None, gt=0, description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding included); lm/mlm also stop reading training text there.")
 
 
 class EvalConfig(Section):

@@ -80,6 +80,14 @@ class Generator:
                 out[i] = self.tokenizer.decode(row, skip_special_tokens=True).strip()
         return out
 
+    def predict(self, texts: list[str], batch_size: int = 16) -> list[dict]:
+        """`tunelab predict` on a generative run: one greedy generation per text."""
+        return [{"generated": g} for g in self.generate(list(texts), batch_size=batch_size)]
+
+    def evaluate(self, path, batch_size: int = 16) -> dict:
+        raise TunelabError("`tunelab eval` scores classifiers; a generative run reports its held-out perplexity and generation metrics "
+                           "in metrics.json. Use `tunelab generate RUN \"prompt\"` to try it, or train with data.test set to your file.")
+
     @torch.inference_mode()
     def stream(self, prompt: Prompt, on_text: Callable[[str], None], max_new_tokens: int = 256, temperature: float = 0.0,
                top_p: float = 1.0) -> str:
