@@ -256,3 +256,14 @@ def test_task_defaults_pick_the_generative_builtins():
     assert (load_config({"task": "sft"}).data.dataset, load_config({"task": "sft"}).model.name) == ("chatterbot", "smollm2")
     assert load_config({"task": "lm"}).data.dataset == "news" and load_config({"task": "mlm"}).model.name == "minilm"
     assert load_config({}).data.dataset == "movie_reviews"
+
+
+def test_gradient_accumulation_is_normalised_over_the_steps_tokens(tiny_llama, chat_jsonl, tmp_path):
+    """batch 8 x accumulation 1 == batch 8 of micro-batches of 2: the loss is divided by the step's trained tokens, not averaged per micro-batch."""
+    def recipe(out, **train):
+        return tiny_lm_recipe(tiny_llama, chat_jsonl, out, method={"name": "lora", "r": 4, "dropout": 0.0}, train={"max_steps": 4, **train},
+                              eval={"compare_base": False, "num_generate": 0})
+
+    a = tunelab.train(recipe(tmp_path / "a"), show_progress=False)
+    b = tunelab.train(recipe(tmp_path / "b", micro_batch_size=2), show_progress=False)
+    np.testing.assert_allclose(losses(a.dir), losses(b.dir), rtol=1e-5, atol=1e-6)
