@@ -21,6 +21,9 @@ class Generator:
     def __init__(self, run: RunDir, device: Optional[str] = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from tunelab.training.distributed import quiet_libraries
+
+        quiet_libraries()
         if not (run / "model").exists():
             raise TunelabError(f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`.")
         info = run.info
