@@ -75,3 +75,75 @@ def tiny_recipe(model_dir: Path, data_file: Path, out: Path, **sections) -> dict
     for key, value in sections.items():
         recipe.setdefault(key, {}).update(value) if isinstance(value, dict) else recipe.__setitem__(key, value)
     return recipe
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
+    """SmolLM2's real tokenizer (with its chat template), read once from the GGUF file and saved as a plain directory."""
+    from transformers import AutoTokenizer
+
+    from tunelab.models.load import BUILTIN_MODELS
+
+    out = tmp_path_factory.mktemp("smollm2-tokenizer")
+    module, rel, pip_name, gguf = BUILTIN_MODELS["smollm2"]
+    AutoTokenizer.from_pretrained(package_file(module, rel, pip_name), gguf_file=gguf).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
+    """A random 2-layer llama (width 32, tied head like SmolLM2) with SmolLM2's tokenizer and chat template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    for f in smollm2_tokenizer_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=2)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out
+
+
+QUESTIONS = [("What is the capital of France?", "Paris."), ("Who wrote Hamlet?", "William Shakespeare."), ("What color is the sky?", "Blue."),
+             ("How many legs does a spider have?", "Eight."), ("What is 2 plus 2?", "Four."), ("Which planet is red?", "Mars."),
+             ("What do bees make?", "Honey."), ("What is frozen water?", "Ice."), ("Which animal barks?", "A dog."), ("What is H2O?", "Water.")]
+
+
+def make_chats(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"prompt": f"{q} (#{i})", "response": a} for i, (q, a) in enumerate(rng.choice(QUESTIONS) for _ in range(n))]
+
+
+@pytest.fixture
+def chat_jsonl(tmp_path) -> Path:
+    import json
+
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": c["prompt"]}, {"role": "assistant", "content": c["response"]}]}) + "\n"
+                            for c in make_chats(60)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def text_dir(tmp_path) -> Path:
+    rng = random.Random(0)
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i in range(30):
+        words = [rng.choice(FILLER + POSITIVE + NEGATIVE) for _ in range(rng.randint(20, 90))]
+        (folder / f"doc{i:02d}.txt").write_text(" ".join(words) + ".", encoding="utf-8")
+    return folder
+
+
+def tiny_lm_recipe(model_dir: Path, data_file: Path, out: Path, task: str = "sft", **sections) -> dict:
+    """tiny_recipe for the generative tasks: few steps, fp32, small generation evaluation."""
+    recipe = tiny_recipe(model_dir, data_file, out, **sections)
+    recipe["task"] = task
+    recipe["train"]["num_threads"] = 1  # a width-32 model gains nothing from threads, and loses a lot on a busy machine
+    recipe["data"].setdefault("max_length", 64)
+    recipe["data"]["max_length"] = sections.get("data", {}).get("max_length", 64)
+    recipe["eval"].update({"num_generate": 4, "max_new_tokens": 4, **sections.get("eval", {})})
+    return recipe

@@ -22,6 +22,9 @@ TASKS = {
     "classification": "tunelab.tasks.classify",
     "multilabel": "tunelab.tasks.classify",
     "regression": "tunelab.tasks.classify",
+    "sft": "tunelab.tasks.causal_lm",
+    "lm": "tunelab.tasks.causal_lm",
+    "mlm": "tunelab.tasks.masked_lm",
 }
 
 
@@ -81,7 +84,7 @@ def _create_run_dir(cfg: Config, overwrite: bool) -> RunDir:
 
 
 def load(run_dir: Union[str, Path]):
-    """A predictor for a finished run (TextClassifier for classification runs)."""
+    """A predictor for a finished run (TextClassifier for classification runs, Generator for sft/lm runs)."""
     from tunelab.predictors import load as load_predictor
 
     return load_predictor(run_dir)

@@ -15,6 +15,8 @@ from tunelab.errors import TunelabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune pretrained language models on your own data.")
+data_app = typer.Typer(help="Look at the data as the model will see it.")
+app.add_typer(data_app, name="data")
 out = Console()
 err = Console(stderr=True)
 
@@ -22,12 +24,12 @@ err = Console(stderr=True)
 @app.command()
 def train(
     recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: the built-in demo recipe)."),
-    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression"),
+    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression | sft | lm | mlm"),
     model: Optional[str] = typer.Option(None, help="Built-in name, local HF directory, .gguf file or hub id."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
     test: Optional[Path] = typer.Option(None, help="Test data file."),
-    dataset: Optional[str] = typer.Option(None, help="Built-in dataset: movie_reviews, sms_spam, trec."),
+    dataset: Optional[str] = typer.Option(None, help="Built-in dataset: movie_reviews, sms_spam, trec, chatterbot (sft), news (lm, mlm)."),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),
     method: Optional[str] = typer.Option(None, help="full | lora | frozen"),
@@ -103,10 +105,88 @@ def predict(
 def export(run: Path = typer.Argument(..., help="Run directory."), out: Path = typer.Option(..., "--out", help="Destination folder.")):
     """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
     from tunelab import api
+    from tunelab.runs.rundir import RunDir
 
     path = api.export(run, out)
     out_console = Console()
-    out_console.print(f"exported {run}/model -> {path}  (load with transformers: AutoModelForSequenceClassification.from_pretrained('{path}'))")
+    task = RunDir(run).info.get("task")
+    auto = {"sft": "AutoModelForCausalLM", "lm": "AutoModelForCausalLM", "mlm": "AutoModelForMaskedLM"}.get(task, "AutoModelForSequenceClassification")
+    out_console.print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
+
+
+@app.command()
+def generate(
+    run: Path = typer.Argument(..., help="Run directory of an sft or lm run."),
+    prompts: List[str] = typer.Argument(..., help="Prompts (sft: user messages, answered with the chat template; lm: text to continue)."),
+    max_new_tokens: int = typer.Option(128, help="Upper bound on generated tokens (generation also stops at EOS)."),
+    temperature: float = typer.Option(0.0, help="0 = greedy; > 0 samples."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling: keep the smallest token set with this much probability."),
+    seed: Optional[int] = typer.Option(None, help="Seed for sampling."),
+):
+    """Generate one answer per prompt with a fine-tuned causal LM."""
+    from tunelab import api
+
+    generator = _generator(api.load(run), run)
+    for prompt, answer in zip(prompts, generator.generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)):
+        if len(prompts) > 1:
+            out.print(f"[bold]> {prompt}[/bold]", highlight=False)
+        print(answer)
+
+
+@app.command()
+def chat(
+    run: Path = typer.Argument(..., help="Run directory of an sft run."),
+    max_new_tokens: int = typer.Option(256, help="Upper bound on tokens per reply."),
+    temperature: float = typer.Option(0.0, help="0 = greedy; > 0 samples."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling threshold."),
+    system: Optional[str] = typer.Option(None, help="System message that starts the conversation."),
+):
+    """Talk to a fine-tuned chat model; replies stream as they are generated. Empty line or Ctrl-D ends."""
+    from tunelab import api
+
+    generator = _generator(api.load(run), run)
+    messages = [{"role": "system", "content": system}] if system else []
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line:
+            break
+        messages.append({"role": "user", "content": line})
+        print("bot> ", end="", flush=True)
+        reply = generator.stream(messages if generator.chat else line, lambda text: print(text, end="", flush=True),
+                                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+        print()
+        messages.append({"role": "assistant", "content": reply})
+
+
+def _generator(predictor, run: Path):
+    from tunelab.predictors.generate import Generator
+
+    if not isinstance(predictor, Generator):
+        raise TunelabError(f"{run}: is a {predictor.task} run; generate and chat need an sft or lm run. Use `tunelab predict` for classifiers.")
+    return predictor
+
+
+@data_app.command("preview")
+def data_preview(
+    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe whose data to show."),
+    n: int = typer.Option(2, "-n", help="Examples to show."),
+    set_: List[str] = typer.Option([], "--set", help="Override recipe fields: --set data.train_on=all"),
+):
+    """Show training examples rendered as the model sees them; for sft the trained tokens are highlighted."""
+    from tunelab.config import load_config, parse_set
+    from tunelab.data.preview import preview_examples
+
+    cfg = load_config(recipe, parse_set(set_))
+    plain_text = not out.is_terminal
+    for i, text in enumerate(preview_examples(cfg, n, markup=not plain_text)):
+        out.rule(f"example {i + 1}" + ("  (trained tokens in «»)" if plain_text and cfg.task == "sft" else "  (trained tokens in green)" if cfg.task == "sft" else ""))
+        if plain_text:
+            print(text)
+        else:
+            out.print(text, highlight=False)
 
 
 @app.command("config")
@@ -163,7 +243,30 @@ def report(run_dir: Path, metrics: dict) -> None:
                   "  ".join(f"{k} {v:.4f}" for k, v in metrics["validation"].items() if isinstance(v, float)))
     if metrics.get("test"):
         metric_table("test", metrics["test"])
+    if metrics.get("base") or metrics.get("generation"):
+        base_vs_tuned(metrics)
     out.print(f"outputs: {run_dir}/model (plain HF model), curves.png, metrics.json, README.md")
+
+
+def base_vs_tuned(metrics: dict) -> None:
+    """sft/lm: the base model next to the fine-tuned one on the test split, and a few sample generations."""
+    base, table = metrics.get("base") or {}, Table(title="base vs fine-tuned (test split)")
+    for c in ("", "base", "fine-tuned"):
+        table.add_column(c, justify="right" if c else "left")
+    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+    table.add_row("perplexity", fmt(base.get("test", {}).get("perplexity")), fmt(metrics.get("test", {}).get("perplexity")))
+    for key in ("exact_match", "contains_answer"):
+        if metrics.get("generation"):
+            table.add_row(key, fmt(base.get("generation", {}).get(key)), fmt(metrics["generation"].get(key)))
+    out.print(table)
+    samples = (metrics.get("generation") or {}).get("samples", [])[:5]
+    if samples:
+        t = Table(title="sample generations (held-out prompts, greedy)")
+        for c in ("prompt", "reference", "prediction"):
+            t.add_column(c)
+        for sample in samples:
+            t.add_row(sample["prompt"], sample["reference"], sample["prediction"])
+        out.print(t)
 
 
 def main() -> None:

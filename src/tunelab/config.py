@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.errors import TunelabError
 
 Task = Literal["classification", "multilabel", "regression", "ner", "sft", "lm", "mlm"]
+
+
+# task -> (built-in dataset, built-in model) used when the recipe keeps the classification defaults
+TASK_DEFAULTS = {"sft": ("chatterbot", "smollm2"), "lm": ("news", "smollm2"), "mlm": ("news", "minilm")}
 
 
 class Section(BaseModel):
@@ -28,7 +32,8 @@ class DataConfig(Section):
 
     dataset: Optional[str] = Field(
         "movie_reviews",
-        description="Built-in dataset name (movie_reviews, sms_spam, trec); ignored when `train` is given.",
+        description="Built-in dataset: movie_reviews, sms_spam, trec (classification); chatterbot (sft); news (lm, mlm). "
+        "Ignored when `train` is given. For sft/lm/mlm the classification default becomes the task's own built-in.",
     )
     train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet.")
     validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
@@ -42,6 +47,14 @@ class DataConfig(Section):
     test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for test when no file is given.")
     dedupe: bool = Field(True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores).")
     limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
+    # ---- generative tasks (sft, lm, mlm)
+    format: Literal["auto", "messages", "prompt_response", "alpaca"] = Field(
+        "auto", description="sft: columns of the file: messages (OpenAI chat), prompt/response, or Alpaca instruction/input/output; auto detects them.")
+    train_on: Literal["assistant", "all"] = Field("assistant", description="sft: which tokens the loss trains on: the assistant's replies only, or the whole rendered chat.")
+    packing: bool = Field(False, description="sft/lm: several samples per row (positions restart, no attention across samples). True increases speed (no padding).")
+    overlong: Literal["truncate", "drop", "error"] = Field("truncate", description="sft: a conversation longer than max_length is cut (counted in the report), dropped (counted) or an error. lm/mlm cut documents into max_length pieces instead.")
+    text_field: str = Field("text", description="lm/mlm: the field holding the text in .jsonl/.csv/.parquet files (.txt files are read whole).")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm: share of tokens masked (80% [MASK], 10% random, 10% kept), drawn once with train.seed.")
 
 
 class ModelConfig(Section):
@@ -98,6 +111,7 @@ class TrainConfig(Section):
     eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
     save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    max_tokens: Optional[int] = Field(None, gt=0, description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding included); lm/mlm also stop reading training text there.")
 
 
 class EvalConfig(Section):
@@ -108,6 +122,10 @@ class EvalConfig(Section):
     patience: Optional[int] = Field(None, gt=0, description="Early stopping: validations without improvement before stopping (null: off).")
     threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: probability above which a label is predicted.")
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
+    compare_base: bool = Field(True, description="sft/lm/mlm: also evaluate the base model on the test split, for a before/after comparison.")
+    num_generate: int = Field(64, ge=0, description="sft: held-out pairs answered by generation after training (exact match, contains-answer, sample table); 0: none.")
+    max_new_tokens: int = Field(48, gt=0, description="sft: generation length bound for the evaluation (longer = slower).")
+    generate_batch_size: int = Field(16, gt=0, description="sft: prompts generated together (left-padded, KV cache).")
 
 
 class Config(Section):
@@ -120,6 +138,15 @@ class Config(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> "Config":
+        """The classification defaults (dataset movie_reviews, model minilm) become each task's own built-ins."""
+        if self.data.train is None and self.data.dataset == "movie_reviews" and self.task in TASK_DEFAULTS:
+            self.data.dataset = TASK_DEFAULTS[self.task][0]
+        if self.model.name == "minilm" and self.task in TASK_DEFAULTS:
+            self.model.name = TASK_DEFAULTS[self.task][1]
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

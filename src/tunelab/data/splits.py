@@ -56,3 +56,12 @@ def quantile_bins(values: list[float], bins: int = 10) -> list[int]:
     """Stratum per value for regression: which of `bins` quantile bins it falls into."""
     edges = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, bins + 1)[1:-1])
     return np.searchsorted(edges, values, side="right").tolist()
+
+
+def split_groups(records: list, fractions: tuple[float, float], seed: int, key: Callable[[dict], Hashable]) -> tuple[list, list, list]:
+    """Split whole groups (e.g. every answer to one question goes to the same split), seeded."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    parts = split(list(groups), fractions, seed)
+    return tuple([r for k in part for r in groups[k]] for part in parts)

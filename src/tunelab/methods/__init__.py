@@ -5,8 +5,8 @@ from __future__ import annotations
 from tunelab.config import MethodConfig
 
 
-def apply_method(model, cfg: MethodConfig, peft_task: str):
-    """peft_task: SEQ_CLS, TOKEN_CLS or CAUSAL_LM (PEFT's TaskType names)."""
+def apply_method(model, cfg: MethodConfig, peft_task):
+    """peft_task: SEQ_CLS, TOKEN_CLS or CAUSAL_LM (PEFT's TaskType names), or None (masked LM)."""
     if cfg.name == "lora":
         from tunelab.methods.lora import apply_lora
 

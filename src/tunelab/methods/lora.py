@@ -9,7 +9,7 @@ def apply_lora(model, cfg: MethodConfig, peft_task: str):
     from peft import LoraConfig, TaskType, get_peft_model
 
     config = LoraConfig(
-        task_type=getattr(TaskType, peft_task),
+        task_type=getattr(TaskType, peft_task) if peft_task else None,  # None: a plain PeftModel (e.g. masked LM)
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,

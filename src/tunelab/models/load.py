@@ -75,6 +75,23 @@ def resolve(cfg: ModelConfig) -> ModelSource:
     return ModelSource(name, name, cfg.gguf_file, cfg.revision)  # a hub id
 
 
+def plain(source: ModelSource) -> ModelSource:
+    """The same model as a plain HF directory: GGUF files are de-quantised once into the tunelab cache."""
+    if not source.gguf_file:
+        return source
+    from tunelab.models.gguf import dequantized
+
+    if not source.is_local:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(source.location, source.gguf_file, revision=source.revision))
+        except Exception as e:  # offline, unknown repo or file
+            raise TunelabError(f"{source.name}: cannot fetch {source.gguf_file} ({str(e).splitlines()[0]}). Without internet only local files load.") from None
+        source = ModelSource(source.name, str(path.parent), path.name)
+    return ModelSource(source.name, str(dequantized(source.location, source.gguf_file, source.content_hash())))
+
+
 def load_tokenizer(source: ModelSource):
     from transformers import AutoTokenizer
 
@@ -92,6 +109,38 @@ def apply_dropout(config, p: Optional[float]) -> None:
     for key in list(config.to_dict()):
         if "dropout" in key and isinstance(getattr(config, key, None), (float, int)):
             setattr(config, key, p)
+
+
+def load_causal_lm(source: ModelSource, cfg: ModelConfig):
+    """AutoModelForCausalLM in fp32 (the trainable master weights), from a plain directory or hub id."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(source.location, **source.kwargs())
+        apply_dropout(config, cfg.dropout)
+        model = AutoModelForCausalLM.from_pretrained(source.location, config=config, dtype="float32", **source.kwargs())
+    except (OSError, ValueError) as e:
+        raise TunelabError(f"{source.name}: cannot load it as a causal (GPT-style) language model ({str(e).splitlines()[0]}).") from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def load_masked_lm(source: ModelSource, cfg: ModelConfig):
+    """AutoModelForMaskedLM (an encoder with its masked-token head; a fresh head if the checkpoint has none)."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    try:
+        config = AutoConfig.from_pretrained(source.location, **source.kwargs())
+        apply_dropout(config, cfg.dropout)
+        model = AutoModelForMaskedLM.from_pretrained(source.location, config=config, **source.kwargs())
+    except (OSError, ValueError) as e:
+        raise TunelabError(f"{source.name}: cannot load it as a masked (BERT-style) language model ({str(e).splitlines()[0]}).") from None
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
 
 
 def load_sequence_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict, problem_type: str):

@@ -10,6 +10,8 @@ PREDICTORS = {
     "classification": ("tunelab.predictors.classify", "TextClassifier"),
     "multilabel": ("tunelab.predictors.classify", "TextClassifier"),
     "regression": ("tunelab.predictors.classify", "TextClassifier"),
+    "sft": ("tunelab.predictors.generate", "Generator"),
+    "lm": ("tunelab.predictors.generate", "Generator"),
 }
 
 

@@ -74,6 +74,8 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
     sampler = StepSampler(list(lengths), t.batch_size, t.seed, t.group_by_length)
     steps_per_epoch = sampler.steps_per_epoch()
     total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    if t.max_tokens:  # token budget: about max_tokens tokens go through training
+        total_steps = min(total_steps, max(1, math.ceil(t.max_tokens / (lengths.mean() * t.batch_size))))
     eval_every = t.eval_every or steps_per_epoch
     save_every = t.save_every or eval_every
 

@@ -1,0 +1,66 @@
+"""Rows for causal-LM training: one sample per row, or several packed into a row of at most `block_size` tokens.
+
+A packed row concatenates samples and restarts `position_ids` at 0 for each; the model then keeps every sample
+to itself (transformers turns restarting positions into a block-diagonal causal mask when no attention_mask
+is given). Since each sample's first label is never trained (nothing predicts it), a packed row trains
+exactly the tokens of its samples, with exactly their loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE = -100
+
+
+def as_rows(samples: list[dict], block_size: int, packing: bool) -> list[dict]:
+    return pack(samples, block_size) if packing else [with_positions(s) for s in samples]
+
+
+def with_positions(sample: dict) -> dict:
+    n = len(sample["input_ids"])
+    return {"input_ids": list(sample["input_ids"]), "labels": list(sample["labels"]), "position_ids": list(range(n)), "length": n}
+
+
+def pack(samples: list[dict], block_size: int) -> list[dict]:
+    """First-fit decreasing: longest samples first, each into the first row with room. Deterministic."""
+    order = sorted(range(len(samples)), key=lambda i: -len(samples[i]["input_ids"]))
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in order:
+        n = len(samples[i]["input_ids"])
+        if n > block_size:
+            raise ValueError(f"sample of {n} tokens does not fit a block of {block_size}")
+        slot = next((k for k, room in enumerate(free) if room >= n), None)
+        if slot is None:
+            rows.append([])
+            free.append(block_size)
+            slot = len(rows) - 1
+        rows[slot].append(i)
+        free[slot] -= n
+    out = []
+    for members in rows:
+        row = {"input_ids": [], "labels": [], "position_ids": []}
+        for i in sorted(members):  # original order inside a row
+            s = with_positions(samples[i])
+            for key in row:
+                row[key] += s[key]
+        row["length"] = len(row["input_ids"])
+        out.append(row)
+    return out
+
+
+def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest row. No attention_mask: padding sits after the real tokens (causal attention never
+    looks ahead) and its positions restart at 0, so it is a separate, untrained 'sample'."""
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    positions = torch.arange(width).repeat(len(rows), 1)
+    for i, r in enumerate(rows):
+        n = len(r["input_ids"])
+        ids[i, :n] = torch.as_tensor(r["input_ids"])
+        labels[i, :n] = torch.as_tensor(r["labels"])
+        positions[i, :n] = torch.as_tensor(r["position_ids"])
+        positions[i, n:] = torch.arange(width - n)
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
