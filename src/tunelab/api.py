@@ -21,6 +21,7 @@ TASKS = {
     "classification": "tunelab.tasks.classify",
     "multilabel": "tunelab.tasks.classify",
     "regression": "tunelab.tasks.classify",
+    "ner": "tunelab.tasks.tokens",
 }
 
 
@@ -62,7 +63,7 @@ def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Opt
 
 
 def load(run_dir: Union[str, Path]):
-    """A predictor for a finished run (TextClassifier for classification runs)."""
+    """A predictor for a finished run (TextClassifier for classification runs, EntityTagger for ner runs)."""
     from tunelab.predictors import load as load_predictor
 
     return load_predictor(run_dir)

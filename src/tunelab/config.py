@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.errors import TunelabError
 
@@ -27,21 +27,29 @@ class DataConfig(Section):
     """Where the examples come from and how they are turned into model inputs."""
 
     dataset: Optional[str] = Field(
-        "movie_reviews",
-        description="Built-in dataset name (movie_reviews, sms_spam, trec); ignored when `train` is given.",
+        None,
+        description="Built-in dataset name (movie_reviews, sms_spam, trec; ner: wnut16); ignored when `train` is given. "
+                    "Default: the task's demo data (DEFAULT_DATASETS).",
     )
-    train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet.")
+    train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet (ner: CoNLL .conll/.txt/.tsv, or .jsonl).")
     validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
     test: Optional[Path] = Field(None, description="Test file; default: a split of `train`.")
     text_column: str = Field("text", description="Column holding the input text.")
     text_pair_column: Optional[str] = Field(None, description="Optional second text (sentence pairs).")
     label_column: str = Field("label", description="Column holding the label (a list, or `label_separator`-joined, for multilabel).")
     label_separator: str = Field("|", description="Multilabel: separator of labels inside one CSV cell.")
-    max_length: int = Field(128, gt=1, description="Tokens per example; longer inputs are truncated (counted in the report).")
+    max_length: int = Field(128, gt=1, description="Tokens per example; longer inputs are truncated (counted in the report). ner: longer sentences are split into overlapping windows instead.")
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for validation when no file is given.")
     test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for test when no file is given.")
     dedupe: bool = Field(True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores).")
     limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
+    tokens_column: str = Field("tokens", description="ner, JSONL: column with the list of words of a sentence.")
+    tags_column: str = Field("tags", description="ner, JSONL: column with one tag per word (CoNLL files: the last column).")
+    entities_column: str = Field("entities", description="ner, JSONL with raw `text_column`: list of {start, end, type} character spans (end exclusive).")
+    tag_scheme: Literal["IOB2", "IOB1", "BIOES"] = Field("IOB2", description="ner: the scheme of the input tags; converted to IOB2 internally.")
+    strict_tags: bool = Field(False, description="ner: reject an I- tag that does not continue an entity (default: repair it to B- and count it).")
+    label_all_subtokens: bool = Field(False, description="ner: train on every sub-token of a word (default: the first only; evaluation always uses the first).")
+    stride: int = Field(32, ge=0, description="ner: tokens shared by consecutive windows of a sentence longer than max_length.")
 
 
 class ModelConfig(Section):
@@ -110,6 +118,11 @@ class EvalConfig(Section):
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
 
 
+# the built-in dataset a task trains on when the recipe names no data
+DEFAULT_DATASETS = {"ner": "wnut16"}
+DEFAULT_DATASET = "movie_reviews"
+
+
 class Config(Section):
     """A tunelab recipe."""
 
@@ -120,6 +133,12 @@ class Config(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _task_default_dataset(self) -> "Config":
+        if self.data.dataset is None:
+            self.data.dataset = DEFAULT_DATASETS.get(self.task, DEFAULT_DATASET)
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

