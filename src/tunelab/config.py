@@ -49,7 +49,7 @@ class DataConfig(Section):
     tag_scheme: Literal["IOB2", "IOB1", "BIOES"] = Field("IOB2", description="ner: the scheme of the input tags; converted to IOB2 internally.")
     strict_tags: bool = Field(False, description="ner: reject an I- tag that does not continue an entity (default: repair it to B- and count it).")
     label_all_subtokens: bool = Field(False, description="ner: train on every sub-token of a word (default: the first only; evaluation always uses the first).")
-    stride: int = Field(32, ge=0, description="ner: tokens shared by consecutive windows of a sentence longer than max_length.")
+    stride: int = Field(32, ge=0, description="ner: tokens shared by consecutive windows of a sentence longer than max_length (at most half a window).")
 
 
 class ModelConfig(Section):

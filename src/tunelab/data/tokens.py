@@ -243,8 +243,9 @@ def encode(records: list[dict], space: TagSpace, tokenizer, max_length: int, str
     sub-token, in the window that owns it; -1 elsewhere), plus n_words and length (all windows' tokens)."""
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
-    if budget < 1 or stride >= budget:
-        raise TunelabError(f"data.stride ({stride}) must be smaller than data.max_length ({max_length}) minus {len(prefix) + len(suffix)} special tokens.")
+    if budget < 1:
+        raise TunelabError(f"data.max_length ({max_length}) leaves no room for words after {len(prefix) + len(suffix)} special tokens.")
+    stride = min(stride, budget // 2)  # windows must move forward
     label2id = space.label2id
     enc = tokenizer([r["tokens"] for r in records], is_split_into_words=True, add_special_tokens=False)
     rows = []
