@@ -152,3 +152,22 @@ def test_shipped_ner_recipe_runs_a_few_steps(tiny_bert, tmp_path, recipe):
     run = tunelab.train(ROOT / "recipes" / recipe, overrides=overrides, show_progress=False)
     assert run.metrics["steps"] == 2 and run.metrics["test"]["n"] > 0
     assert run.info["data"]["source"] == "built-in:wnut16"
+
+
+def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, ner_files, tmp_path):
+    import signal
+
+    from tunelab.training.fit import Interrupted
+
+    recipe = lambda out: ner_recipe(tiny_bert, ner_files, out, model={"dropout": 0.1}, train={"max_steps": 6, "eval_every": 2})  # noqa: E731
+    full = tunelab.train(recipe(tmp_path / "full"), show_progress=False)
+
+    def kill_at_3(step):
+        if step == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        tunelab.train(recipe(tmp_path / "cut"), show_progress=False, on_step=kill_at_3)
+    resumed = tunelab.train(resume=tmp_path / "cut", show_progress=False)
+    np.testing.assert_allclose(losses(resumed.dir), losses(full.dir), rtol=0, atol=1e-6)
+    assert resumed.metrics["test"]["f1"] == full.metrics["test"]["f1"] and resumed.metrics["best_step"] == full.metrics["best_step"]
