@@ -251,18 +251,19 @@ def encode(records: list[dict], space: TagSpace, tokenizer, max_length: int, str
     rows = []
     for i, r in enumerate(records):
         pieces = word_pieces(enc["input_ids"][i], enc.word_ids(i), len(r["tokens"]), tokenizer.unk_token_id, budget)
-        tag_ids = [label2id[t] for t in r["tags"]]
-        cont_ids = [label2id[continuation(t)] for t in r["tags"]] if label_all else None
+        first = [label2id[t] for t in r["tags"]]  # a word's first sub-token
+        rest = [label2id[continuation(t)] if label_all else IGNORE for t in r["tags"]]  # its other sub-tokens
         row = {"input_ids": [], "labels": [], "word_pos": [], "n_words": len(pieces)}
         for start, end, own_start, own_end in windows([len(p) for p in pieces], budget, stride):
-            ids, labels, word_pos = [], [], []
+            ids, labels, word_pos = list(prefix), [IGNORE] * len(prefix), [-1] * len(prefix)
             for w in range(start, end):
-                owned = own_start <= w < own_end
+                n, owned = len(pieces[w]), own_start <= w < own_end
                 ids += pieces[w]
-                labels += [tag_ids[w] if owned else IGNORE] + [cont_ids[w] if owned and label_all else IGNORE] * (len(pieces[w]) - 1)
-                word_pos += [w if owned else -1] + [-1] * (len(pieces[w]) - 1)
-            wrap = lambda xs, fill=None: (prefix if fill is None else [fill] * len(prefix)) + xs + (suffix if fill is None else [fill] * len(suffix))  # noqa: E731
-            row["input_ids"].append(wrap(ids)), row["labels"].append(wrap(labels, IGNORE)), row["word_pos"].append(wrap(word_pos, -1))
+                labels += [first[w]] + [rest[w]] * (n - 1) if owned else [IGNORE] * n
+                word_pos += [w] + [-1] * (n - 1) if owned else [-1] * n
+            row["input_ids"].append(ids + suffix)
+            row["labels"].append(labels + [IGNORE] * len(suffix))
+            row["word_pos"].append(word_pos + [-1] * len(suffix))
         row["length"] = sum(len(x) for x in row["input_ids"])
         rows.append(row)
     return rows
