@@ -29,7 +29,7 @@ class DataConfig(Section):
     dataset: Optional[str] = Field(
         None,
         description="Built-in dataset name (movie_reviews, sms_spam, trec; ner: wnut16); ignored when `train` is given. "
-                    "Default: the task's demo data (DEFAULT_DATASETS).",
+                    "Default: wnut16 for task ner, movie_reviews otherwise.",
     )
     train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet (ner: CoNLL .conll/.txt/.tsv, or .jsonl).")
     validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
