@@ -148,7 +148,8 @@ def test_cli_predict_prints_and_writes_entities(tiny_bert, ner_files, tmp_path):
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("ner*.yaml")))
 def test_shipped_ner_recipe_runs_a_few_steps(tiny_bert, tmp_path, recipe):
     overrides = {"model.name": str(tiny_bert), "data.limit": 40, "data.validation_fraction": 0.02, "data.test_fraction": 0.02,
-                 "train.max_steps": 2, "train.batch_size": 8, "train.output_dir": str(tmp_path / "run"), "train.precision": "fp32"}
+                 "train.max_steps": 2, "train.batch_size": 8, "train.output_dir": str(tmp_path / "run"), "train.precision": "fp32",
+                 "train.num_threads": None}  # torch's thread count is process-wide: leave it to the test run
     run = tunelab.train(ROOT / "recipes" / recipe, overrides=overrides, show_progress=False)
     assert run.metrics["steps"] == 2 and run.metrics["test"]["n"] > 0
     assert run.info["data"]["source"] == "built-in:wnut16"

@@ -59,7 +59,11 @@ class TagSpace:
 
     @classmethod
     def from_run(cls, id2label: dict) -> "TagSpace":
-        return cls(sorted({split_tag(t)[1] for t in id2label.values() if t != "O"}))
+        """The tag space stored in a run's run.json (keys are strings there)."""
+        space = cls(sorted({split_tag(t)[1] for t in id2label.values() if t != "O"}))
+        if [id2label[str(i)] for i in range(len(id2label))] != space.names:
+            raise TunelabError(f"run.json labels {id2label} are not in tunelab's NER order (O, then B-/I- per sorted type).")
+        return space
 
     def check(self, records: list[dict], part: str) -> None:
         known = set(self.types)
