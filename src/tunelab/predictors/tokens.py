@@ -15,6 +15,7 @@ from tunelab.errors import TunelabError
 from tunelab.metrics.token import sentences
 from tunelab.models.heads import TokenClassification
 from tunelab.runs.rundir import RunDir
+from tunelab.training.distributed import quiet_libraries
 from tunelab.training.evaluate import evaluate
 from tunelab.training.precision import autocast
 
@@ -30,6 +31,7 @@ class EntityTagger:
     def __init__(self, run: RunDir, device: str | None = None):
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        quiet_libraries()  # no transformers load report / progress bars in predictions
         self.run = run
         self.info = run.info
         self.config = load_config(run / "config.yaml")
