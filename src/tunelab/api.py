@@ -22,6 +22,7 @@ TASKS = {
     "classification": "tunelab.tasks.classify",
     "multilabel": "tunelab.tasks.classify",
     "regression": "tunelab.tasks.classify",
+    "ner": "tunelab.tasks.tokens",
     "sft": "tunelab.tasks.causal_lm",
     "lm": "tunelab.tasks.causal_lm",
     "mlm": "tunelab.tasks.masked_lm",
@@ -84,7 +85,7 @@ def _create_run_dir(cfg: Config, overwrite: bool) -> RunDir:
 
 
 def load(run_dir: Union[str, Path]):
-    """A predictor for a finished run (TextClassifier for classification runs, Generator for sft/lm runs)."""
+    """A predictor for a finished run: TextClassifier (classification), EntityTagger (ner), Generator (sft, lm)."""
     from tunelab.predictors import load as load_predictor
 
     return load_predictor(run_dir)

@@ -24,12 +24,12 @@ err = Console(stderr=True)
 @app.command()
 def train(
     recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: the built-in demo recipe)."),
-    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression | sft | lm | mlm"),
+    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression | ner | sft | lm | mlm"),
     model: Optional[str] = typer.Option(None, help="Built-in name, local HF directory, .gguf file or hub id."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
     test: Optional[Path] = typer.Option(None, help="Test data file."),
-    dataset: Optional[str] = typer.Option(None, help="Built-in dataset: movie_reviews, sms_spam, trec, chatterbot (sft), news (lm, mlm)."),
+    dataset: Optional[str] = typer.Option(None, help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm)."),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),
     method: Optional[str] = typer.Option(None, help="full | lora | frozen"),
@@ -76,13 +76,13 @@ def eval_(run: Path = typer.Argument(..., help="Run directory."), data: Path = t
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
-    texts: List[str] = typer.Argument(None, help="Texts to classify."),
+    texts: List[str] = typer.Argument(None, help="Texts to classify (or to find entities in, for ner runs)."),
     input: Optional[Path] = typer.Option(None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."),
     text_column: Optional[str] = typer.Option(None, help="Column of the input file with the text (default: the run's)."),
     batch_size: int = typer.Option(64, help="Texts per forward pass."),
 ):
-    """Predict labels for texts given on the command line or in a file."""
+    """Predict labels (or, for ner runs, entity spans) for texts given on the command line or in a file."""
     from tunelab import api
     from tunelab.data.predict_io import read_texts, write_predictions
 
@@ -92,7 +92,7 @@ def predict(
     column = text_column or predictor.config.data.text_column
     items = read_texts(input, column) if input is not None else list(texts)
     preds = predictor.predict(items, batch_size=batch_size)
-    rows = [{"text": t, **p} for t, p in zip(items, preds)]
+    rows = [{"text": t, **(p if isinstance(p, dict) else {"entities": p})} for t, p in zip(items, preds)]
     if output is None:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
@@ -108,10 +108,10 @@ def export(run: Path = typer.Argument(..., help="Run directory."), out: Path = t
     from tunelab.runs.rundir import RunDir
 
     path = api.export(run, out)
-    out_console = Console()
     task = RunDir(run).info.get("task")
-    auto = {"sft": "AutoModelForCausalLM", "lm": "AutoModelForCausalLM", "mlm": "AutoModelForMaskedLM"}.get(task, "AutoModelForSequenceClassification")
-    out_console.print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
+    auto = {"sft": "AutoModelForCausalLM", "lm": "AutoModelForCausalLM", "mlm": "AutoModelForMaskedLM",
+            "ner": "AutoModelForTokenClassification"}.get(task, "AutoModelForSequenceClassification")
+    Console().print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
 
 
 @app.command()
@@ -219,9 +219,9 @@ def metric_table(title: str, metrics: dict) -> None:
         elif isinstance(v, int):
             table.add_row(k, str(v))
     out.print(table)
-    per_class = metrics.get("per_class")
+    per_class = metrics.get("per_class") or metrics.get("per_type")
     if per_class:
-        t = Table(title="per class")
+        t = Table(title="per class" if "per_class" in metrics else "per entity type")
         for c in ("label", "precision", "recall", "f1", "support"):
             t.add_column(c, justify="right" if c != "label" else "left")
         for name, m in per_class.items():

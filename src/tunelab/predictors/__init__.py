@@ -10,6 +10,7 @@ PREDICTORS = {
     "classification": ("tunelab.predictors.classify", "TextClassifier"),
     "multilabel": ("tunelab.predictors.classify", "TextClassifier"),
     "regression": ("tunelab.predictors.classify", "TextClassifier"),
+    "ner": ("tunelab.predictors.tokens", "EntityTagger"),
     "sft": ("tunelab.predictors.generate", "Generator"),
     "lm": ("tunelab.predictors.generate", "Generator"),
 }

@@ -31,6 +31,7 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import load_trainable
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks.common import selection_metric, versions
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit
@@ -76,12 +77,12 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
     if resume and run.info.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
         raise TunelabError(f"{run.path}: the data changed since this run started. Resume only with the same data, or start a new run.")
     trainable, total = count_parameters(model)
-    metric, higher = _selection_metric(cfg, spec)
+    metric, higher = selection_metric(cfg, spec, default="perplexity")
     lengths = lambda rows: [r["length"] for r in rows]  # noqa: E731
 
     if rank0:
         run.update_info(
-            task=cfg.task, status="running", versions=_versions(), pipeline_tag=pipeline_tag,
+            task=cfg.task, status="running", versions=versions(), pipeline_tag=pipeline_tag,
             base_model={"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file, "sha256": source.content_hash()},
             data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
             preprocessing={"max_length": cfg.data.max_length, "precision": precision, "packing": cfg.data.packing, "train_on": cfg.data.train_on},
@@ -227,18 +228,3 @@ def _check_method(cfg: Config) -> None:
             "method frozen with unfreeze_top_layers: 0 trains only the output head, which causal LMs such as SmolLM2 tie to "
             "their input embeddings, so 'head only' is not offered for sft/lm. Set method.unfreeze_top_layers (e.g. 4), or use lora or full."
         )
-
-
-def _selection_metric(cfg: Config, spec) -> tuple[str, bool]:
-    metric = "perplexity" if cfg.eval.metric == "auto" else cfg.eval.metric
-    known = spec.new_metrics().higher_is_better
-    if metric not in known:
-        raise TunelabError(f"eval.metric '{metric}' is not a metric of task '{cfg.task}'. Choose one of: {', '.join(known)}.")
-    higher = known[metric] if cfg.eval.mode == "auto" else cfg.eval.mode == "max"
-    return metric, higher
-
-
-def _versions() -> dict:
-    from tunelab.tasks.classify import _versions as versions
-
-    return versions()

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import transformers
-
 from tunelab.config import Config
 from tunelab.data.classify import build_label_space, count_truncated, fingerprint, read_records, tokenize
 from tunelab.errors import TunelabError
@@ -22,6 +20,7 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import load_trainable
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks.common import selection_metric, tokenizer_id, versions
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit
@@ -47,7 +46,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
         )
     source = resolve(cfg.model)
     tokenizer = load_tokenizer(source)
-    key = f"{data_fp}-{_tokenizer_id(tokenizer, source)}-{cfg.data.max_length}-{cfg.task}"
+    key = f"{data_fp}-{tokenizer_id(tokenizer, source)}-{cfg.data.max_length}-{cfg.task}"
     train_ds, val_ds, test_ds = (tokenize(getattr(splits, s), labels, tokenizer, cfg.data.max_length, f"{key}-{s}") for s in ("train", "validation", "test"))
     train_rows, val_rows, test_rows = train_ds.to_list(), val_ds.to_list(), test_ds.to_list()
 
@@ -57,11 +56,11 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     trainable, total = count_parameters(model)
     weights = class_weights(cfg.train.class_weights, [r["labels"] for r in train_rows], labels.num_outputs) if cfg.task == "classification" else None
     spec = SequenceClassification(cfg.task, labels.names, tokenizer.pad_token_id or 0, weights, cfg.eval.threshold)
-    metric, higher = _selection_metric(cfg, spec)
+    metric, higher = selection_metric(cfg, spec, DEFAULT_METRIC[cfg.task])
 
     if rank0:
         run.update_info(
-            task=cfg.task, status="running", versions=_versions(), pipeline_tag="text-classification",
+            task=cfg.task, status="running", versions=versions(), pipeline_tag="text-classification",
             base_model={"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file, "sha256": source.content_hash()},
             data={"source": str(cfg.data.train or f"built-in:{cfg.data.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
                   "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
@@ -99,27 +98,3 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
         (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics), encoding="utf-8")
     accelerator.wait_for_everyone()
     return metrics
-
-
-def _selection_metric(cfg: Config, spec) -> tuple[str, bool]:
-    metric = DEFAULT_METRIC[cfg.task] if cfg.eval.metric == "auto" else cfg.eval.metric
-    known = spec.new_metrics().higher_is_better
-    if metric not in known and metric != "loss":
-        raise TunelabError(f"eval.metric '{metric}' is not a metric of task '{cfg.task}'. Choose one of: {', '.join(known)}.")
-    higher = known.get(metric, False) if cfg.eval.mode == "auto" else cfg.eval.mode == "max"
-    return metric, higher
-
-
-def _tokenizer_id(tokenizer, source) -> str:
-    import hashlib
-
-    return hashlib.sha256(f"{source.location}|{source.gguf_file}|{type(tokenizer).__name__}|{len(tokenizer)}".encode()).hexdigest()[:12]
-
-
-def _versions() -> dict:
-    import peft
-    import torch
-
-    import tunelab
-
-    return {"tunelab": tunelab.__version__, "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

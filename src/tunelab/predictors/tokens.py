@@ -1,0 +1,89 @@
+"""EntityTagger: entity spans with character offsets for raw texts, and evaluation on tagged files, for ner runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tunelab.config import load_config
+from tunelab.data.tags import spans
+from tunelab.data.tokens import TagSpace, encode, read_tagged_file
+from tunelab.errors import TunelabError
+from tunelab.metrics.token import sentences
+from tunelab.models.heads import TokenClassification
+from tunelab.runs.rundir import RunDir
+from tunelab.training.distributed import quiet_libraries
+from tunelab.training.evaluate import evaluate
+from tunelab.training.precision import autocast
+
+
+class EntityTagger:
+    """`tagger = tunelab.load("runs/x"); tagger.predict(["Empire State Building lights up"])`
+    -> [[{"text": "Empire State Building", "type": "facility", "start": 0, "end": 21, "score": 0.93}], ...]
+
+    Texts are split into words with the same rule as training on raw text (run.json preprocessing.word_pattern);
+    entities are the strict IOB2 spans the metrics count, scored by the mean probability of their words' tags.
+    """
+
+    def __init__(self, run: RunDir, device: str | None = None):
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        quiet_libraries()  # no transformers load report / progress bars in predictions
+        self.run = run
+        self.info = run.info
+        self.config = load_config(run / "config.yaml")
+        self.space = TagSpace.from_run(self.info["labels"])
+        pre = self.info["preprocessing"]
+        self.max_length, self.stride, self.precision = pre["max_length"], pre["stride"], pre["precision"]
+        self.word = re.compile(pre["word_pattern"])
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if not (run / "model").exists():
+            raise TunelabError(f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`.")
+        self.tokenizer = AutoTokenizer.from_pretrained(run / "model")
+        self.model = AutoModelForTokenClassification.from_pretrained(run / "model").to(self.device).eval()
+        self.spec = TokenClassification(self.space.names, self.tokenizer.pad_token_id or 0)
+
+    # ------------------------------------------------------------------ predict
+
+    def words(self, text: str) -> list[tuple[str, int, int]]:
+        return [(m.group(), m.start(), m.end()) for m in self.word.finditer(text)]
+
+    @torch.inference_mode()
+    def tag_words(self, sentences_: list[list[str]], batch_size: int = 64) -> list[tuple[list[str], np.ndarray]]:
+        """Per sentence of words: the predicted IOB2 tag and its probability for each word."""
+        out: list = [([], np.zeros(0))] * len(sentences_)
+        todo = [i for i, s in enumerate(sentences_) if s]
+        rows = encode([{"tokens": sentences_[i], "tags": ["O"] * len(sentences_[i])} for i in todo], self.space, self.tokenizer,
+                      self.max_length, self.stride)
+        for start in range(0, len(rows), batch_size):
+            batch = {k: v.to(self.device) for k, v in self.spec.collate(rows[start:start + batch_size]).items()}
+            with autocast(self.precision, self.device):
+                outputs, _ = self.spec.forward(self.model, batch)
+            pred, score, _, sentence = outputs.words()
+            for k, (p, s) in enumerate(sentences(pred, score, sentence=sentence)):
+                out[todo[start + k]] = ([self.space.names[i] for i in p], s)
+        return out
+
+    def predict(self, texts: list[str] | str, batch_size: int = 64) -> list[list[dict]]:
+        if isinstance(texts, str):
+            texts = [texts]
+        words = [self.words(t) for t in texts]
+        tagged = self.tag_words([[w for w, _, _ in ws] for ws in words], batch_size)
+        return [
+            [{"text": text[ws[a][1]:ws[b - 1][2]], "type": kind, "start": ws[a][1], "end": ws[b - 1][2], "score": round(float(scores[a:b].mean()), 4)}
+             for kind, a, b in spans(tags)]
+            for text, ws, (tags, scores) in zip(texts, words, tagged)
+        ]
+
+    # ------------------------------------------------------------------ evaluate
+
+    def evaluate(self, path: str | Path, batch_size: int = 64) -> dict:
+        """Entity metrics on a tagged file (CoNLL or JSONL, read with the run's columns and tag scheme); the same
+        evaluation code as training."""
+        records = read_tagged_file(Path(path), self.config)
+        self.space.check(records, "evaluation")
+        rows = encode(records, self.space, self.tokenizer, self.max_length, self.stride)
+        return evaluate(self.model, rows, [r["length"] for r in rows], self.spec, self.spec.new_metrics(), batch_size, self.precision)

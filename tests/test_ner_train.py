@@ -1,0 +1,174 @@
+"""NER end to end on the tiny random model: run directory, equivalences, LoRA/frozen heads, predictor spans, CLI, recipes."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tunelab
+from tests.conftest import tiny_recipe
+
+PEOPLE = ["Alice Smith", "Bob", "Carlos Díaz", "Dana Lee", "Émile Zola"]
+PLACES = ["Paris", "New York", "Zürich", "Lagos"]
+FILLER = "the we saw met in at today and then a big game was fun".split()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_sentences(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for part in rng.sample(["filler", "person", "place", "filler"], 4):
+            if part == "filler":
+                words, kind = rng.sample(FILLER, rng.randint(1, 3)), None
+            else:
+                words, kind = rng.choice(PEOPLE if part == "person" else PLACES).split(), ("person" if part == "person" else "geo-loc")
+            tokens += words
+            tags += ["O"] * len(words) if kind is None else [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
+        rows.append({"tokens": tokens + ["!"], "tags": tags + ["O"]})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def ner_files(tmp_path) -> dict:
+    rows = make_sentences(150)
+    return {"train": write_jsonl(tmp_path / "train.jsonl", rows[:110]), "validation": write_jsonl(tmp_path / "val.jsonl", rows[110:130]),
+            "test": write_jsonl(tmp_path / "test.jsonl", rows[130:])}
+
+
+def ner_recipe(tiny_bert, files: dict, out: Path, **sections) -> dict:
+    recipe = tiny_recipe(tiny_bert, files["train"], out, task="ner", **sections)
+    recipe["data"].update({"validation": str(files["validation"]), "test": str(files["test"])})
+    return recipe
+
+
+def losses(run_dir):
+    return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def test_run_directory_and_predictor(tiny_bert, ner_files, tmp_path):
+    run = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "run"), show_progress=False)
+    d = run.dir
+    for name in ("run.json", "config.yaml", "metrics.json", "curves.png", "confusion_matrix.png", "per_type.md", "README.md", "model/config.json"):
+        assert (d / name).exists(), name
+    info = run.info
+    assert info["task"] == "ner" and info["entity_types"] == ["geo-loc", "person"] and info["pipeline_tag"] == "token-classification"
+    assert info["labels"] == {"0": "O", "1": "B-geo-loc", "2": "I-geo-loc", "3": "B-person", "4": "I-person"}
+    test = run.metrics["test"]
+    assert test["n"] == 20 and test["entities"] == 40 and set(test["per_type"]) == {"geo-loc", "person"}
+    assert "| person |" in (d / "per_type.md").read_text() and "Per entity type" in (d / "README.md").read_text()
+
+    tagger = tunelab.load(d)
+    again = tagger.evaluate(ner_files["test"])  # the same evaluation code as training
+    for key in ("f1", "precision", "recall", "accuracy", "entities", "predicted_entities", "n"):
+        assert again[key] == pytest.approx(test[key]), key
+    assert again["loss"] == pytest.approx(test["loss"], rel=1e-5)
+    for text, found in zip(["Alice Smith met Bob in Zürich!", ""], tagger.predict(["Alice Smith met Bob in Zürich!", ""])):
+        assert all(text[s["start"]:s["end"]] == s["text"] and 0 <= s["score"] <= 1 for s in found)
+    # the exported model loads with plain transformers and gives the predictor's logits
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    plain = AutoModelForTokenClassification.from_pretrained(d / "model").eval()
+    tok = AutoTokenizer.from_pretrained(d / "model")
+    with torch.no_grad():
+        enc = tok(["Alice", "met", "Bob"], is_split_into_words=True, return_tensors="pt")
+        np.testing.assert_allclose(plain(**enc).logits.numpy(), tagger.model(**enc).logits.numpy(), atol=1e-6)
+
+
+def test_gradient_accumulation_is_equivalent(tiny_bert, ner_files, tmp_path):
+    """The loss is normalised by the labelled words of the whole step, so accumulation changes nothing."""
+    a = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "a", train={"max_steps": 4}), show_progress=False)
+    b = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "b", train={"max_steps": 4, "micro_batch_size": 2}), show_progress=False)
+    np.testing.assert_allclose(losses(a.dir), losses(b.dir), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["lora", "frozen"])
+def test_parameter_efficient_methods_save_the_head(tiny_bert, ner_files, tmp_path, method):
+    run = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "run", method={"name": method}, train={"max_steps": 4}), show_progress=False)
+    assert 0 < run.info["trainable_params"] < run.info["total_params"]
+    texts = ["Dana Lee and Bob flew to New York today!", "a big game in Lagos"]
+    first, second = tunelab.load(run.dir), tunelab.load(run.dir)
+    assert first.predict(texts) == second.predict(texts)
+    if method == "lora":  # base + saved adapter (head included) == the merged model/ the predictor uses
+        from peft import PeftModel
+        from transformers import AutoModelForTokenClassification
+
+        base = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=5)
+        with_adapter = PeftModel.from_pretrained(base, run.dir / "adapter").eval()
+        enc = first.tokenizer(["Dana", "Lee", "flew", "to", "Paris"], is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            np.testing.assert_allclose(with_adapter(**enc).logits.numpy(), first.model(**enc).logits.numpy(), atol=1e-5)
+        assert not any("lora" in n for n, _ in first.model.named_parameters())
+
+
+def test_spans_have_character_offsets_into_the_original_text(tiny_bert, ner_files, tmp_path):
+    """Text -> words -> (tags) -> spans: offsets into the original text, with punctuation and unicode."""
+    run = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "run", train={"max_steps": 1}), show_progress=False)
+    tagger = tunelab.load(run.dir)
+    text = "RT @Émile: Carlos Díaz's café in Zürich—wow!!  New York (東京)…"
+    words = [w for w, _, _ in tagger.words(text)]
+    gold = {"Carlos": "B-person", "Díaz": "I-person", "Zürich": "B-geo-loc", "New": "B-geo-loc", "York": "I-geo-loc", "東京": "B-geo-loc"}
+    oracle = [gold.get(w, "O") for w in words]
+    tagger.tag_words = lambda sentences, batch_size=64: [(oracle, np.linspace(0.5, 1.0, len(oracle)))]
+    found = tagger.predict(text)[0]
+    assert [(s["text"], s["type"]) for s in found] == [("Carlos Díaz", "person"), ("Zürich", "geo-loc"), ("New York", "geo-loc"), ("東京", "geo-loc")]
+    for s in found:
+        assert text[s["start"]:s["end"]] == s["text"]
+    assert found[0]["start"] == text.index("Carlos") and found[2]["end"] == text.index(" (")
+
+
+def test_cli_predict_prints_and_writes_entities(tiny_bert, ner_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from tunelab.cli import app
+
+    run = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "run", train={"max_steps": 1}), show_progress=False)
+    result = CliRunner().invoke(app, ["predict", str(run.dir), "Bob met Alice Smith in Paris"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout.strip().splitlines()[0])
+    assert row["text"] == "Bob met Alice Smith in Paris" and isinstance(row["entities"], list)
+    (tmp_path / "in.txt").write_text("Bob met Alice Smith in Paris\nWe saw Lagos!\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["predict", str(run.dir), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["Bob met Alice Smith in Paris", "We saw Lagos!"] and all("entities" in r for r in rows)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("ner*.yaml")))
+def test_shipped_ner_recipe_runs_a_few_steps(tiny_bert, tmp_path, recipe):
+    overrides = {"model.name": str(tiny_bert), "data.limit": 40, "data.validation_fraction": 0.02, "data.test_fraction": 0.02,
+                 "train.max_steps": 2, "train.batch_size": 8, "train.output_dir": str(tmp_path / "run"), "train.precision": "fp32",
+                 "train.num_threads": None}  # torch's thread count is process-wide: leave it to the test run
+    run = tunelab.train(ROOT / "recipes" / recipe, overrides=overrides, show_progress=False)
+    assert run.metrics["steps"] == 2 and run.metrics["test"]["n"] > 0
+    assert run.info["data"]["source"] == "built-in:wnut16"
+
+
+def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, ner_files, tmp_path):
+    import signal
+
+    from tunelab.training.fit import Interrupted
+
+    recipe = lambda out: ner_recipe(tiny_bert, ner_files, out, model={"dropout": 0.1}, train={"max_steps": 6, "eval_every": 2})  # noqa: E731
+    full = tunelab.train(recipe(tmp_path / "full"), show_progress=False)
+
+    def kill_at_3(step):
+        if step == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        tunelab.train(recipe(tmp_path / "cut"), show_progress=False, on_step=kill_at_3)
+    resumed = tunelab.train(resume=tmp_path / "cut", show_progress=False)
+    np.testing.assert_allclose(losses(resumed.dir), losses(full.dir), rtol=0, atol=1e-6)
+    assert resumed.metrics["test"]["f1"] == full.metrics["test"]["f1"] and resumed.metrics["best_step"] == full.metrics["best_step"]
