@@ -1,0 +1,37 @@
+"""Write the run's plain Hugging Face model (merged, safetensors) and, for LoRA, the adapter beside it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tunelab.errors import TunelabError
+from tunelab.methods.lora import is_peft, merged
+
+
+def save_model(model, tokenizer, run_path: Path) -> Path:
+    """model/ (always plain and merged) and adapter/ (LoRA). Consumes a PEFT model (merges it)."""
+    if is_peft(model):
+        model.save_pretrained(run_path / "adapter")
+        tokenizer.save_pretrained(run_path / "adapter")
+        model = merged(model)
+    out = run_path / "model"
+    tmp = run_path / ".tmp-model"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def export(run_path: Path, out: Path) -> Path:
+    """A standalone copy of the run's plain model directory."""
+    src = Path(run_path) / "model"
+    if not src.exists():
+        raise TunelabError(f"{run_path}: has no model/ folder (did the run finish?). Finish or resume the run first.")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise TunelabError(f"{out}: exists and is not empty. Choose an empty or new folder for the export.")
+    shutil.copytree(src, out, dirs_exist_ok=True)
+    return out

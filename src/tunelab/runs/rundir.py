@@ -1,0 +1,119 @@
+"""The run directory: the contract that load, predict, eval, export and serving read.
+
+    run.json          schema version, task, status, versions, base model + hash, data fingerprint, labels, preprocessing
+    config.yaml       the resolved recipe
+    metrics.jsonl     one record per logging step (train loss, lr, grad norm, tokens/s, validation metrics)
+    metrics.json      final metrics (validation at the best step, test)
+    curves.png        train vs validation loss and metric
+    model/            plain merged Hugging Face directory (safetensors, config with id2label, tokenizer)
+    adapter/          LoRA runs: the PEFT adapter (with the task head)
+    checkpoints/      latest + best, for resume
+    README.md         model card
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from tunelab.errors import TunelabError
+from tunelab.runs.checkpoint import write_atomic
+
+SCHEMA_VERSION = 1
+
+
+class RunDir:
+    def __init__(self, path: Path, final: Optional[Path] = None):
+        self.path = Path(path)
+        self.final = Path(final) if final else self.path  # where the run lands when it succeeds
+
+    # ---------------------------------------------------------------- creating
+
+    @classmethod
+    def create(cls, output_dir: Optional[Path], task: str, overwrite: bool = False) -> "RunDir":
+        """A fresh run directory. With overwrite, the new run is staged beside the old one and swapped in only
+        when it completes, so a run that fails never destroys an earlier run's outputs."""
+        if output_dir is None:
+            output_dir = Path("runs") / f"{task}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        output_dir = Path(output_dir)
+        if output_dir.exists() and any(output_dir.iterdir()):
+            if not overwrite:
+                raise TunelabError(
+                    f"{output_dir}: the output directory already holds a run. Choose another --output-dir, "
+                    f"continue it with --resume {output_dir}, or replace it with --overwrite."
+                )
+            staging = output_dir.with_name(output_dir.name + ".new")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            return cls(staging, final=output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        return cls(output_dir)
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        path = Path(path)
+        if not (path / "run.json").exists() and not (path / "config.yaml").exists():
+            raise TunelabError(f"{path}: not a tunelab run directory (no run.json). Give the folder that `tunelab train` wrote.")
+        return cls(path)
+
+    def finish(self) -> "RunDir":
+        """Move a staged run over the old one (overwrite)."""
+        if self.final != self.path:
+            trash = self.final.with_name(self.final.name + ".old")
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(self.final, trash)
+            os.replace(self.path, self.final)
+            shutil.rmtree(trash, ignore_errors=True)
+            self.path = self.final
+        return self
+
+    # ---------------------------------------------------------------- files
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def read_json(self, name: str) -> dict:
+        p = self.path / name
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+    def write_json(self, name: str, obj: dict) -> None:
+        write_atomic(self.path / name, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    def update_info(self, **fields) -> dict:
+        """Merge fields into run.json."""
+        info = self.read_json("run.json") or {"schema_version": SCHEMA_VERSION, "created": now()}
+        info.update(fields)
+        info["updated"] = now()
+        self.write_json("run.json", info)
+        return info
+
+    @property
+    def info(self) -> dict:
+        return self.read_json("run.json")
+
+    def log(self, record: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+    def history(self) -> list[dict]:
+        p = self.path / "metrics.jsonl"
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def truncate_history(self, step: int) -> None:
+        """On resume: forget records logged after the checkpoint we restart from."""
+        kept = [r for r in self.history() if r.get("step", 0) <= step]
+        write_atomic(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
