@@ -288,7 +288,8 @@ def append_results(info: dict) -> None:
 
 
 def main(name: str, description: str, arms: dict[str, Callable], steps: int, add_args: Callable | None = None,
-         flops: Callable[[dict], float] | None = None, baselines: tuple[str, ...] = ()) -> None:
+         flops: Callable[[dict], float] | None = None, baselines: tuple[str, ...] = (), prepare: Callable | None = None,
+         name_of: Callable | None = None) -> None:
     parser = base_parser(description, list(arms), steps)
     if add_args:
         add_args(parser)
@@ -296,5 +297,7 @@ def main(name: str, description: str, arms: dict[str, Callable], steps: int, add
     if args.child:
         run_child(arms, args)
         return
-    argv = [a for a in sys.argv[1:]]
-    run_parent(name, args, argv, str(Path(sys.argv[0]).resolve()), flops, baselines=baselines)
+    argv = sys.argv[1:]
+    if prepare:
+        prepare(args)  # once, in the parent (e.g. convert a model the children then load)
+    run_parent(name_of(args) if name_of else name, args, argv, str(Path(sys.argv[0]).resolve()), flops, baselines=baselines)
