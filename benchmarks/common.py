@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "RESULTS.md"
+RESULTS = Path(os.environ.get("TUNELAB_BENCH_RESULTS", ROOT / "RESULTS.md"))  # the tests point it elsewhere
 
 
 # ------------------------------------------------------------------ child side
@@ -121,11 +121,11 @@ def matmul_peak(n: int = 2048, seconds: float = 1.5) -> dict:
     return out
 
 
-def base_parser(description: str, arms: list[str], steps: int) -> argparse.ArgumentParser:
+def base_parser(description: str, arms: list[str], steps: int, default_arms: list[str] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=steps, help="optimizer steps per arm (batch 32: samples = 32 x steps)")
     p.add_argument("--repeats", type=int, default=3, help="child processes per arm, alternating arms; repeat i uses seed i")
-    p.add_argument("--arms", default=",".join(arms), help="comma-separated subset of: " + ", ".join(arms))
+    p.add_argument("--arms", default=",".join(default_arms or arms), help="comma-separated, from: " + ", ".join(arms))
     p.add_argument("--smoke", action="store_true", help="tiny run into a temp dir; never writes RESULTS.md")
     p.add_argument("--out", type=Path, default=None, help="output dir (default benchmarks/out/<name>-<time>, a temp dir with --smoke)")
     p.add_argument("--note", default="", help="free text stored with the results (e.g. what changed)")
@@ -263,7 +263,7 @@ def print_table(info: dict) -> None:
 def append_results(info: dict) -> None:
     m = info["machine"]
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nRows appended by `python benchmarks/bench_<name>.py` (see the reading below the tables).\n\n")
+        RESULTS.write_text("# Benchmark results\n\nRows appended by `python benchmarks/<name>.py` (classify, ner, sft); the reading of them is at the top.\n\n")
     lines = [f"\n### {info['workload']} — {info['date']} — {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
              f"load avg {m['load_avg_at_start']:.1f} at start{' — ' + info['note'] if info['note'] else ''}\n",
              f"`{' '.join(info['argv']) or '(defaults)'}`; versions {', '.join(f'{k} {v}' for k, v in info['versions'].items())}; "
@@ -289,8 +289,8 @@ def append_results(info: dict) -> None:
 
 def main(name: str, description: str, arms: dict[str, Callable], steps: int, add_args: Callable | None = None,
          flops: Callable[[dict], float] | None = None, baselines: tuple[str, ...] = (), prepare: Callable | None = None,
-         name_of: Callable | None = None) -> None:
-    parser = base_parser(description, list(arms), steps)
+         name_of: Callable | None = None, default_arms: list[str] | None = None) -> None:
+    parser = base_parser(description, list(arms), steps, default_arms)
     if add_args:
         add_args(parser)
     args = parser.parse_args()

@@ -117,7 +117,8 @@ def real_tokens(tok, rows: list[dict], args) -> list[int]:
     out = []
     for p in rows:
         m = as_messages(p)
-        out.append(min(max_length(args), len(tok.apply_chat_template(m["prompt"] + m["completion"], tokenize=True))))
+        ids = tok.apply_chat_template(m["prompt"] + m["completion"], tokenize=True, return_dict=False)
+        out.append(min(max_length(args), len(ids)))
     return out
 
 
@@ -154,14 +155,17 @@ def arm_tunelab(args) -> dict:
     }
     task = importlib.import_module(TASKS[task_name])
     marks: dict = {"steps": []}
-    fit = task.fit
+    fit = getattr(task, "fit", None)  # the shared loop, if the task module calls it by that name
 
     def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
         marks["rss_loaded"] = common.rss()
         marks["start"] = time.perf_counter()
         return fit(cfg, run, model, *a, **k)
 
-    task.fit = timed_fit
+    if fit is not None:
+        task.fit = timed_fit
+    marks.setdefault("start", time.perf_counter())  # fallback (no `fit` to wrap): from the train() call, setup included
+    marks.setdefault("rss_loaded", common.rss())
     run = tunelab.train(recipe, show_progress=False, on_step=lambda step: marks["steps"].append(time.perf_counter()))
     peak = common.peak_rss()
     t = marks["steps"]
@@ -237,7 +241,7 @@ def prepare(args) -> None:
     """In the parent, before any arm: make the fp32 copy of the built-in model once."""
     model_dir(args)
     if args.long and args.arms == ",".join(ARMS):
-        args.arms = "tunelab,trl_tuned"  # --long: packing is on in every TRL arm; compare ours with its best memory setting
+        args.arms = "tunelab,trl_packing,trl_tuned"  # --long: rows are packed news text, so the packed TRL arms
 
 
 ARMS = {"tunelab": arm_tunelab, "trl": arm_trl, "trl_packing": arm_trl_packing, "trl_tuned": arm_trl_tuned}
