@@ -91,7 +91,7 @@ def arm_tunelab(args) -> dict:
     from tunelab.models.load import load_tokenizer, resolve
     from tunelab.config import ModelConfig
 
-    train, val, location = data(args)
+    train, val, _ = data(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-"))
     with open(work / "train.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
