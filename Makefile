@@ -23,8 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# not in CI: minutes per workload; each appends rows to benchmarks/RESULTS.md (benchmarks/common.py is the harness)
+BENCHMARKS := classify ner sft
 bench: $(STAMP)
-	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
+	for f in $(BENCHMARKS); do $(BIN)/python benchmarks/$$f.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs

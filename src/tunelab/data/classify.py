@@ -214,6 +214,8 @@ def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int
             return datasets.load_from_disk(str(cache))
         except Exception:  # a half-written cache from a killed run: rebuild it
             pass
+    if not records:  # e.g. validation_fraction: 0 and no validation file
+        return datasets.Dataset.from_dict({"input_ids": [], "length": [], "labels": []})
     texts = [r["text"] for r in records]
     pairs = [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length) if texts else {"input_ids": []}

