@@ -142,7 +142,8 @@ def arm_tunelab(args) -> dict:
     location = model_dir(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-sft-"))
     for name, rows in (("train", train), ("val", val)):
-        (work / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        # tunelab's prompt/response columns: the same pairs TRL reads as prompt/completion
+        (work / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": r["prompt"], "response": r["completion"]}) + "\n" for r in rows), encoding="utf-8")
     steps = args.steps
     recipe = {
         "task": task_name,
