@@ -31,7 +31,7 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import load_trainable
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.common import selection_metric, versions
+from tunelab.tasks.common import check_same_data, selection_metric, versions
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit
@@ -74,8 +74,7 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
     base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card."""
     precision = resolve_precision(cfg.train.precision, accelerator.device)
     rank0 = accelerator.is_main_process
-    if resume and run.info.get("data", {}).get("fingerprint") not in (None, data.fingerprint):
-        raise TunelabError(f"{run.path}: the data changed since this run started. Resume only with the same data, or start a new run.")
+    check_same_data(run, data.fingerprint, resume)
     trainable, total = count_parameters(model)
     metric, higher = selection_metric(cfg, spec, default="perplexity")
     lengths = lambda rows: [r["length"] for r in rows]  # noqa: E731

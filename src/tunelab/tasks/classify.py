@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from tunelab.config import Config
 from tunelab.data.classify import build_label_space, count_truncated, fingerprint, read_records, tokenize
-from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.classification import DEFAULT_METRIC
 from tunelab.metrics.plots import plot_confusion, plot_curves
@@ -21,7 +20,7 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import load_trainable
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.common import selection_metric, tokenizer_id, versions
+from tunelab.tasks.common import check_same_data, selection_metric, tokenizer_id, versions
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit
@@ -40,11 +39,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     splits = read_records(cfg)
     labels = build_label_space(splits, cfg.task)
     data_fp = fingerprint(splits)
-    if resume and run.info.get("data", {}).get("fingerprint") not in (None, data_fp):
-        raise TunelabError(
-            f"{run.path}: the data changed since this run started (fingerprint {run.info['data']['fingerprint']} -> {data_fp}). "
-            f"Resume only with the same data, or start a new run."
-        )
+    check_same_data(run, data_fp, resume)
     source = resolve(cfg.model)
     tokenizer = load_tokenizer(source)
     key = f"{data_fp}-{tokenizer_id(tokenizer, source)}-{cfg.data.max_length}-{cfg.task}"

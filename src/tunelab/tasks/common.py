@@ -18,6 +18,16 @@ def selection_metric(cfg: Config, spec, default: str) -> tuple[str, bool]:
     return metric, higher
 
 
+def check_same_data(run, fingerprint: str, resume: bool) -> None:
+    """Resume refuses data other than the data the run started with."""
+    before = run.info.get("data", {}).get("fingerprint")
+    if resume and before not in (None, fingerprint):
+        raise TunelabError(
+            f"{run.path}: the data changed since this run started (fingerprint {before} -> {fingerprint}). "
+            f"Resume only with the same data, or start a new run."
+        )
+
+
 def tokenizer_id(tokenizer, source) -> str:
     return hashlib.sha256(f"{source.location}|{source.gguf_file}|{type(tokenizer).__name__}|{len(tokenizer)}".encode()).hexdigest()[:12]
 

@@ -15,7 +15,6 @@ import json
 from tunelab.config import Config
 from tunelab.data.splits import Splits
 from tunelab.data.tokens import WORD, build_tag_space, encode, read_sentences
-from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion, plot_curves
 from tunelab.models.heads import TokenClassification
@@ -24,7 +23,7 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import load_trainable
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.common import selection_metric, versions
+from tunelab.tasks.common import check_same_data, selection_metric, versions
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit
@@ -44,11 +43,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     splits = read_sentences(cfg)
     space = build_tag_space(splits)
     data_fp = fingerprint(splits)
-    if resume and run.info.get("data", {}).get("fingerprint") not in (None, data_fp):
-        raise TunelabError(
-            f"{run.path}: the data changed since this run started (fingerprint {run.info['data']['fingerprint']} -> {data_fp}). "
-            f"Resume only with the same data, or start a new run."
-        )
+    check_same_data(run, data_fp, resume)
     source = resolve(cfg.model)
     tokenizer = load_tokenizer(source)
     train_rows, val_rows, test_rows = (
