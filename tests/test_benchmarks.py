@@ -41,6 +41,15 @@ def test_classify_benchmark_smoke(tiny_bert, tmp_path):
     assert "tunelab/trainer" in res["ratios"] and "mfu" in res["summary"]["tunelab"]
 
 
+def test_demo_benchmark_smoke(tiny_bert, tmp_path):
+    res = run_benchmark("demo.py", tmp_path, "--model", str(tiny_bert), "--limit", "64")
+    runs = {r["arm"]: r for r in res["runs"]}
+    assert set(runs) == {"tunelab", "trainer_tutorial"}
+    for r in runs.values():
+        assert r["steps"] == 2 and r["metric_name"] == "test accuracy" and 0 <= r["metric"] <= 1 and r["tokens"] > 0
+    assert "tunelab/trainer_tutorial" in res["ratios"]
+
+
 def test_ner_benchmark_smoke(tiny_bert, tmp_path):
     res = run_benchmark("ner.py", tmp_path, "--model", str(tiny_bert))
     runs = {r["arm"]: r for r in res["runs"]}

@@ -47,6 +47,16 @@ def test_existing_output_dir_is_refused(tiny_bert, sentiment_csv, tmp_path):
     assert not (tmp_path / "run.new").exists()
 
 
+def test_num_threads_applies_to_the_run_only(tiny_bert, sentiment_csv, tmp_path):
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    seen = []
+    recipe = tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", train={"num_threads": wanted, "max_steps": 2})
+    tunelab.train(recipe, show_progress=False, on_step=lambda step: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before
+
+
 def test_gradient_accumulation_is_equivalent(tiny_bert, sentiment_csv, tmp_path):
     a = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "a"), show_progress=False)
     b = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", train={"micro_batch_size": 2}), show_progress=False)

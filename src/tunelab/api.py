@@ -44,14 +44,22 @@ def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Opt
           on_step: Optional[Callable[[int], None]] = None) -> Run:
     """Fine-tune as the recipe says. `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
     if resume is not None:
-        run = RunDir.open(resume)
-        cfg = load_config(run / "config.yaml", overrides)
+        cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
     else:
         cfg = load_config(config, overrides)
     if cfg.task not in TASKS:
         raise TunelabError(f"task '{cfg.task}' is not available in this version (available: {', '.join(TASKS)}).")
-    if resume is None:
-        run = _create_run_dir(cfg, overwrite)
+    import torch
+
+    threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process
+    try:
+        return _train(cfg, resume, overwrite, show_progress, on_step)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step) -> Run:
+    run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite)
     task = importlib.import_module(TASKS[cfg.task])
     try:
         metrics = task.train(cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None))
