@@ -136,7 +136,7 @@ def arm_tunelab(args) -> dict:
 def _trainer_arm(args, tuned: bool) -> dict:
     import datasets
     import numpy as np
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainerCallback,
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments)
 
     datasets.disable_progress_bars()
@@ -161,19 +161,12 @@ def _trainer_arm(args, tuned: bool) -> dict:
         targs |= dict(bf16=True, train_sampling_strategy="group_by_length")
     marks: dict = {}
 
-    class Timer(TrainerCallback):
-        def on_train_begin(self, a, state, control, **kw):
-            marks["start"] = time.perf_counter()
-
-        def on_step_end(self, a, state, control, **kw):
-            marks["end"] = time.perf_counter()
-
     def accuracy(p):
         return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
 
     training_args = TrainingArguments(**targs)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=DataCollatorWithPadding(tok), compute_metrics=accuracy, callbacks=[Timer()])
+                      data_collator=DataCollatorWithPadding(tok), compute_metrics=accuracy, callbacks=[common.loop_timer(marks)])
     trainer.train()
     peak = common.peak_rss()
     ev = trainer.evaluate()

@@ -50,6 +50,20 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def loop_timer(marks: dict):
+    """A Trainer callback that marks the start of training and the end of each optimizer step in `marks`."""
+    from transformers import TrainerCallback
+
+    class LoopTimer(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            marks["start"] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            marks["end"] = time.perf_counter()
+
+    return LoopTimer()
+
+
 def run_child(arms: dict[str, Callable], args) -> None:
     import torch
 

@@ -4,8 +4,7 @@
     python benchmarks/ner.py --smoke --steps 2 --repeats 1 --model tests/tiny
 
 Arms (fresh child process each; all train on the same sentences, once, in one epoch of --steps x 16):
-  tunelab          tunelab.train({"task": "ner", ...}) with its defaults; reports "skipped" when this build of
-                   tunelab has no ner task yet (it is built on another branch)
+  tunelab          tunelab.train({"task": "ner", ...}) with its defaults (bf16 autocast, length-grouped batches)
   trainer          Trainer + DataCollatorForTokenClassification (documented default: fp32, random order)
   trainer_tuned    the same with bf16=True and train_sampling_strategy="group_by_length"
 Labels go on the first sub-token of each word (-100 elsewhere); validation is entity-level micro F1 (seqeval)
@@ -74,12 +73,12 @@ def warmup_steps(args) -> int:
 
 
 def arm_tunelab(args) -> dict:
-    import tunelab
-    from tunelab.api import TASKS
+    import json
 
-    if "ner" not in TASKS:
-        return {"skipped": "tunelab task 'ner' not available in this build (it lands from the ner branch)"}
-    import importlib
+    from transformers import AutoTokenizer
+
+    import tunelab
+    import tunelab.tasks.tokens as task
 
     train, val, tags, location = data(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-ner-"))
@@ -92,9 +91,8 @@ def arm_tunelab(args) -> dict:
         "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps),
                   "eval_every": 10**6},
     }
-    task = importlib.import_module(TASKS["ner"])
     marks: dict = {}
-    fit = getattr(task, "fit", None)  # the shared loop, if the task module calls it by that name
+    fit = task.fit
 
     def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
         marks["rss_loaded"] = common.rss()
@@ -104,25 +102,17 @@ def arm_tunelab(args) -> dict:
     def on_step(step):  # the last step's on_step comes after the final validation: time it from the step before
         marks.setdefault("steps", []).append(time.perf_counter())
 
-    if fit is not None:
-        task.fit = timed_fit
-    marks.setdefault("start", time.perf_counter())  # fallback (no `fit` to wrap): from the train() call, setup included
-    marks.setdefault("rss_loaded", common.rss())
+    task.fit = timed_fit
     run = tunelab.train(recipe, show_progress=False, on_step=on_step)
     peak = common.peak_rss()
     t = marks["steps"]
     step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
-    import json
-
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
-    val_f1 = run.metrics["validation"].get("f1", float("nan"))
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(location)
     lengths = [len(x) for x in tok([s["tokens"] for s in train], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
     return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
-            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": val_f1, "metric_name": "f1",
-            "precision": run.info.get("preprocessing", {}).get("precision", "?"), "args": {"recipe": recipe},
+            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("f1", float("nan")),
+            "metric_name": "f1", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
             "timing_note": "loop time = mean time of steps 1..N-1 x N (the last on_step follows the final validation)"}
 
 
@@ -130,7 +120,7 @@ def _trainer_arm(args, tuned: bool) -> dict:
     import datasets
     import numpy as np
     from seqeval.metrics import f1_score
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer, TrainerCallback,
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer,
                               TrainingArguments)
 
     datasets.disable_progress_bars()
@@ -160,13 +150,6 @@ def _trainer_arm(args, tuned: bool) -> dict:
         targs |= dict(bf16=True, train_sampling_strategy="group_by_length")
     marks: dict = {}
 
-    class Timer(TrainerCallback):
-        def on_train_begin(self, a, state, control, **kw):
-            marks["start"] = time.perf_counter()
-
-        def on_step_end(self, a, state, control, **kw):
-            marks["end"] = time.perf_counter()
-
     def f1(p):
         pred = np.argmax(p.predictions, -1)
         gold_seqs, pred_seqs = [], []
@@ -177,7 +160,7 @@ def _trainer_arm(args, tuned: bool) -> dict:
         return {"f1": f1_score(gold_seqs, pred_seqs)}
 
     trainer = Trainer(model=model, args=TrainingArguments(**targs), train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=DataCollatorForTokenClassification(tok), compute_metrics=f1, callbacks=[Timer()])
+                      data_collator=DataCollatorForTokenClassification(tok), compute_metrics=f1, callbacks=[common.loop_timer(marks)])
     out = trainer.train()
     peak = common.peak_rss()
     ev = trainer.evaluate()

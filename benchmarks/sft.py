@@ -6,8 +6,8 @@
 
 Arms (a fresh child process each; every arm trains once over the same pairs, so samples and real tokens are equal
 and packed arms take fewer, fuller steps):
-  tunelab          tunelab.train({"task": "sft", ...}) with its defaults; reports "skipped" when this build of
-                   tunelab has no sft task yet (it is built on another branch)
+  tunelab          tunelab.train({"task": "sft", ...}) as the shipped recipe sets it up (packing, bf16 autocast);
+                   --long: task lm on the same packed news text
   trl              SFTTrainer with its defaults (fp32, padding to the longest, loss on the completion only)
   trl_packing      the same with packing=True (TRL's "bfd" packing, which turns on padding-free batches)
   trl_tuned        packing=True and bf16=True (the speed flags a knowledgeable user sets on this CPU)
@@ -130,61 +130,56 @@ def warmup_steps(steps: int) -> int:
 
 
 def arm_tunelab(args) -> dict:
-    import tunelab
-    from tunelab.api import TASKS
+    from transformers import AutoTokenizer
 
-    task_name = "lm" if args.long else "sft"
-    if task_name not in TASKS:
-        return {"skipped": f"tunelab task '{task_name}' not available in this build (it lands from the sft/lm branch)"}
-    import importlib
+    import tunelab
+    import tunelab.tasks.causal_lm as task
 
     train, val = data(args)
     location = model_dir(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-sft-"))
     for name, rows in (("train", train), ("val", val)):
-        # tunelab's prompt/response columns: the same pairs TRL reads as prompt/completion
-        (work / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": r["prompt"], "response": r["completion"]}) + "\n" for r in rows), encoding="utf-8")
+        # tunelab's prompt/response columns (the same pairs TRL reads as prompt/completion); --long: raw text for task lm
+        (work / f"{name}.jsonl").write_text("".join(json.dumps(r if args.long else {"prompt": r["prompt"], "response": r["completion"]}) + "\n"
+                                                    for r in rows), encoding="utf-8")
     steps = args.steps
     recipe = {
-        "task": task_name,
-        "data": {"train": str(work / "train.jsonl"), "validation": str(work / "val.jsonl"), "max_length": max_length(args), "test_fraction": 0.0},
+        "task": "lm" if args.long else "sft",
+        # packing as in the shipped recipes: rows of several samples, positions restarting, no attention across them
+        "data": {"train": str(work / "train.jsonl"), "validation": str(work / "val.jsonl"), "max_length": max_length(args), "test_fraction": 0.0,
+                 "packing": True},
         "model": {"name": location},
         "method": {"name": "lora", "r": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"], "target_modules": LORA["target_modules"]},
         "optim": {"lr": LR, "weight_decay": 0.0, "warmup_steps": warmup_steps(steps), "scheduler": "linear", "max_grad_norm": 1.0},
         "train": {"batch_size": batch_size(args), "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, steps),
                   "eval_every": 10**6},
+        "eval": {"num_generate": 0, "compare_base": False},
     }
-    task = importlib.import_module(TASKS[task_name])
     marks: dict = {"steps": []}
-    fit = getattr(task, "fit", None)  # the shared loop, if the task module calls it by that name
+    fit = task.fit
 
     def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
         marks["rss_loaded"] = common.rss()
         marks["start"] = time.perf_counter()
         return fit(cfg, run, model, *a, **k)
 
-    if fit is not None:
-        task.fit = timed_fit
-    marks.setdefault("start", time.perf_counter())  # fallback (no `fit` to wrap): from the train() call, setup included
-    marks.setdefault("rss_loaded", common.rss())
+    task.fit = timed_fit
     run = tunelab.train(recipe, show_progress=False, on_step=lambda step: marks["steps"].append(time.perf_counter()))
     peak = common.peak_rss()
     t = marks["steps"]
     step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
-    from transformers import AutoTokenizer
-
     lengths = real_tokens(AutoTokenizer.from_pretrained(location), train, args)
     return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
             "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("loss", float("nan")),
-            "metric_name": "val_loss", "precision": run.info.get("preprocessing", {}).get("precision", "?"), "args": {"recipe": recipe},
+            "metric_name": "val_loss", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
             "timing_note": "loop time = mean time of steps 1..N-1 x N (the last on_step follows the final validation)"}
 
 
 def _trl_arm(args, packing: bool, bf16: bool) -> dict:
     import datasets
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     datasets.disable_progress_bars()
@@ -204,16 +199,9 @@ def _trl_arm(args, packing: bool, bf16: bool) -> dict:
         given |= dict(bf16=True)
     marks: dict = {}
 
-    class Timer(TrainerCallback):
-        def on_train_begin(self, a, state, control, **kw):
-            marks["start"] = time.perf_counter()
-
-        def on_step_end(self, a, state, control, **kw):
-            marks["end"] = time.perf_counter()
-
     config = SFTConfig(**given)
     trainer = SFTTrainer(model=model, args=config, train_dataset=to_ds(train), eval_dataset=to_ds(val), processing_class=tok,
-                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA), callbacks=[Timer()])
+                         peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA), callbacks=[common.loop_timer(marks)])
     out = trainer.train()
     peak = common.peak_rss()
     ev = trainer.evaluate()

@@ -55,9 +55,8 @@ def test_ner_benchmark_smoke(tiny_bert, tmp_path):
     runs = {r["arm"]: r for r in res["runs"]}
     assert {"trainer", "trainer_tuned"} <= set(runs)
     assert runs["trainer"]["samples"] == 32 and runs["trainer"]["tokens"] == runs["trainer_tuned"]["tokens"]
-    from tunelab.api import TASKS
-
-    assert ("skipped" in runs["tunelab"]) == ("ner" not in TASKS)
+    assert runs["tunelab"]["samples"] == 32 and runs["tunelab"]["tokens"] == runs["trainer"]["tokens"]
+    assert "tunelab/trainer" in res["ratios"]
 
 
 @pytest.fixture(scope="session")

@@ -198,6 +198,22 @@ def test_sft_run_directory_generation_and_merged_model(sft_run, tiny_llama):
     assert isinstance(gen.generate("Who wrote Hamlet?", max_new_tokens=3)[0], str)
 
 
+def test_dora_run_merges_to_the_same_logits(tiny_llama, chat_jsonl, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    recipe = tiny_lm_recipe(tiny_llama, chat_jsonl, tmp_path / "run", method={"name": "lora", "r": 4, "dora": True},
+                            train={"max_steps": 3}, eval={"num_generate": 0, "compare_base": False})
+    d = tunelab.train(recipe, show_progress=False).dir
+    assert json.loads((d / "adapter" / "adapter_config.json").read_text())["use_dora"] is True
+    ids = torch.randint(3, 100, (2, 12))
+    merged = AutoModelForCausalLM.from_pretrained(d / "model").eval()
+    unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), d / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, rtol=0, atol=1e-4)
+        assert not torch.allclose(merged(ids).logits, AutoModelForCausalLM.from_pretrained(tiny_llama).eval()(ids).logits, atol=1e-4)
+
+
 def test_sft_resume_reproduces_the_uninterrupted_run(tiny_llama, chat_jsonl, tmp_path):
     from tunelab.training.fit import Interrupted
 

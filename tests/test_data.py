@@ -35,6 +35,15 @@ def test_split_is_seeded():
     assert dedupe([{"t": 1}, {"t": 1}, {"t": 2}], key=lambda r: r["t"])[1] == 1
 
 
+def test_training_seed_does_not_move_the_split():
+    """Runs that differ only in train.seed (ensembles, seed spreads) are validated and tested on the same examples."""
+    def test_texts(**sections):
+        return [r["text"] for r in read_records(load_config({"data": {"dataset": "sms_spam"}, **sections})).test]
+
+    assert test_texts(train={"seed": 1}) == test_texts(train={"seed": 2})
+    assert test_texts(data={"dataset": "sms_spam", "split_seed": 1}) != test_texts(data={"dataset": "sms_spam", "split_seed": 2})
+
+
 def test_step_sampler_covers_every_example_once_per_epoch_and_is_deterministic():
     lengths = list(np.random.default_rng(0).integers(3, 60, 103))
     s = StepSampler(lengths, batch_size=10, seed=3)

@@ -85,10 +85,10 @@ def read_records(cfg: Config) -> Splits:
 
     fractions = (0.0 if val_records is not None else d.validation_fraction, 0.0 if test_records is not None else d.test_fraction)
     strata = _strata(train_records, cfg.task)
-    train, val, test = split(train_records, fractions, cfg.train.seed, strata)
+    train, val, test = split(train_records, fractions, d.split_seed, strata)
     splits = Splits(train, val_records if val_records is not None else val, test_records if test_records is not None else test, dropped)
     if d.limit and len(splits.train) > d.limit:  # after splitting: validation/test keep their size
-        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), cfg.train.seed, _strata(splits.train, cfg.task))[0]
+        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), d.split_seed, _strata(splits.train, cfg.task))[0]
     return splits
 
 

@@ -91,7 +91,7 @@ def read_text_splits(cfg: Config, encode) -> TextSplits:
             out.dropped_duplicates += 1
             continue
         seen.add(key)
-        part = split_of(doc["text"], cfg.train.seed, *fractions)
+        part = split_of(doc["text"], cfg.data.split_seed, *fractions)
         if part == "train" and (out.budget_reached or (d.limit and out.documents["train"] >= d.limit)):
             continue  # keep walking only for held-out documents
         _add(out, part, encode(doc["text"]), h)

@@ -107,10 +107,10 @@ def read_sentences(cfg: Config) -> Splits:
         train = [r for r in train if _words(r) not in held_out]
         dropped += before - len(train)
     fractions = (0.0 if val is not None else d.validation_fraction, 0.0 if test is not None else d.test_fraction)
-    parts = split(train, fractions, cfg.train.seed)
+    parts = split(train, fractions, cfg.data.split_seed)
     splits = Splits(parts[0], val if val is not None else parts[1], test if test is not None else parts[2], dropped)
     if d.limit and len(splits.train) > d.limit:
-        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), cfg.train.seed)[0]
+        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), cfg.data.split_seed)[0]
     return splits
 
 

@@ -32,6 +32,14 @@ def load_trainable(model: torch.nn.Module, path: Path) -> None:
             params[n].copy_(t)
 
 
+def restore_best(model: torch.nn.Module, checkpoints: Path) -> bool:
+    """Load the best checkpoint's trainable weights into `model`, if the run kept one (validation ran)."""
+    best = Path(checkpoints) / "best" / "model.safetensors"
+    if best.exists():
+        load_trainable(model, best)
+    return best.exists()
+
+
 def rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -28,7 +28,7 @@ from tunelab.models.causal_lm import CausalLM
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.predictors.generate import Generator
 from tunelab.runs.card import model_card
-from tunelab.runs.checkpoint import load_trainable
+from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.common import check_same_data, selection_metric, versions
@@ -109,21 +109,16 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
 
     # ---- the best weights, tested once
     model = accelerator.unwrap_model(model)
-    best = run.checkpoints / "best" / "model.safetensors"
-    if best.exists():
-        load_trainable(model, best)
+    restore_best(model, run.checkpoints)
     tuned = measure(model)
-    metrics = {"validation": result.best_metrics, "test": tuned["test"], "generation": tuned.get("generation", {}),
-               "base": base or {}, "best_step": result.best_step, "steps": result.step, "status": result.status,
-               "train_seconds": round(result.train_seconds, 1)}
+    metrics = {"test": tuned["test"], "generation": tuned.get("generation", {}), "base": base or {}, **result.metrics()}
 
     # ---- outputs
     if rank0:
         save_model(model, tokenizer, run.path)
         run.write_json("metrics.json", metrics)
         plot_curves(run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})")
-        info = run.update_info(status=result.status, best={"step": result.best_step, "metric": metric, "value": result.best_value},
-                               train_seconds=round(result.train_seconds, 1), steps=result.step)
+        info = run.update_info(**result.run_info(metric))
         (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics) + comparison(metrics), encoding="utf-8")
     accelerator.wait_for_everyone()
     return metrics
@@ -141,7 +136,7 @@ def sft_data(cfg: Config, tokenizer) -> LMData:
         records = read_chats(d.train, d.format)
     records, dropped = dedupe(records, key=_chat_key) if d.dedupe else (records, 0)
     fractions = (0.0 if d.validation else d.validation_fraction, 0.0 if d.test else d.test_fraction)
-    train, val, test = split_groups(records, fractions, cfg.train.seed, key=lambda r: _chat_key({"messages": prompt_and_reference(r["messages"])[0]}))
+    train, val, test = split_groups(records, fractions, cfg.data.split_seed, key=lambda r: _chat_key({"messages": prompt_and_reference(r["messages"])[0]}))
     val = read_chats(d.validation, d.format) if d.validation else val
     test = read_chats(d.test, d.format) if d.test else test
     if d.limit:

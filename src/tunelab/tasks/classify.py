@@ -17,7 +17,7 @@ from tunelab.models.first_token import first_token_only
 from tunelab.models.heads import SequenceClassification, class_weights
 from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
 from tunelab.runs.card import model_card
-from tunelab.runs.checkpoint import load_trainable
+from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.common import check_same_data, selection_metric, tokenizer_id, versions
@@ -75,13 +75,10 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
 
     # ---- the best weights, tested once
     model = accelerator.unwrap_model(model)
-    best = run.checkpoints / "best" / "model.safetensors"
-    if best.exists():
-        load_trainable(model, best)
+    restore_best(model, run.checkpoints)
     test = evaluate(model, test_rows, test_ds["length"], spec, spec.new_metrics(), cfg.eval.batch_size, precision,
                     accelerator.process_index, accelerator.num_processes) if len(test_rows) else {}
-    metrics = {"validation": result.best_metrics, "test": test, "best_step": result.best_step, "steps": result.step,
-               "status": result.status, "train_seconds": round(result.train_seconds, 1)}
+    metrics = {"test": test, **result.metrics()}
 
     # ---- outputs
     if rank0:
@@ -90,8 +87,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
         plot_curves(run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})")
         if cfg.task == "classification" and test:
             plot_confusion(test["confusion_matrix"], test["labels"], run / "confusion_matrix.png")
-        info = run.update_info(status=result.status, best={"step": result.best_step, "metric": metric, "value": result.best_value},
-                               train_seconds=round(result.train_seconds, 1), steps=result.step)
+        info = run.update_info(**result.run_info(metric))
         (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics), encoding="utf-8")
     accelerator.wait_for_everyone()
     return metrics

@@ -20,7 +20,7 @@ from tunelab.metrics.plots import plot_confusion, plot_curves
 from tunelab.models.heads import TokenClassification
 from tunelab.models.load import load_token_classifier, load_tokenizer, resolve
 from tunelab.runs.card import model_card
-from tunelab.runs.checkpoint import load_trainable
+from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.common import check_same_data, selection_metric, versions
@@ -82,13 +82,10 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
 
     # ---- the best weights, tested once
     model = accelerator.unwrap_model(model)
-    best = run.checkpoints / "best" / "model.safetensors"
-    if best.exists():
-        load_trainable(model, best)
+    restore_best(model, run.checkpoints)
     test = evaluate(model, test_rows, lengths(test_rows), spec, spec.new_metrics(), cfg.eval.batch_size, precision,
                     accelerator.process_index, accelerator.num_processes) if test_rows else {}
-    metrics = {"validation": result.best_metrics, "test": test, "best_step": result.best_step, "steps": result.step,
-               "status": result.status, "train_seconds": round(result.train_seconds, 1)}
+    metrics = {"test": test, **result.metrics()}
 
     # ---- outputs
     if rank0:
@@ -98,8 +95,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
         if test:
             plot_confusion(test["confusion_matrix"], test["labels"], run / "confusion_matrix.png", title="entity types per word (test)")
             (run / "per_type.md").write_text(per_type_table(test), encoding="utf-8")
-        info = run.update_info(status=result.status, best={"step": result.best_step, "metric": metric, "value": result.best_value},
-                               train_seconds=round(result.train_seconds, 1), steps=result.step)
+        info = run.update_info(**result.run_info(metric))
         card = model_card(info, cfg.to_yaml(), metrics)
         (run / "README.md").write_text(card + ("\n## Per entity type (test)\n\n" + per_type_table(test) if test else ""), encoding="utf-8")
     accelerator.wait_for_everyone()

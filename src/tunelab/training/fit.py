@@ -51,6 +51,16 @@ class FitResult:
     status: str = "completed"  # completed | stopped_early | interrupted
     train_seconds: float = 0.0
 
+    def metrics(self) -> dict:
+        """What metrics.json reports of the training itself (the task adds its test results)."""
+        return {"validation": self.best_metrics, "best_step": self.best_step, "steps": self.step, "status": self.status,
+                "train_seconds": round(self.train_seconds, 1)}
+
+    def run_info(self, metric: str) -> dict:
+        """What run.json records at the end of training."""
+        return {"status": self.status, "best": {"step": self.best_step, "metric": metric, "value": self.best_value},
+                "train_seconds": round(self.train_seconds, 1), "steps": self.step}
+
 
 class Interrupted(Exception):
     """SIGINT/SIGTERM arrived; a checkpoint was saved."""
