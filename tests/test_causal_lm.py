@@ -148,6 +148,26 @@ def test_chunked_cross_entropy_equals_plain_loss_and_gradients():
     torch.testing.assert_close(chunked, plain)
     for a, b in zip(chunked_grads, grads):
         torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(chunked_cross_entropy(hidden, head, targets, chunk=8), plain.detach())
+
+
+def test_chunked_cross_entropy_under_bf16_autocast_with_a_frozen_head():
+    """The LoRA case: the (tied) head is frozen, only the hidden states need gradients; matmuls in bf16."""
+    from tunelab.models.causal_lm import chunked_cross_entropy
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(32, 300, bias=False).requires_grad_(False)
+    hidden = torch.randn(50, 32, requires_grad=True)
+    targets = torch.randint(0, 300, (50,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = F.cross_entropy(head(hidden).float(), targets, reduction="sum")
+        chunked = chunked_cross_entropy(hidden, head, targets, chunk=16)
+    (grad_plain,) = torch.autograd.grad(plain, [hidden])
+    (grad_chunked,) = torch.autograd.grad(chunked, [hidden])
+    torch.testing.assert_close(chunked, plain, rtol=1e-3, atol=1e-2)
+    torch.testing.assert_close(grad_chunked, grad_plain, rtol=2e-2, atol=2e-3)
+    assert grad_chunked.dtype == torch.float32 and head.weight.grad is None
 
 
 def test_model_loss_equals_transformers_loss(model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from tunelab.config import MethodConfig
 
 
@@ -16,7 +18,9 @@ def apply_lora(model, cfg: MethodConfig, peft_task: str):
         target_modules=cfg.target_modules or default_targets(model),
         use_dora=cfg.dora,
     )
-    return get_peft_model(model, config)  # SEQ_CLS / TOKEN_CLS: PEFT adds the head to modules_to_save
+    with warnings.catch_warnings():  # PEFT still reads transformers' deprecated alias: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)  # SEQ_CLS / TOKEN_CLS: PEFT adds the head to modules_to_save
 
 
 def default_targets(model) -> list[str]:

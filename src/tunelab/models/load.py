@@ -112,63 +112,48 @@ def apply_dropout(config, p: Optional[float]) -> None:
 
 
 def load_causal_lm(source: ModelSource, cfg: ModelConfig):
-    """AutoModelForCausalLM in fp32 (the trainable master weights), from a plain directory or hub id."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    """AutoModelForCausalLM, from a plain directory or hub id."""
+    from transformers import AutoModelForCausalLM
 
-    try:
-        config = AutoConfig.from_pretrained(source.location, **source.kwargs())
-        apply_dropout(config, cfg.dropout)
-        model = AutoModelForCausalLM.from_pretrained(source.location, config=config, dtype="float32", **source.kwargs())
-    except (OSError, ValueError) as e:
-        raise TunelabError(f"{source.name}: cannot load it as a causal (GPT-style) language model ({str(e).splitlines()[0]}).") from None
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = model.config.eos_token_id
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    return model
+    return _load(AutoModelForCausalLM, source, cfg, "a causal (GPT-style) language model")
 
 
 def load_masked_lm(source: ModelSource, cfg: ModelConfig):
     """AutoModelForMaskedLM (an encoder with its masked-token head; a fresh head if the checkpoint has none)."""
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM
 
-    try:
-        config = AutoConfig.from_pretrained(source.location, **source.kwargs())
-        apply_dropout(config, cfg.dropout)
-        model = AutoModelForMaskedLM.from_pretrained(source.location, config=config, **source.kwargs())
-    except (OSError, ValueError) as e:
-        raise TunelabError(f"{source.name}: cannot load it as a masked (BERT-style) language model ({str(e).splitlines()[0]}).") from None
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    return model
+    return _load(AutoModelForMaskedLM, source, cfg, "a masked (BERT-style) language model")
 
 
 def load_sequence_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict, problem_type: str):
     """AutoModelForSequenceClassification with a fresh head of len(id2label) outputs."""
     from transformers import AutoModelForSequenceClassification
 
-    return _load_with_head(AutoModelForSequenceClassification, source, cfg, id2label, problem_type=problem_type)
+    return _load(AutoModelForSequenceClassification, source, cfg, "a text classifier", problem_type=problem_type, **_labels(id2label))
 
 
 def load_token_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict):
     """AutoModelForTokenClassification with a fresh per-token head of len(id2label) outputs (one per tag)."""
     from transformers import AutoModelForTokenClassification
 
-    return _load_with_head(AutoModelForTokenClassification, source, cfg, id2label)
+    return _load(AutoModelForTokenClassification, source, cfg, "a token classifier", **_labels(id2label))
 
 
-def _load_with_head(auto_class, source: ModelSource, cfg: ModelConfig, id2label: dict, **config_kwargs):
+def _labels(id2label: dict) -> dict:
+    return {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
+def _load(auto_class, source: ModelSource, cfg: ModelConfig, kind: str, **config_kwargs):
+    """The pretrained weights in fp32 (the trainable master copy), with the recipe's dropout and checkpointing."""
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(
-            source.location, num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            **config_kwargs, **source.kwargs(),
-        )
+        config = AutoConfig.from_pretrained(source.location, **config_kwargs, **source.kwargs())
         apply_dropout(config, cfg.dropout)
-        model = auto_class.from_pretrained(source.location, config=config, **source.kwargs())
-    except OSError as e:
-        raise TunelabError(f"{source.name}: cannot load the model ({str(e).splitlines()[0]}). Without internet only local models and built-ins load.") from None
+        model = auto_class.from_pretrained(source.location, config=config, dtype="float32", **source.kwargs())
+    except (OSError, ValueError) as e:
+        raise TunelabError(f"{source.name}: cannot load it as {kind} ({str(e).splitlines()[0]}). "
+                           f"Without internet only local models and the built-ins load.") from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     if cfg.gradient_checkpointing:
