@@ -113,7 +113,7 @@ def arm_tunelab(args) -> dict:
     fit = task.fit
 
     def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: when the loop starts, RSS with model + data loaded
-        marks["rss_loaded"], marks["model"] = common.rss(), model
+        marks["rss_loaded"], marks["model"] = common.loaded_rss(model), model
         marks["start"] = time.perf_counter()
         return fit(cfg, run, model, *a, **k)
 
@@ -152,7 +152,7 @@ def _trainer_arm(args, tuned: bool) -> dict:
 
     train_ds, val_ds = encode(train), encode(val)
     model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id)
-    rss_loaded = common.rss()
+    rss_loaded = common.loaded_rss(model)
     work = tempfile.mkdtemp(prefix="bench-trainer-")
     targs = dict(output_dir=work, per_device_train_batch_size=BATCH, per_device_eval_batch_size=128, num_train_epochs=1,
                  learning_rate=LR, weight_decay=WEIGHT_DECAY, lr_scheduler_type="linear", warmup_steps=warmup_steps(args), max_grad_norm=1.0,

@@ -46,6 +46,17 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def loaded_rss(model) -> int:
+    """RSS with the model's weights really in memory. Weights loaded from safetensors are memory-mapped and page in
+    on first use, which would otherwise count as the first training step's rise (~430 MB for SmolLM2-135M)."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.sum()  # reads every page of the tensor
+    return rss()
+
+
 def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 

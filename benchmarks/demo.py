@@ -93,7 +93,7 @@ def arm_trainer_tutorial(args) -> dict:
 
     train_ds, val_ds, test_ds = encode(s.train), encode(s.validation), encode(s.test)
     model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id)
-    rss_loaded = common.rss()
+    rss_loaded = common.loaded_rss(model)
     targs = dict(output_dir=tempfile.mkdtemp(prefix="bench-demo-trainer-"), per_device_train_batch_size=16, per_device_eval_batch_size=64,
                  learning_rate=5e-5, num_train_epochs=2, weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch",
                  load_best_model_at_end=True, metric_for_best_model="accuracy", save_total_limit=2, report_to="none", seed=args.seed,

@@ -95,17 +95,17 @@ def arm_tunelab(args) -> dict:
     fit = task.fit
 
     def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
-        marks["rss_loaded"] = common.rss()
+        marks["rss_loaded"] = common.loaded_rss(model)
         marks["start"] = time.perf_counter()
         return fit(cfg, run, model, *a, **k)
 
-    def on_step(step):  # the last step's on_step comes after the final validation: time it from the step before
+    def on_step(step):  # the last step's on_step comes after the final validation: time it (and its peak) from the step before
         marks.setdefault("steps", []).append(time.perf_counter())
+        marks.setdefault("peaks", []).append(common.peak_rss())
 
     task.fit = timed_fit
     run = tunelab.train(recipe, show_progress=False, on_step=on_step)
-    peak = common.peak_rss()
-    t = marks["steps"]
+    t, peak = marks["steps"], marks["peaks"][-2] if len(marks["peaks"]) > 1 else common.peak_rss()
     step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(location)
@@ -113,7 +113,7 @@ def arm_tunelab(args) -> dict:
     return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
             "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("f1", float("nan")),
             "metric_name": "f1", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
-            "timing_note": "loop time = mean time of steps 1..N-1 x N (the last on_step follows the final validation)"}
+            "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}
 
 
 def _trainer_arm(args, tuned: bool) -> dict:
@@ -141,7 +141,7 @@ def _trainer_arm(args, tuned: bool) -> dict:
 
     train_ds, val_ds = encode(train), encode(val)
     model = AutoModelForTokenClassification.from_pretrained(location, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id=tag2id)
-    rss_loaded = common.rss()
+    rss_loaded = common.loaded_rss(model)
     targs = dict(output_dir=tempfile.mkdtemp(prefix="bench-trainer-ner-"), per_device_train_batch_size=BATCH, per_device_eval_batch_size=64,
                  num_train_epochs=1, learning_rate=LR, weight_decay=WEIGHT_DECAY, lr_scheduler_type="linear", warmup_steps=warmup_steps(args),
                  max_grad_norm=1.0, logging_steps=min(10, args.steps), save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed,

@@ -1,16 +1,17 @@
 """sft: LoRA r=16 on SmolLM2-135M-Instruct (built-in) with the built-in Q->A pairs — tunelab vs TRL's SFTTrainer.
 
-    python benchmarks/sft.py                  # 4 arms x 3 seeds, 25 steps of 8 pairs, max length 512
+    python benchmarks/sft.py                  # 4 arms x 3 seeds, 25 x 8 pairs, max length 512
     python benchmarks/sft.py --long           # memory row: max length 2048, batch 1, packed news text
     python benchmarks/sft.py --smoke --steps 2 --repeats 1 --model tests/tiny-llama
 
-Arms (a fresh child process each; every arm trains once over the same pairs, so samples and real tokens are equal
-and packed arms take fewer, fuller steps):
+Arms (a fresh child process each; every arm trains once over the same pairs, so samples and real tokens are equal;
+unpacked arms take batches of 8 pairs, packed arms batches of one 512-token row, which holds about as many):
   tunelab          tunelab.train({"task": "sft", ...}) as the shipped recipe sets it up (packing, bf16 autocast);
                    --long: task lm on the same packed news text
   trl              SFTTrainer with its defaults (fp32, padding to the longest, loss on the completion only)
   trl_packing      the same with packing=True (TRL's "bfd" packing, which turns on padding-free batches)
-  trl_tuned        packing=True and bf16=True (the speed flags a knowledgeable user sets on this CPU)
+  trl_tuned        packing=True, the model loaded in bf16 (with bf16=True), gradient_checkpointing=False (TRL turns it on
+                   by default): the speed flags a knowledgeable user sets on this CPU
 LoRA everywhere: r 16, alpha 16, dropout 0.05, on q/k/v/o/gate/up/down projections; AdamW lr 2e-4, weight decay 0,
 linear decay after 10% warm-up, clipping 1.0. Metric: validation loss on held-out pairs (completion tokens), untimed.
 --long: news articles packed into 2048-token rows, batch 1 — the peak-memory comparison (RSS rise over the loaded model).
@@ -38,8 +39,14 @@ def add_args(p):
     p.add_argument("--long", action="store_true", help="the long-sequence memory row: max length 2048, batch 1, packed news text")
 
 
-def batch_size(args) -> int:
-    return 1 if args.long else 8
+PAIRS_PER_STEP = 8
+
+
+def batch_size(args, packed: bool = False) -> int:
+    """Rows per optimizer step. Unpacked: 8 pairs. Packed: one row of max_length tokens, which holds ~8 pairs (~60
+    tokens each), so every arm takes about the same number of optimizer steps over the same pairs (equal samples and
+    real tokens per step): fewer, fuller steps would see the same lr schedule half-done and look worse for it."""
+    return 1 if args.long or packed else PAIRS_PER_STEP
 
 
 def max_length(args) -> int:
@@ -104,7 +111,7 @@ def data(args) -> tuple[list[dict], list[dict]]:
         return texts, texts[:2]
     pairs = random.Random(42).sample(qa_pairs(), len(qa_pairs()))
     val = pairs[:16] if args.smoke else pairs[:100]
-    return pairs[100: 100 + args.steps * batch_size(args)], val
+    return pairs[100: 100 + args.steps * PAIRS_PER_STEP], val
 
 
 def as_messages(p: dict) -> dict:
@@ -151,33 +158,37 @@ def arm_tunelab(args) -> dict:
         "model": {"name": location},
         "method": {"name": "lora", "r": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"], "target_modules": LORA["target_modules"]},
         "optim": {"lr": LR, "weight_decay": 0.0, "warmup_steps": warmup_steps(steps), "scheduler": "linear", "max_grad_norm": 1.0},
-        "train": {"batch_size": batch_size(args), "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, steps),
+        "train": {"batch_size": batch_size(args, packed=True), "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, steps),
                   "eval_every": 10**6},
         "eval": {"num_generate": 0, "compare_base": False},
     }
-    marks: dict = {"steps": []}
+    marks: dict = {"steps": [], "peaks": []}
     fit = task.fit
 
     def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
-        marks["rss_loaded"] = common.rss()
+        marks["rss_loaded"] = common.loaded_rss(model)
         marks["start"] = time.perf_counter()
         return fit(cfg, run, model, *a, **k)
 
     task.fit = timed_fit
-    run = tunelab.train(recipe, show_progress=False, on_step=lambda step: marks["steps"].append(time.perf_counter()))
-    peak = common.peak_rss()
-    t = marks["steps"]
+    def on_step(step):  # the last step's on_step comes after the final validation: time it (and its peak) from the step before
+        marks["steps"].append(time.perf_counter())
+        marks["peaks"].append(common.peak_rss())
+
+    run = tunelab.train(recipe, show_progress=False, on_step=on_step)
+    t, peak = marks["steps"], marks["peaks"][-2] if len(marks["peaks"]) > 1 else common.peak_rss()
     step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     lengths = real_tokens(AutoTokenizer.from_pretrained(location), train, args)
     return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
             "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("loss", float("nan")),
             "metric_name": "val_loss", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
-            "timing_note": "loop time = mean time of steps 1..N-1 x N (the last on_step follows the final validation)"}
+            "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}
 
 
 def _trl_arm(args, packing: bool, bf16: bool) -> dict:
     import datasets
+    import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -187,16 +198,17 @@ def _trl_arm(args, packing: bool, bf16: bool) -> dict:
     location = model_dir(args)
     tok = AutoTokenizer.from_pretrained(location)
     to_ds = (lambda rows: datasets.Dataset.from_list(rows)) if args.long else (lambda rows: datasets.Dataset.from_list([as_messages(p) for p in rows]))
-    model = AutoModelForCausalLM.from_pretrained(location)
-    rss_loaded = common.rss()
-    given = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=batch_size(args), per_device_eval_batch_size=8,
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.bfloat16 if bf16 else torch.float32)
+    rss_loaded = common.loaded_rss(model)
+    given = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=batch_size(args, packed=packing), per_device_eval_batch_size=8,
                  num_train_epochs=1, learning_rate=LR, lr_scheduler_type="linear", warmup_steps=warmup_steps(args.steps), max_grad_norm=1.0,
                  max_length=max_length(args), logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed,
                  use_cpu=True, disable_tqdm=True)
     if packing or args.long:
         given |= dict(packing=True)
-    if bf16:
-        given |= dict(bf16=True)
+    if bf16:  # bf16=True alone changes nothing here (TRL 1.16 on CPU: losses equal to the fp32 arm's to the last digit),
+        # so the model itself is loaded in bf16 (PEFT keeps the adapters fp32), and activations are not recomputed
+        given |= dict(bf16=True, gradient_checkpointing=False)
     marks: dict = {}
 
     config = SFTConfig(**given)

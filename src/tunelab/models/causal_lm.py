@@ -81,13 +81,26 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def trained_hidden_states(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hidden states that predict a trained token, those tokens): position t predicts label t+1."""
+    """(hidden states that predict a trained token, those tokens): position t predicts label t+1.
+
+    The final (normed) hidden state is taken from the decoder's output by a forward hook, so the model is called
+    as it is (through DDP/PEFT wrappers) without `output_hidden_states`, which would keep every layer's states
+    alive (30 x batch x length x width floats in evaluation, where nothing else needs them).
+    """
     labels = batch["labels"]
     keep = labels[:, 1:] != IGNORE
-    out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False, output_hidden_states=True,
-                logits_to_keep=torch.zeros_like(labels, dtype=torch.bool))  # no logits from the model itself
-    hidden = out.hidden_states[-1][:, :-1][keep]  # the last entry is the final (normed) hidden state
-    return hidden, labels[:, 1:][keep]
+    final = {}
+
+    def keep_final(module, args, out) -> None:  # a forward hook must return None, or it replaces the output
+        final["hidden"] = out[0] if isinstance(out, tuple) else out.last_hidden_state
+
+    hook = getattr(model, "module", model).get_decoder().register_forward_hook(keep_final)
+    try:
+        model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
+              logits_to_keep=torch.zeros_like(labels, dtype=torch.bool))  # no logits from the model itself
+    finally:
+        hook.remove()
+    return final["hidden"][:, :-1][keep], labels[:, 1:][keep]
 
 
 def output_head(model) -> torch.nn.Linear:
