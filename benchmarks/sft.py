@@ -13,8 +13,9 @@ unpacked arms take batches of 8 pairs, packed arms batches of one 512-token row,
   trl_tuned        packing=True, the model loaded in bf16 (with bf16=True), gradient_checkpointing=False (TRL turns it on
                    by default): the speed flags a knowledgeable user sets on this CPU
 LoRA everywhere: r 16, alpha 16, dropout 0.05, on q/k/v/o/gate/up/down projections; AdamW lr 2e-4, weight decay 0,
-linear decay after 10% warm-up, clipping 1.0. Metric: validation loss on held-out pairs (completion tokens), untimed.
---long: news articles packed into 2048-token rows, batch 1 — the peak-memory comparison (RSS rise over the loaded model).
+linear decay after 10% warm-up, clipping 1.0. Metric: held_out_loss(), the same code for every arm (loss per reply token on 100 held-out pairs), untimed.
+--long: news articles packed into 2048-token rows, batch 1 — the peak-memory comparison (RSS rise over the loaded model);
+tunelab recomputes activations there (train.gradient_checkpointing), as TRL's SFTTrainer does by default.
 """
 
 from __future__ import annotations
@@ -129,6 +130,30 @@ def real_tokens(tok, rows: list[dict], args) -> list[int]:
     return out
 
 
+def held_out_loss(model, tok, rows: list[dict], args) -> float:
+    """The one quality metric every arm is scored with, by the same code: mean loss per reply token on the held-out
+    pairs, each alone (no packing, no padding), where the reply is all the chat template adds after the generation
+    prompt (the answer, its end-of-turn token and what follows). --long: mean loss per token of the held-out texts."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for r in rows:
+            if args.long:
+                ids, start = tok(r["text"])["input_ids"][:max_length(args)], 0
+            else:
+                m = as_messages(r)
+                ids = tok.apply_chat_template(m["prompt"] + m["completion"], tokenize=True, return_dict=False)[:max_length(args)]
+                start = len(tok.apply_chat_template(m["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False))
+            labels = torch.tensor([[-100] * start + ids[start:]])
+            n = int((labels[0, 1:] != -100).sum())
+            if n:
+                total += float(model(input_ids=torch.tensor([ids]), labels=labels).loss) * n
+                count += n
+    return total / max(count, 1)
+
+
 def warmup_steps(steps: int) -> int:
     return math.ceil(WARMUP * steps)
 
@@ -137,7 +162,7 @@ def warmup_steps(steps: int) -> int:
 
 
 def arm_tunelab(args) -> dict:
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import tunelab
     import tunelab.tasks.causal_lm as task
@@ -155,7 +180,8 @@ def arm_tunelab(args) -> dict:
         # packing as in the shipped recipes: rows of several samples, positions restarting, no attention across them
         "data": {"train": str(work / "train.jsonl"), "validation": str(work / "val.jsonl"), "max_length": max_length(args), "test_fraction": 0.0,
                  "packing": True},
-        "model": {"name": location},
+        # --long: activations recomputed in backward, as TRL does by default, so the memory row compares what else each keeps
+        "model": {"name": location, "gradient_checkpointing": args.long},
         "method": {"name": "lora", "r": LORA["r"], "alpha": LORA["lora_alpha"], "dropout": LORA["lora_dropout"], "target_modules": LORA["target_modules"]},
         "optim": {"lr": LR, "weight_decay": 0.0, "warmup_steps": warmup_steps(steps), "scheduler": "linear", "max_grad_norm": 1.0},
         "train": {"batch_size": batch_size(args, packed=True), "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, steps),
@@ -179,10 +205,12 @@ def arm_tunelab(args) -> dict:
     t, peak = marks["steps"], marks["peaks"][-2] if len(marks["peaks"]) > 1 else common.peak_rss()
     step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
-    lengths = real_tokens(AutoTokenizer.from_pretrained(location), train, args)
+    tok = AutoTokenizer.from_pretrained(location)
+    lengths = real_tokens(tok, train, args)
+    tuned = AutoModelForCausalLM.from_pretrained(run.dir / "model")  # the run's merged plain model, as a user gets it
     return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
-            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("loss", float("nan")),
-            "metric_name": "val_loss", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
+            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": held_out_loss(tuned, tok, val, args),
+            "metric_name": "held-out loss", "own_val_loss": run.metrics["validation"].get("loss"), "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
             "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}
 
 
@@ -216,11 +244,11 @@ def _trl_arm(args, packing: bool, bf16: bool) -> dict:
                          peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA), callbacks=[common.loop_timer(marks)])
     out = trainer.train()
     peak = common.peak_rss()
-    ev = trainer.evaluate()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     lengths = real_tokens(tok, train, args)
     return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded, "peak_rss_train": peak,
-            "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else out.training_loss, "metric": ev["eval_loss"], "metric_name": "val_loss",
+            "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else out.training_loss, "metric": held_out_loss(trainer.model, tok, val, args),
+            "metric_name": "held-out loss",
             "precision": "bf16" if bf16 else "fp32", "steps": trainer.state.global_step,
             "args": {"given": given, "lora": LORA, "completion_only_loss": config.completion_only_loss, "padding_free": config.padding_free,
                      "packing_strategy": config.packing_strategy if config.packing else None}}

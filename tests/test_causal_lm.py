@@ -182,6 +182,30 @@ def test_model_loss_equals_transformers_loss(model):
     torch.testing.assert_close(loss / spec.units(batch), ref, rtol=1e-5, atol=1e-6)
 
 
+def test_gradient_checkpointing_keeps_the_lora_gradients(tiny_llama):
+    """Recomputing activations (train.gradient_checkpointing) must give the LoRA weights the same gradients:
+    a reentrant checkpoint over frozen inputs would silently give them none."""
+    from tunelab.config import MethodConfig, ModelConfig
+    from tunelab.data.packing import as_rows
+    from tunelab.methods import apply_method
+    from tunelab.models.causal_lm import CausalLM
+    from tunelab.models.load import load_causal_lm, resolve
+
+    spec = CausalLM(pad_id=2)
+    batch = spec.collate(as_rows(_samples(4), 48, True))
+    grads = []
+    for checkpointing in (False, True):
+        cfg = ModelConfig(name=str(tiny_llama), gradient_checkpointing=checkpointing)
+        torch.manual_seed(0)
+        model = apply_method(load_causal_lm(resolve(cfg), cfg), MethodConfig(name="lora", r=4, dropout=0.0), "CAUSAL_LM")
+        model.train()
+        spec.forward(model, batch)[1].backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and all(g is not None for g in grads[1].values())
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ end to end
 
 

@@ -157,5 +157,5 @@ def _load(auto_class, source: ModelSource, cfg: ModelConfig, kind: str, **config
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()  # transformers 5: non-reentrant, so frozen inputs still reach LoRA grads
     return model
