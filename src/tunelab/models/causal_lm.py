@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tunelab.data.packing import IGNORE, collate
 from tunelab.metrics.perplexity import PerplexityMetrics
 
-CHUNK = 1024  # positions per head chunk: 1024 x 49k vocab x 4 bytes = 200 MB at a time
+CHUNK = 512  # positions per head chunk: 512 x 49k vocab x 4 bytes = 100 MB at a time (as fast as 1024 here, half the memory)
 
 
 def chunked_cross_entropy(hidden: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
@@ -56,9 +56,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, hidden.shape[0], chunk):
                 h, t = hidden[start:start + chunk].to(dtype), targets[start:start + chunk]
                 logits = F.linear(h, w, b).float()
-                lse = torch.logsumexp(logits, dim=-1)
-                total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+                target_logit = logits.gather(1, t[:, None])
+                top = logits.amax(1, keepdim=True)
+                probs = logits.sub_(top).exp_()  # softmax computed in place of the logits: no second chunk x vocab buffer
+                norm = probs.sum(1, keepdim=True)
+                total += (top + norm.log() - target_logit).sum()  # logsumexp - logit[target]
+                probs.div_(norm)
                 probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # d loss / d logits
                 g = probs.to(dtype)
                 if grad_h is not None:
