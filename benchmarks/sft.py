@@ -154,6 +154,33 @@ def held_out_loss(model, tok, rows: list[dict], args) -> float:
     return total / max(count, 1)
 
 
+def flops_info(tok, rows: list[dict], args, location: str) -> dict:
+    """What the MFU estimate needs: non-embedding parameters from the config (llama-style), real tokens, the sum of
+    squared sample lengths (attention inside each sample) and the trained tokens (the only ones the head must see)."""
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(location)
+    kv = c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
+    layer = 2 * c.hidden_size * c.hidden_size + 2 * c.hidden_size * kv + 3 * c.hidden_size * c.intermediate_size
+    lengths = real_tokens(tok, rows, args)
+    if args.long:
+        trained = sum(lengths)
+    else:
+        trained = sum(n - len(tok.apply_chat_template(as_messages(r)["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False))
+                      for r, n in zip(rows, lengths))
+    return {"non_embedding_params": c.num_hidden_layers * layer, "layers": c.num_hidden_layers, "hidden": c.hidden_size, "vocab": c.vocab_size,
+            "tokens": sum(lengths), "sum_len_sq": sum(n * n for n in lengths), "trained_tokens": trained}
+
+
+def flops(run: dict) -> float:
+    """Useful FLOPs of LoRA training: 4 x non-embedding params x tokens (forward, and backward to the activations: the
+    frozen weights get no gradient), attention 12 L d sum(len^2), and the frozen head on the trained tokens only (2 d V
+    forward + 2 d V backward each)."""
+    f = run["flops_info"]
+    return (4 * f["non_embedding_params"] * f["tokens"] + 12 * f["layers"] * f["hidden"] * f["sum_len_sq"]
+            + 4 * f["hidden"] * f["vocab"] * f["trained_tokens"])
+
+
 def warmup_steps(steps: int) -> int:
     return math.ceil(WARMUP * steps)
 
@@ -208,7 +235,7 @@ def arm_tunelab(args) -> dict:
     tok = AutoTokenizer.from_pretrained(location)
     lengths = real_tokens(tok, train, args)
     tuned = AutoModelForCausalLM.from_pretrained(run.dir / "model")  # the run's merged plain model, as a user gets it
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "flops_info": flops_info(tok, train, args, location), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
             "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": held_out_loss(tuned, tok, val, args),
             "metric_name": "held-out loss", "own_val_loss": run.metrics["validation"].get("loss"), "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
             "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}
@@ -246,7 +273,7 @@ def _trl_arm(args, packing: bool, bf16: bool) -> dict:
     peak = common.peak_rss()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     lengths = real_tokens(tok, train, args)
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded, "peak_rss_train": peak,
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "flops_info": flops_info(tok, train, args, location), "rss_loaded": rss_loaded, "peak_rss_train": peak,
             "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else out.training_loss, "metric": held_out_loss(trainer.model, tok, val, args),
             "metric_name": "held-out loss",
             "precision": "bf16" if bf16 else "fp32", "steps": trainer.state.global_step,
@@ -276,5 +303,5 @@ def prepare(args) -> None:
 ARMS = {"tunelab": arm_tunelab, "trl": arm_trl, "trl_packing": arm_trl_packing, "trl_tuned": arm_trl_tuned}
 
 if __name__ == "__main__":
-    common.main("sft", __doc__.splitlines()[0], ARMS, steps=25, add_args=add_args, baselines=("trl", "trl_packing", "trl_tuned"), prepare=prepare,
+    common.main("sft", __doc__.splitlines()[0], ARMS, steps=25, add_args=add_args, flops=flops, baselines=("trl", "trl_packing", "trl_tuned"), prepare=prepare,
                 name_of=lambda args: "sft-long" if args.long else "sft")
