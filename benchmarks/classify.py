@@ -22,7 +22,6 @@ import math
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -109,25 +108,13 @@ def arm_tunelab(args) -> dict:
         "optim": {"lr": LR, "weight_decay": WEIGHT_DECAY, "warmup_steps": warmup_steps(args), "scheduler": "linear", "max_grad_norm": 1.0},
         "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps)},
     }
-    marks: dict = {}
-    fit = task.fit
-
-    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: when the loop starts, RSS with model + data loaded
-        marks["rss_loaded"], marks["model"] = common.loaded_rss(model), model
-        marks["start"] = time.perf_counter()
-        return fit(cfg, run, model, *a, **k)
-
-    def on_step(step):
-        marks["end"] = time.perf_counter()
-
-    task.fit = timed_fit
-    run = tunelab.train(recipe, show_progress=False, on_step=on_step)
+    run, marks = common.train_tunelab(task, recipe)  # no validation in the run: the loop ends at the last step
     peak = common.peak_rss()
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     val_metrics = tunelab.evaluate(run.dir, work / "val.csv")
     lengths = lengths_of(train, load_tokenizer(resolve(ModelConfig(name=args.model))))
     info = run.info
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": marks["rss_loaded"],
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["steps"][-1] - marks["start"], "rss_loaded": marks["rss_loaded"],
             "peak_rss_train": peak, "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": val_metrics["accuracy"],
             "metric_name": "accuracy", "steps": info["steps"], "precision": info["preprocessing"]["precision"],
             "flops_info": flops_info(marks["model"], lengths), "args": {"recipe": recipe, "resolved": (run.dir / "config.yaml").read_text()}}

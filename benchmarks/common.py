@@ -61,6 +61,41 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def train_tunelab(task, recipe: dict):
+    """tunelab.train(recipe), instrumented the way every tunelab arm measures it: `task` is the task module whose
+    fit() the story calls. When fit starts: the loop's start time and the RSS with model + data loaded (and the model,
+    for FLOP counts); after each optimizer step: its time and the peak RSS so far. Returns (run, marks)."""
+    import tunelab
+
+    marks: dict = {"steps": [], "peaks": []}
+    fit = task.fit
+
+    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only
+        marks["rss_loaded"], marks["model"] = loaded_rss(model), model
+        marks["start"] = time.perf_counter()
+        return fit(cfg, run, model, *a, **k)
+
+    def on_step(step):
+        marks["steps"].append(time.perf_counter())
+        marks["peaks"].append(peak_rss())
+
+    task.fit = timed_fit
+    try:
+        run = tunelab.train(recipe, show_progress=False, on_step=on_step)
+    finally:
+        task.fit = fit
+    return run, marks
+
+
+def loop_before_final_validation(marks: dict) -> tuple[float, int]:
+    """(loop seconds, peak RSS) of a run whose last on_step follows its final validation: the mean time of steps
+    1..N-1 x N, and the peak as of step N-1."""
+    t, peaks = marks["steps"], marks["peaks"]
+    if len(t) < 2:
+        return t[-1] - marks["start"], peak_rss()
+    return (t[-2] - marks["start"]) / (len(t) - 1) * len(t), peaks[-2]
+
+
 def loop_timer(marks: dict):
     """A Trainer callback that marks the start of training and the end of each optimizer step in `marks`."""
     from transformers import TrainerCallback

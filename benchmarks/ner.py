@@ -18,7 +18,6 @@ import math
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,7 +76,6 @@ def arm_tunelab(args) -> dict:
 
     from transformers import AutoTokenizer
 
-    import tunelab
     import tunelab.tasks.tokens as task
 
     train, val, tags, location = data(args)
@@ -91,26 +89,12 @@ def arm_tunelab(args) -> dict:
         "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps),
                   "eval_every": 10**6},
     }
-    marks: dict = {}
-    fit = task.fit
-
-    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
-        marks["rss_loaded"] = common.loaded_rss(model)
-        marks["start"] = time.perf_counter()
-        return fit(cfg, run, model, *a, **k)
-
-    def on_step(step):  # the last step's on_step comes after the final validation: time it (and its peak) from the step before
-        marks.setdefault("steps", []).append(time.perf_counter())
-        marks.setdefault("peaks", []).append(common.peak_rss())
-
-    task.fit = timed_fit
-    run = tunelab.train(recipe, show_progress=False, on_step=on_step)
-    t, peak = marks["steps"], marks["peaks"][-2] if len(marks["peaks"]) > 1 else common.peak_rss()
-    step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
+    run, marks = common.train_tunelab(task, recipe)
+    train_s, peak = common.loop_before_final_validation(marks)
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(location)
     lengths = [len(x) for x in tok([s["tokens"] for s in train], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": train_s, "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
             "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("f1", float("nan")),
             "metric_name": "f1", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
             "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}

@@ -13,7 +13,8 @@ unpacked arms take batches of 8 pairs, packed arms batches of one 512-token row,
   trl_tuned        packing=True, the model loaded in bf16 (with bf16=True), gradient_checkpointing=False (TRL turns it on
                    by default): the speed flags a knowledgeable user sets on this CPU
 LoRA everywhere: r 16, alpha 16, dropout 0.05, on q/k/v/o/gate/up/down projections; AdamW lr 2e-4, weight decay 0,
-linear decay after 10% warm-up, clipping 1.0. Metric: held_out_loss(), the same code for every arm (loss per reply token on 100 held-out pairs), untimed.
+linear decay after 10% warm-up, clipping 1.0. Metric: held_out_loss(), the same code for every arm (loss per reply
+token on 100 held-out pairs), untimed.
 --long: news articles packed into 2048-token rows, batch 1 — the peak-memory comparison (RSS rise over the loaded model);
 tunelab recomputes activations there (train.gradient_checkpointing), as TRL's SFTTrainer does by default.
 """
@@ -25,7 +26,6 @@ import math
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,6 +130,11 @@ def real_tokens(tok, rows: list[dict], args) -> list[int]:
     return out
 
 
+def reply_start(tok, pair: dict) -> int:
+    """Tokens before the reply: the prompt rendered with the generation prompt (what TRL masks out, and ours too)."""
+    return len(tok.apply_chat_template(as_messages(pair)["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False))
+
+
 def held_out_loss(model, tok, rows: list[dict], args) -> float:
     """The one quality metric every arm is scored with, by the same code: mean loss per reply token on the held-out
     pairs, each alone (no packing, no padding), where the reply is all the chat template adds after the generation
@@ -145,7 +150,7 @@ def held_out_loss(model, tok, rows: list[dict], args) -> float:
             else:
                 m = as_messages(r)
                 ids = tok.apply_chat_template(m["prompt"] + m["completion"], tokenize=True, return_dict=False)[:max_length(args)]
-                start = len(tok.apply_chat_template(m["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False))
+                start = reply_start(tok, r)
             labels = torch.tensor([[-100] * start + ids[start:]])
             n = int((labels[0, 1:] != -100).sum())
             if n:
@@ -154,20 +159,16 @@ def held_out_loss(model, tok, rows: list[dict], args) -> float:
     return total / max(count, 1)
 
 
-def flops_info(tok, rows: list[dict], args, location: str) -> dict:
-    """What the MFU estimate needs: non-embedding parameters from the config (llama-style), real tokens, the sum of
-    squared sample lengths (attention inside each sample) and the trained tokens (the only ones the head must see)."""
+def flops_info(tok, rows: list[dict], lengths: list[int], args, location: str) -> dict:
+    """What the MFU estimate needs (`lengths`: real_tokens of `rows`): non-embedding parameters from the config
+    (llama-style), real tokens, the sum of squared sample lengths (attention inside each sample) and the trained
+    tokens (the only ones the head must see)."""
     from transformers import AutoConfig
 
     c = AutoConfig.from_pretrained(location)
     kv = c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
     layer = 2 * c.hidden_size * c.hidden_size + 2 * c.hidden_size * kv + 3 * c.hidden_size * c.intermediate_size
-    lengths = real_tokens(tok, rows, args)
-    if args.long:
-        trained = sum(lengths)
-    else:
-        trained = sum(n - len(tok.apply_chat_template(as_messages(r)["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False))
-                      for r, n in zip(rows, lengths))
+    trained = sum(lengths) if args.long else sum(n - reply_start(tok, r) for r, n in zip(rows, lengths))
     return {"non_embedding_params": c.num_hidden_layers * layer, "layers": c.num_hidden_layers, "hidden": c.hidden_size, "vocab": c.vocab_size,
             "tokens": sum(lengths), "sum_len_sq": sum(n * n for n in lengths), "trained_tokens": trained}
 
@@ -191,7 +192,6 @@ def warmup_steps(steps: int) -> int:
 def arm_tunelab(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import tunelab
     import tunelab.tasks.causal_lm as task
 
     train, val = data(args)
@@ -215,29 +215,16 @@ def arm_tunelab(args) -> dict:
                   "eval_every": 10**6},
         "eval": {"num_generate": 0, "compare_base": False},
     }
-    marks: dict = {"steps": [], "peaks": []}
-    fit = task.fit
-
-    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only: loop start, RSS with model + data loaded
-        marks["rss_loaded"] = common.loaded_rss(model)
-        marks["start"] = time.perf_counter()
-        return fit(cfg, run, model, *a, **k)
-
-    task.fit = timed_fit
-    def on_step(step):  # the last step's on_step comes after the final validation: time it (and its peak) from the step before
-        marks["steps"].append(time.perf_counter())
-        marks["peaks"].append(common.peak_rss())
-
-    run = tunelab.train(recipe, show_progress=False, on_step=on_step)
-    t, peak = marks["steps"], marks["peaks"][-2] if len(marks["peaks"]) > 1 else common.peak_rss()
-    step_s = (t[-2] - marks["start"]) / (len(t) - 1) if len(t) > 1 else t[-1] - marks["start"]
+    run, marks = common.train_tunelab(task, recipe)
+    train_s, peak = common.loop_before_final_validation(marks)
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(location)
     lengths = real_tokens(tok, train, args)
     tuned = AutoModelForCausalLM.from_pretrained(run.dir / "model")  # the run's merged plain model, as a user gets it
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": step_s * len(t), "flops_info": flops_info(tok, train, args, location), "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": train_s, "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
             "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": held_out_loss(tuned, tok, val, args),
-            "metric_name": "held-out loss", "own_val_loss": run.metrics["validation"].get("loss"), "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
+            "metric_name": "held-out loss", "own_val_loss": run.metrics["validation"].get("loss"), "steps": run.metrics["steps"],
+            "precision": run.info["preprocessing"]["precision"], "flops_info": flops_info(tok, train, lengths, args, location), "args": {"recipe": recipe},
             "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}
 
 
@@ -273,10 +260,10 @@ def _trl_arm(args, packing: bool, bf16: bool) -> dict:
     peak = common.peak_rss()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     lengths = real_tokens(tok, train, args)
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "flops_info": flops_info(tok, train, args, location), "rss_loaded": rss_loaded, "peak_rss_train": peak,
+    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded, "peak_rss_train": peak,
             "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else out.training_loss, "metric": held_out_loss(trainer.model, tok, val, args),
-            "metric_name": "held-out loss",
-            "precision": "bf16" if bf16 else "fp32", "steps": trainer.state.global_step,
+            "metric_name": "held-out loss", "precision": "bf16" if bf16 else "fp32", "steps": trainer.state.global_step,
+            "flops_info": flops_info(tok, train, lengths, args, location),
             "args": {"given": given, "lora": LORA, "completion_only_loss": config.completion_only_loss, "padding_free": config.padding_free,
                      "packing_strategy": config.packing_strategy if config.packing else None}}
 
