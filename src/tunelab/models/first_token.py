@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from tunelab.models.dropout import ATTENTION
+
 # model types whose sequence-classification head reads only the first token of the last layer
 FIRST_TOKEN_POOLING = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
 
@@ -56,7 +58,7 @@ def first_token_only(model) -> bool:
     layer = _last_layer(model)
     if config is None or getattr(config, "model_type", None) not in FIRST_TOKEN_POOLING or layer is None:
         return False
-    if getattr(config, "is_decoder", False) or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+    if getattr(config, "is_decoder", False) or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager", ATTENTION):
         return False
     if not all(hasattr(layer, a) for a in ("attention", "feed_forward_chunk")) or not hasattr(layer.attention, "self"):
         return False
