@@ -9,6 +9,7 @@ Arms (each a fresh child process; all see the same examples, once, in one epoch 
   trainer_tuned    the same with the speed flags a knowledgeable user sets on CPU: bf16=True and
                    train_sampling_strategy="group_by_length" (transformers 5's name for group_by_length=True)
   tunelab_full_last_layer   (only with --arms) tunelab with its first-token-only last layer switched off
+  tunelab_compile           (only with --arms) tunelab with train.compile: true (compile time included in the loop)
 Same hyper-parameters everywhere: batch 32, max length 128, AdamW lr 1e-4, weight decay 0.01, linear decay after
 a 6% warm-up, gradient clipping at 1.0. Validation accuracy is measured after training on the same ~1k held-out
 snippets (not timed); the loop time runs from the start of training to the end of the last optimizer step.
@@ -84,7 +85,12 @@ def arm_tunelab_full_last_layer(args) -> dict:
     return arm_tunelab(args)
 
 
-def arm_tunelab(args) -> dict:
+def arm_tunelab_compile(args) -> dict:
+    """tunelab with train.compile: true (torch.compile; its compile time counts in the loop): off by default."""
+    return arm_tunelab(args, {"compile": True})
+
+
+def arm_tunelab(args, train_options: dict | None = None) -> dict:
     import tunelab
     import tunelab.tasks.classify as task
     from tunelab.models.load import load_tokenizer, resolve
@@ -106,7 +112,7 @@ def arm_tunelab(args) -> dict:
         "data": {"train": str(work / "train.csv"), "max_length": MAX_LENGTH, "validation_fraction": 0.0, "test_fraction": 0.0},
         "model": {"name": args.model},
         "optim": {"lr": LR, "weight_decay": WEIGHT_DECAY, "warmup_steps": warmup_steps(args), "scheduler": "linear", "max_grad_norm": 1.0},
-        "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps)},
+        "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps)} | (train_options or {}),
     }
     run, marks = common.train_tunelab(task, recipe)  # no validation in the run: the loop ends at the last step
     peak = common.peak_rss()
@@ -174,8 +180,9 @@ def arm_trainer_tuned(args) -> dict:
     return _trainer_arm(args, tuned=True)
 
 
-ARMS = {"tunelab": arm_tunelab, "trainer": arm_trainer, "trainer_tuned": arm_trainer_tuned, "tunelab_full_last_layer": arm_tunelab_full_last_layer}
+ARMS = {"tunelab": arm_tunelab, "trainer": arm_trainer, "trainer_tuned": arm_trainer_tuned, "tunelab_full_last_layer": arm_tunelab_full_last_layer,
+        "tunelab_compile": arm_tunelab_compile}
 
 if __name__ == "__main__":
     common.main("classify", __doc__.splitlines()[0], ARMS, steps=60, add_args=add_args, flops=flops,
-                baselines=("trainer", "trainer_tuned", "tunelab_full_last_layer"), default_arms=["tunelab", "trainer", "trainer_tuned"])
+                baselines=("trainer", "trainer_tuned", "tunelab_full_last_layer", "tunelab_compile"), default_arms=["tunelab", "trainer", "trainer_tuned"])

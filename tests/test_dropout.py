@@ -135,3 +135,17 @@ def test_module_matches_torch_statistics(p):
     fast, ref = FastDropout(p).train()(x), torch.nn.Dropout(p).train()(x)
     assert abs((fast == 0).float().mean().item() - (ref == 0).float().mean().item()) < 0.01
     torch.testing.assert_close(fast.abs().sum() / x.abs().sum(), ref.abs().sum() / x.abs().sum(), atol=0.02, rtol=0)
+
+
+def test_lora_dropout_is_swapped_too(tiny_bert):
+    """LoRA's own dropout (7 masks a layer in a causal LM) comes after loading: apply_method swaps it as well."""
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.config import MethodConfig
+    from tunelab.methods import apply_method
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    model = apply_method(model, MethodConfig(name="lora", dropout=0.1), "SEQ_CLS")
+    lora_drops = [m for n, m in model.named_modules() if "lora_dropout." in n and isinstance(m, torch.nn.Dropout)]
+    assert lora_drops and all(type(m) is FastDropout for m in lora_drops)
+    assert model.get_base_model().config._attn_implementation == ATTENTION

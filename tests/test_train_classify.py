@@ -125,3 +125,16 @@ def test_parameter_efficient_methods_save_the_head(tiny_bert, sentiment_csv, tmp
         with_adapter = PeftModel.from_pretrained(base, run.dir / "adapter").eval()
         with torch.no_grad():
             np.testing.assert_allclose(with_adapter(**batch).logits.numpy(), merged_logits.numpy(), atol=1e-5)
+
+
+def test_compile_option_trains_the_same(tiny_bert, sentiment_csv, tmp_path):
+    """train.compile: true (torch.compile of the training forward) changes speed only; saving still works."""
+    recipe = lambda out, compile: tiny_recipe(tiny_bert, sentiment_csv, out, train={"max_steps": 3, "compile": compile})  # noqa: E731
+    from torch._dynamo.utils import counters
+
+    eager = tunelab.train(recipe(tmp_path / "eager", False), show_progress=False)
+    counters.clear()
+    compiled = tunelab.train(recipe(tmp_path / "compiled", True), show_progress=False)
+    assert counters["stats"]["unique_graphs"] > 0  # the forward really went through dynamo
+    np.testing.assert_allclose(losses(compiled.dir), losses(eager.dir), rtol=1e-4, atol=1e-5)
+    assert (compiled.dir / "model" / "model.safetensors").exists()

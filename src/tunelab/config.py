@@ -124,6 +124,7 @@ class TrainConfig(Section):
     eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
     save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    compile: bool = Field(False, description="torch.compile the training forward (inductor, dynamic shapes). Off by default: on a 2-core CPU compiling takes longer than it saves in a short run (benchmarks/RESULTS.md).")
     max_tokens: Optional[int] = Field(None, gt=0, description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding included); lm/mlm also stop reading training text there.")
 
 

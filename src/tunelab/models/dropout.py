@@ -8,7 +8,7 @@ drop probability is p rounded to a multiple of 1/65536 (0.1 -> 0.1000061) and ke
 exact 1/(1 - that), so the expected activation is unchanged. Same generator, so seeds and exact resume behave
 as before.
 
-`use_fast_dropout(model)` swaps every `nn.Dropout` for `FastDropout` and, where the model drops attention
+`use_fast_dropout(model)` swaps every `nn.Dropout` (LoRA's too) for `FastDropout` and, where the model drops attention
 probabilities, routes its attention through `attention` below: while training with dropout on a CPU, torch's SDPA
 falls back to its math path anyway (matmul, softmax, dropout, matmul); this is that path with the cheaper mask.
 Everywhere else (evaluation, no dropout, a GPU, a causal mask) it is transformers' own SDPA. Weights and saved
@@ -77,9 +77,10 @@ def use_fast_dropout(model: torch.nn.Module) -> int:
             if type(child) is torch.nn.Dropout and child.p > 0:
                 setattr(parent, name, FastDropout(child.p, child.inplace))
                 swapped += 1
-    config = getattr(model, "config", None)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under PEFT: the transformers model
+    config = getattr(base, "config", None)
     drops_attention = any(getattr(config, k, 0) or 0 for k in ("attention_probs_dropout_prob", "attention_dropout"))
     if config is not None and drops_attention and getattr(config, "_attn_implementation", None) == "sdpa":
         _register()
-        model.set_attn_implementation(ATTENTION)
+        base.set_attn_implementation(ATTENTION)
     return swapped

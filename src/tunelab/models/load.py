@@ -10,7 +10,6 @@ from typing import Optional
 from tunelab.assets import package_file
 from tunelab.config import ModelConfig
 from tunelab.errors import TunelabError
-from tunelab.models.dropout import use_fast_dropout
 
 # name -> (module, path inside the package, pip name, gguf file or None)
 BUILTIN_MODELS = {
@@ -159,5 +158,4 @@ def _load(auto_class, source: ModelSource, cfg: ModelConfig, kind: str, **config
         model.config.pad_token_id = model.config.eos_token_id
     if cfg.gradient_checkpointing:
         model.activation_checkpointing_enable()  # transformers 5: non-reentrant, so frozen inputs still reach LoRA grads
-    use_fast_dropout(model)  # the same dropout with a cheaper random mask on a CPU
     return model

@@ -95,6 +95,8 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
     scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
+    if t.compile:  # the training forward only: evaluation and checkpoints use the plain module (same parameters)
+        model = torch.compile(model, dynamic=True)
     params = [p for p in model.parameters() if p.requires_grad]
     checkpointer = Checkpointer(run.checkpoints, rank, world)
     stopper = EarlyStopper(metric, higher_is_better, cfg.eval.patience)
