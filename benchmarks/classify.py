@@ -10,6 +10,7 @@ Arms (each a fresh child process; all see the same examples, once, in one epoch 
                    train_sampling_strategy="group_by_length" (transformers 5's name for group_by_length=True)
   tunelab_full_last_layer   (only with --arms) tunelab with its first-token-only last layer switched off
   tunelab_compile           (only with --arms) tunelab with train.compile: true (compile time included in the loop)
+  tunelab_torch_dropout     (only with --arms) tunelab with torch's dropout masks instead of its cheaper CPU ones
 Same hyper-parameters everywhere: batch 32, max length 128, AdamW lr 1e-4, weight decay 0.01, linear decay after
 a 6% warm-up, gradient clipping at 1.0. Validation accuracy is measured after training on the same ~1k held-out
 snippets (not timed); the loop time runs from the start of training to the end of the last optimizer step.
@@ -82,6 +83,14 @@ def arm_tunelab_full_last_layer(args) -> dict:
     import tunelab.tasks.classify as task
 
     task.first_token_only = lambda model: False
+    return arm_tunelab(args)
+
+
+def arm_tunelab_torch_dropout(args) -> dict:
+    """tunelab with torch's own dropout masks instead of models/dropout.py's: what that change buys."""
+    import tunelab.methods
+
+    tunelab.methods.use_fast_dropout = lambda model: 0
     return arm_tunelab(args)
 
 
@@ -181,8 +190,9 @@ def arm_trainer_tuned(args) -> dict:
 
 
 ARMS = {"tunelab": arm_tunelab, "trainer": arm_trainer, "trainer_tuned": arm_trainer_tuned, "tunelab_full_last_layer": arm_tunelab_full_last_layer,
-        "tunelab_compile": arm_tunelab_compile}
+        "tunelab_compile": arm_tunelab_compile, "tunelab_torch_dropout": arm_tunelab_torch_dropout}
 
 if __name__ == "__main__":
     common.main("classify", __doc__.splitlines()[0], ARMS, steps=60, add_args=add_args, flops=flops,
-                baselines=("trainer", "trainer_tuned", "tunelab_full_last_layer", "tunelab_compile"), default_arms=["tunelab", "trainer", "trainer_tuned"])
+                baselines=("trainer", "trainer_tuned", "tunelab_full_last_layer", "tunelab_compile", "tunelab_torch_dropout"),
+                default_arms=["tunelab", "trainer", "trainer_tuned"])

@@ -149,3 +149,24 @@ def test_lora_dropout_is_swapped_too(tiny_bert):
     lora_drops = [m for n, m in model.named_modules() if "lora_dropout." in n and isinstance(m, torch.nn.Dropout)]
     assert lora_drops and all(type(m) is FastDropout for m in lora_drops)
     assert model.get_base_model().config._attn_implementation == ATTENTION
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dropped_attention_gradients_match_autograd(dtype):
+    """The memory-lean attention backward equals autograd's through softmax, the mask and the matmul."""
+    from tunelab.models.dropout import _DroppedAttention, keep_mask
+
+    torch.manual_seed(0)
+    scores = torch.randn(2, 3, 7, 7, dtype=dtype, requires_grad=True)
+    value = torch.randn(2, 3, 7, 5, dtype=dtype, requires_grad=True)
+    keep, scale = keep_mask(scores.shape, 0.3, scores.device)
+    assert not keep.all() and keep.any()
+    got = _DroppedAttention.apply(scores, value, keep, scale)
+    want = torch.matmul(torch.softmax(scores, -1) * (keep.to(dtype) * scale), value)
+    grad = torch.randn_like(want)
+    g_got = torch.autograd.grad(got, (scores, value), grad)
+    g_want = torch.autograd.grad(want, (scores, value), grad)
+    tol = dict(atol=1e-10, rtol=1e-10) if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, want, **tol)
+    for a, b in zip(g_got, g_want):
+        torch.testing.assert_close(a, b, **tol)

@@ -17,6 +17,8 @@ files are untouched: these are forwards, not parameters.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -24,16 +26,26 @@ ATTENTION = "tunelab_sdpa"  # the name the model's config carries while training
 _LANES = 65536  # 16-bit lanes
 
 
-def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def keep_mask(shape, p: float, device) -> tuple[torch.Tensor, float]:
+    """A bool mask that keeps each element with probability 1 - p (p rounded to 1/65536), and the rescale factor."""
     threshold = round(p * _LANES)
+    n = math.prod(shape)
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)  # all 64 bits
+    keep = bits.view(torch.int16)[:n].view(shape) >= threshold - _LANES // 2  # P(keep) = 1 - threshold / 65536
+    return keep, _LANES / (_LANES - threshold)
+
+
+def _cheap(x: torch.Tensor, p: float) -> bool:
+    return x.device.type == "cpu" and 0 < round(p * _LANES) < _LANES and x.is_floating_point()
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if not training or p == 0:
         return x
-    if x.device.type != "cpu" or threshold == 0 or threshold >= _LANES or not x.is_floating_point():
+    if not _cheap(x, p):
         return F.dropout(x, p, training)
-    n = x.numel()
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)  # all 64 bits
-    keep = bits.view(torch.int16)[:n].view(x.shape) >= threshold - _LANES // 2  # P(keep) = 1 - threshold / 65536
-    return x * (keep.to(x.dtype) * (_LANES / (_LANES - threshold)))
+    keep, scale = keep_mask(x.shape, p, x.device)
+    return x * (keep.to(x.dtype) * scale)
 
 
 class FastDropout(torch.nn.Dropout):
@@ -57,8 +69,34 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + attention_mask
-    probs = fast_dropout(torch.softmax(scores, dim=-1), dropout)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+    if not _cheap(scores, dropout):
+        probs = F.dropout(torch.softmax(scores, dim=-1), dropout, True)
+        return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+    keep, scale = keep_mask(scores.shape, dropout, scores.device)
+    return _DroppedAttention.apply(scores, value, keep, scale).transpose(1, 2).contiguous(), None
+
+
+class _DroppedAttention(torch.autograd.Function):
+    """softmax(scores), dropped by `keep`, times value. Backward keeps only the probabilities and the 1-byte mask
+    (autograd would keep the probabilities, a mask in their dtype and the dropped probabilities: twice the memory)."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, scores, value, keep, scale):
+        probs = torch.softmax(scores, dim=-1)
+        ctx.save_for_backward(probs, value, keep)
+        ctx.scale = scale
+        return torch.matmul(probs * (keep.to(probs.dtype) * scale), value)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad_out):
+        probs, value, keep = ctx.saved_tensors
+        mask = keep.to(probs.dtype) * ctx.scale
+        grad_value = torch.matmul((probs * mask).transpose(-1, -2), grad_out) if ctx.needs_input_grad[1] else None
+        grad_probs = torch.matmul(grad_out, value.transpose(-1, -2)).to(probs.dtype) * mask
+        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True))  # softmax backward
+        return grad_scores, grad_value, None, None
 
 
 def _register() -> None:
