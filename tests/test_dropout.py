@@ -97,22 +97,33 @@ def test_evaluation_is_exactly_sdpa():
                                    reference(input_ids=ids, attention_mask=mask).last_hidden_state, atol=0, rtol=0)
 
 
-def test_training_path_matches_sdpa_when_nothing_drops():
-    """With the masks forced to keep everything, the math path is SDPA's numbers (padding included)."""
+def test_training_path_matches_sdpa_when_nothing_drops(monkeypatch):
+    """With the masks forced to keep everything, the cheaper-mask path is SDPA's numbers (padding included)."""
+    import tunelab.models.dropout as dropout_module
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    from tunelab.models.dropout import attention
 
     module = torch.nn.Module()
     module.is_causal = False
-    q, k, v = (torch.randn(2, 2, 9, 16) for _ in range(3))
+    q, k, v = (torch.randn(2, 2, 9, 16, requires_grad=True) for _ in range(3))
     mask = torch.ones(2, 1, 9, 9, dtype=torch.bool)
     mask[0, :, :, 6:] = False
+    monkeypatch.setattr(dropout_module, "keep_mask", lambda shape, p, device: (torch.ones(shape, dtype=torch.bool), 1.0))
+    monkeypatch.setattr(dropout_module, "_DroppedAttention", _Spy(dropout_module._DroppedAttention))
     module.train()
-    got, _ = attention(module, q, k, v, mask, dropout=1e-9)  # rounds to no drop: the math path, nothing dropped
+    got, _ = dropout_module.attention(module, q, k, v, mask, dropout=0.1)
+    assert dropout_module._DroppedAttention.calls == 1  # the cheaper-mask path, not SDPA
     module.eval()
     want, _ = sdpa_attention_forward(module, q, k, v, mask, dropout=0.0)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+class _Spy:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def apply(self, *args):
+        self.calls += 1
+        return self.fn.apply(*args)
 
 
 def test_saved_model_loads_without_tunelab(tmp_path):

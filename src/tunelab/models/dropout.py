@@ -57,7 +57,7 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     """transformers' SDPA attention, except while training with dropout on a CPU: its math path, cheaper mask."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    plain = not (module.training and dropout > 0) or query.device.type != "cpu"
+    plain = not (module.training and _cheap(query, dropout))  # evaluation, no dropout, a GPU, p beyond 16-bit lanes
     causal = kwargs.get("is_causal") or getattr(module, "is_causal", False)
     extras = {k for k, v in kwargs.items() if v is not None} - {"is_causal", "output_attentions", "position_ids"}
     if plain or causal or extras or (attention_mask is not None and attention_mask.dim() != 4):
@@ -69,9 +69,6 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + attention_mask
-    if not _cheap(scores, dropout):
-        probs = F.dropout(torch.softmax(scores, dim=-1), dropout, True)
-        return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
     keep, scale = keep_mask(scores.shape, dropout, scores.device)
     return _DroppedAttention.apply(scores, value, keep, scale).transpose(1, 2).contiguous(), None
 
