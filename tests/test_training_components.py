@@ -8,7 +8,7 @@ import torch
 from tunelab.config import OptimConfig
 from tunelab.errors import TunelabError
 from tunelab.models.heads import class_weights
-from tunelab.runs.checkpoint import Checkpointer
+from tunelab.runs.checkpoint import Checkpointer, restore_best
 from tunelab.training.early_stopping import EarlyStopper
 from tunelab.training.optim import build_optimizer, build_scheduler
 
@@ -73,6 +73,41 @@ def test_checkpoint_switches_latest_only_when_complete(tmp_path, monkeypatch):
     assert ck.load(ck.latest(), net)["step"] == 1
     ck.save(3, net, {"step": 3})
     assert ck.latest().name == "step-0000003" and not (tmp_path / "step-0000001").exists()
+
+
+def test_a_kill_between_the_best_renames_still_restores_the_best_weights(tmp_path, monkeypatch):
+    import tunelab.runs.checkpoint as module
+
+    net = Net()
+    ck = Checkpointer(tmp_path)
+    ck.save_best(net)  # the best so far
+    best = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.linear.weight.add_(1.0)  # training moves on; a better validation starts a new best/
+    real_replace = module.os.replace
+
+    def killed_before_the_new_best_lands(src, dst):
+        if str(dst).endswith("best") and not str(dst).endswith(".old-best"):
+            raise KeyboardInterrupt  # best/ is already .old-best, the new one not yet renamed into place
+        real_replace(src, dst)
+
+    monkeypatch.setattr(module.os, "replace", killed_before_the_new_best_lands)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_best(net)
+    monkeypatch.undo()
+    assert not (tmp_path / "best").exists() and (tmp_path / ".old-best").exists()
+    with torch.no_grad():
+        net.linear.weight.add_(1.0)  # the last weights differ from both
+    assert restore_best(net, tmp_path)  # the same lookup as Checkpointer.best(): .old-best
+    assert torch.equal(net.linear.weight, best["linear.weight"])
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    ck = Checkpointer(tmp_path)
+    ck.save(1, Net(), {"step": 1})
+    other = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    with pytest.raises(TunelabError, match="step-0000001/model.safetensors: the checkpoint lacks 2 of the model's trainable tensors"):
+        ck.load(ck.latest(), other)
 
 
 def test_class_weights():

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from tunelab.errors import TunelabError
+
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
@@ -26,7 +28,10 @@ def load_trainable(model: torch.nn.Module, path: Path) -> None:
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state]
     if missing:
-        raise RuntimeError(f"{path}: checkpoint lacks {len(missing)} trainable tensors, e.g. {missing[0]}")
+        raise TunelabError(
+            f"{path}: the checkpoint lacks {len(missing)} of the model's trainable tensors (e.g. {missing[0]}), so it was written "
+            f"for another model or method. Resume with the run's own config.yaml (no --set of model.* or method.*), or start a new run."
+        )
     with torch.no_grad():
         for n, t in state.items():
             params[n].copy_(t)
@@ -34,10 +39,10 @@ def load_trainable(model: torch.nn.Module, path: Path) -> None:
 
 def restore_best(model: torch.nn.Module, checkpoints: Path) -> bool:
     """Load the best checkpoint's trainable weights into `model`, if the run kept one (validation ran)."""
-    best = Path(checkpoints) / "best" / "model.safetensors"
-    if best.exists():
+    best = Checkpointer(checkpoints).best()
+    if best is not None:
         load_trainable(model, best)
-    return best.exists()
+    return best is not None
 
 
 def rng_state() -> dict:
