@@ -134,6 +134,13 @@ def test_packed_loss_equals_unpacked_loss(model):
     torch.testing.assert_close(loss_packed, alone, rtol=1e-5, atol=1e-5)
 
 
+def test_a_sample_longer_than_a_packed_row_is_a_clear_error():
+    from tunelab.data.packing import as_rows
+
+    with pytest.raises(TunelabError, match="chats.jsonl: a sample of 60 tokens does not fit a packed row of 48 tokens .* Raise data.max_length"):
+        as_rows([{"input_ids": [5] * 60, "labels": [5] * 60}], 48, True, "chats.jsonl")
+
+
 def test_chunked_cross_entropy_equals_plain_loss_and_gradients():
     from tunelab.models.causal_lm import chunked_cross_entropy
 

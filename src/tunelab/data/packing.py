@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from tunelab.errors import TunelabError
+
 IGNORE = -100
 
 
-def as_rows(samples: list[dict], block_size: int, packing: bool) -> list[dict]:
-    return pack(samples, block_size) if packing else [with_positions(s) for s in samples]
+def as_rows(samples: list[dict], block_size: int, packing: bool, source: str = "the training data") -> list[dict]:
+    return pack(samples, block_size, source) if packing else [with_positions(s) for s in samples]
 
 
 def with_positions(sample: dict) -> dict:
@@ -22,7 +24,7 @@ def with_positions(sample: dict) -> dict:
     return {"input_ids": list(sample["input_ids"]), "labels": list(sample["labels"]), "position_ids": list(range(n)), "length": n}
 
 
-def pack(samples: list[dict], block_size: int) -> list[dict]:
+def pack(samples: list[dict], block_size: int, source: str = "the training data") -> list[dict]:
     """First-fit decreasing: longest samples first, each into the first row with room. Deterministic."""
     order = sorted(range(len(samples)), key=lambda i: -len(samples[i]["input_ids"]))
     rows: list[list[int]] = []
@@ -30,7 +32,10 @@ def pack(samples: list[dict], block_size: int) -> list[dict]:
     for i in order:
         n = len(samples[i]["input_ids"])
         if n > block_size:
-            raise ValueError(f"sample of {n} tokens does not fit a block of {block_size}")
+            raise TunelabError(
+                f"{source}: a sample of {n} tokens does not fit a packed row of {block_size} tokens (data.max_length). "
+                f"Raise data.max_length, keep data.overlong: truncate (the default), or set data.packing: false."
+            )
         slot = next((k for k, room in enumerate(free) if room >= n), None)
         if slot is None:
             rows.append([])

@@ -150,7 +150,7 @@ def sft_data(cfg: Config, tokenizer) -> LMData:
         raise TunelabError(f"{info['source']}: no training conversation left after checking lengths (data.max_length={d.max_length}). Raise data.max_length.")
     fp = _fingerprint([[name, s["input_ids"], s["labels"]] for name, (samples, _) in encoded.items() for s in samples])
     held_out = [prompt_and_reference(r["messages"]) for r in test[: cfg.eval.num_generate]]
-    return LMData(as_rows(encoded["train"][0], d.max_length, d.packing), as_rows(encoded["validation"][0], d.max_length, False),
+    return LMData(as_rows(encoded["train"][0], d.max_length, d.packing, info["source"]), as_rows(encoded["validation"][0], d.max_length, False),
                   as_rows(encoded["test"][0], d.max_length, False), fp, info, held_out)
 
 
@@ -161,7 +161,7 @@ def lm_data(cfg: Config, tokenizer) -> LMData:
     info = {"source": str(d.train or f"built-in:{d.dataset}"), "documents": splits.documents, "tokens": splits.tokens,
             "train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test),
             "dropped_duplicates": splits.dropped_duplicates, "budget_reached": splits.budget_reached, "truncated_train": 0}
-    return LMData(as_rows(splits.train, d.max_length, d.packing), as_rows(splits.validation, d.max_length, False),
+    return LMData(as_rows(splits.train, d.max_length, d.packing, info["source"]), as_rows(splits.validation, d.max_length, False),
                   as_rows(splits.test, d.max_length, False), splits.fingerprint, info)
 
 
