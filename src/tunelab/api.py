@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from tunelab.config import Config, load_config
+from tunelab.config import DEMO_RECIPE, Config, load_config
 from tunelab.errors import TunelabError
 from tunelab.runs.rundir import RunDir
 
@@ -42,11 +42,11 @@ class Run:
 def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Optional[dict] = None,
           resume: Union[str, Path, None] = None, overwrite: bool = False, show_progress: bool = True,
           on_step: Optional[Callable[[int], None]] = None) -> Run:
-    """Fine-tune as the recipe says. `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
+    """Fine-tune as the recipe says (no recipe: the demo's). `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
     if resume is not None:
         cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
     else:
-        cfg = load_config(config, overrides)
+        cfg = load_config(DEMO_RECIPE if config is None else config, overrides)
     if cfg.task not in TASKS:
         raise TunelabError(f"task '{cfg.task}' is not available in this version (available: {', '.join(TASKS)}).")
     import torch

@@ -171,15 +171,15 @@ def _generator(predictor, run: Path):
 
 @data_app.command("preview")
 def data_preview(
-    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe whose data to show."),
+    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe whose data to show (default: the demo recipe)."),
     n: int = typer.Option(2, "-n", help="Examples to show."),
     set_: List[str] = typer.Option([], "--set", help="Override recipe fields: --set data.train_on=all"),
 ):
     """Show training examples rendered as the model sees them; for sft the trained tokens are highlighted."""
-    from tunelab.config import load_config, parse_set
+    from tunelab.config import DEMO_RECIPE, load_config, parse_set
     from tunelab.data.preview import preview_examples
 
-    cfg = load_config(recipe, parse_set(set_))
+    cfg = load_config(recipe or DEMO_RECIPE, parse_set(set_))
     plain_text = not out.is_terminal
     for i, text in enumerate(preview_examples(cfg, n, markup=not plain_text)):
         out.rule(f"example {i + 1}" + ("  (trained tokens in «»)" if plain_text and cfg.task == "sft" else "  (trained tokens in green)" if cfg.task == "sft" else ""))

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tunelab.errors import TunelabError
 
+# The demo recipe ships inside the package: `tunelab train` with no recipe runs exactly this file (recipes/ links to it)
+DEMO_RECIPE = Path(__file__).parent / "recipes" / "classify_movie_reviews.yaml"
+
 Task = Literal["classification", "multilabel", "regression", "ner", "sft", "lm", "mlm"]
 
 
