@@ -80,18 +80,15 @@ def flops(run: dict) -> float:
 
 def arm_tunelab_full_last_layer(args) -> dict:
     """tunelab without the first-token-only last layer: what that change buys (not in the default arms)."""
-    import tunelab.tasks.classify as task
+    import tunelab.models.fast_paths as fast_paths
 
-    task.first_token_only = lambda model: False
+    fast_paths.first_token_only = lambda model: False
     return arm_tunelab(args)
 
 
 def arm_tunelab_torch_dropout(args) -> dict:
     """tunelab with torch's own dropout masks instead of models/dropout.py's: what that change buys."""
-    import tunelab.methods
-
-    tunelab.methods.use_fast_dropout = lambda model: 0
-    return arm_tunelab(args)
+    return arm_tunelab(args, {"fast_cpu_dropout": False})
 
 
 def arm_tunelab_compile(args) -> dict:

@@ -148,18 +148,22 @@ def test_module_matches_torch_statistics(p):
     torch.testing.assert_close(fast.abs().sum() / x.abs().sum(), ref.abs().sum() / x.abs().sum(), atol=0.02, rtol=0)
 
 
-def test_lora_dropout_is_swapped_too(tiny_bert):
-    """LoRA's own dropout (7 masks a layer in a causal LM) comes after loading: apply_method swaps it as well."""
+@pytest.mark.parametrize("fast", [True, False])
+def test_lora_dropout_is_swapped_too_unless_turned_off(tiny_bert, fast):
+    """LoRA's own dropout (7 masks a layer in a causal LM) comes after loading: the fast paths swap it as well, and
+    train.fast_cpu_dropout: false leaves torch's dropout and attention everywhere."""
     from transformers import AutoModelForSequenceClassification
 
-    from tunelab.config import MethodConfig
+    from tunelab.config import MethodConfig, TrainConfig
     from tunelab.methods import apply_method
+    from tunelab.models.fast_paths import apply_fast_paths
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     model = apply_method(model, MethodConfig(name="lora", dropout=0.1), "SEQ_CLS")
+    assert apply_fast_paths(model, TrainConfig(fast_cpu_dropout=fast)) == {"fast_cpu_dropout": fast}
     lora_drops = [m for n, m in model.named_modules() if "lora_dropout." in n and isinstance(m, torch.nn.Dropout)]
-    assert lora_drops and all(type(m) is FastDropout for m in lora_drops)
-    assert model.get_base_model().config._attn_implementation == ATTENTION
+    assert lora_drops and all((type(m) is FastDropout) == fast for m in lora_drops)
+    assert (model.get_base_model().config._attn_implementation == ATTENTION) == fast
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -36,7 +36,7 @@ def test_models_that_do_not_pool_the_first_token_are_left_alone():
 def test_training_is_unchanged(tiny_bert, sentiment_csv, tmp_path, monkeypatch):
     fast = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "fast"), show_progress=False)
     assert fast.info["preprocessing"]["first_token_only_last_layer"] is True
-    monkeypatch.setattr("tunelab.tasks.classify.first_token_only", lambda model: False)
+    monkeypatch.setattr("tunelab.models.fast_paths.first_token_only", lambda model: False)
     full = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "full"), show_progress=False)
     losses = lambda run: [r["loss"] for r in map(json.loads, (run.dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]  # noqa: E731
     np.testing.assert_allclose(losses(fast), losses(full), rtol=1e-5, atol=1e-6)

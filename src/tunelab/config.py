@@ -127,6 +127,7 @@ class TrainConfig(Section):
     eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
     save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
+    fast_cpu_dropout: bool = Field(True, description="Dropout masks at a quarter of torch's CPU cost (one 64-bit random draw per four elements; p rounded to 1/65536). Same expected activations, other random draws than torch's; false: torch's own dropout.")
     compile: bool = Field(False, description="torch.compile the training forward (inductor, dynamic shapes). Off by default: on a 2-core CPU compiling takes longer than it saves in a short run (benchmarks/RESULTS.md).")
     max_tokens: Optional[int] = Field(None, gt=0, description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding included); lm/mlm also stop reading training text there.")
 

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from tunelab.config import MethodConfig
-from tunelab.models.dropout import use_fast_dropout
 
 
 def apply_method(model, cfg: MethodConfig, peft_task):
     """peft_task: SEQ_CLS, TOKEN_CLS or CAUSAL_LM (PEFT's TaskType names), or None (masked LM)."""
-    model = _apply(model, cfg, peft_task)
-    use_fast_dropout(model)  # the backbone's dropout and LoRA's: the same dropout, a cheaper random mask on a CPU
-    return model
-
-
-def _apply(model, cfg: MethodConfig, peft_task):
     if cfg.name == "lora":
         from tunelab.methods.lora import apply_lora
 

@@ -25,6 +25,7 @@ from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.generation import generation_metrics, sample_table
 from tunelab.metrics.plots import plot_curves
 from tunelab.models.causal_lm import CausalLM
+from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.predictors.generate import Generator
 from tunelab.runs.card import model_card
@@ -64,6 +65,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
 
     # ---- model and method
     model = apply_method(load_causal_lm(local, cfg.model), cfg.method, "CAUSAL_LM")
+    apply_fast_paths(model, cfg.train)
     spec = CausalLM(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     return fit_and_report(cfg, run, model, tokenizer, spec, data, source, accelerator, "text-generation", resume, show_progress, on_step)
 
@@ -84,7 +86,8 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
             task=cfg.task, status="running", versions=versions(), pipeline_tag=pipeline_tag,
             base_model={"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file, "sha256": source.content_hash()},
             data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
-            preprocessing={"max_length": cfg.data.max_length, "precision": precision, "packing": cfg.data.packing, "train_on": cfg.data.train_on},
+            preprocessing={"max_length": cfg.data.max_length, "precision": precision, "packing": cfg.data.packing, "train_on": cfg.data.train_on,
+                           "fast_cpu_dropout": cfg.train.fast_cpu_dropout},
             selection={"metric": metric, "mode": "max" if higher else "min"},
         )
         (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")

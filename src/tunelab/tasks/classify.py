@@ -13,7 +13,7 @@ from tunelab.data.classify import build_label_space, count_truncated, fingerprin
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.classification import DEFAULT_METRIC
 from tunelab.metrics.plots import plot_confusion, plot_curves
-from tunelab.models.first_token import first_token_only
+from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.heads import SequenceClassification, class_weights
 from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
 from tunelab.runs.card import model_card
@@ -49,7 +49,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     # ---- model and method
     model = load_sequence_classifier(source, cfg.model, labels.id2label, PROBLEM_TYPE[cfg.task])
     model = apply_method(model, cfg.method, "SEQ_CLS")
-    fast_last_layer = first_token_only(model)  # the last layer computes only the token the head reads (same logits)
+    fast_paths = apply_fast_paths(model, cfg.train, first_token=True)  # the last layer computes only the token the head reads
     trainable, total = count_parameters(model)
     weights = class_weights(cfg.train.class_weights, [r["labels"] for r in train_rows], labels.num_outputs) if cfg.task == "classification" else None
     spec = SequenceClassification(cfg.task, labels.names, tokenizer.pad_token_id or 0, weights, cfg.eval.threshold)
@@ -64,7 +64,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
                   "truncated_train": count_truncated(splits.train, tokenizer, cfg.data.max_length)},
             labels=labels.id2label, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
             preprocessing={"max_length": cfg.data.max_length, "threshold": cfg.eval.threshold, "precision": precision,
-                           "first_token_only_last_layer": fast_last_layer, "text_column": cfg.data.text_column, "text_pair_column": cfg.data.text_pair_column, "label_column": cfg.data.label_column},
+                           **fast_paths, "text_column": cfg.data.text_column, "text_pair_column": cfg.data.text_pair_column, "label_column": cfg.data.label_column},
             selection={"metric": metric, "mode": "max" if higher else "min"},
         )
         (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")

@@ -14,6 +14,7 @@ from tunelab.data.packing import as_rows
 from tunelab.data.text import mlm_pieces, read_text_splits
 from tunelab.methods import apply_method
 from tunelab.models.load import load_masked_lm, load_tokenizer, plain, resolve
+from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.masked_lm import MaskedLM
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.causal_lm import LMData, fit_and_report
@@ -33,5 +34,6 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
             "dropped_duplicates": splits.dropped_duplicates, "budget_reached": splits.budget_reached, "truncated_train": 0}
     data = LMData(*(as_rows(part, d.max_length, False) for part in (splits.train, splits.validation, splits.test)), splits.fingerprint, info)
     model = apply_method(load_masked_lm(local, cfg.model), cfg.method, None)
+    apply_fast_paths(model, cfg.train)
     spec = MaskedLM(tokenizer.pad_token_id or 0)
     return fit_and_report(cfg, run, model, tokenizer, spec, data, source, accelerator, "fill-mask", resume, show_progress, on_step)

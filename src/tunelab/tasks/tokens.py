@@ -17,6 +17,7 @@ from tunelab.data.splits import Splits
 from tunelab.data.tokens import WORD, build_tag_space, encode, read_sentences
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion, plot_curves
+from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.heads import TokenClassification
 from tunelab.models.load import load_token_classifier, load_tokenizer, resolve
 from tunelab.runs.card import model_card
@@ -55,6 +56,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     # ---- model and method
     model = load_token_classifier(source, cfg.model, space.id2label)
     model = apply_method(model, cfg.method, "TOKEN_CLS")
+    fast_paths = apply_fast_paths(model, cfg.train)
     trainable, total = count_parameters(model)
     spec = TokenClassification(space.names, tokenizer.pad_token_id or 0)
     metric, higher = selection_metric(cfg, spec, DEFAULT_METRIC)
@@ -69,7 +71,7 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
                   "repaired_tags": sum(r.get("repaired", 0) for part in (splits.train, splits.validation, splits.test) for r in part),
                   "entities_train": sum(t.startswith("B-") for r in splits.train for t in r["tags"])},
             labels=space.id2label, entity_types=space.types, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
-            preprocessing={"max_length": d.max_length, "stride": d.stride, "label_all_subtokens": d.label_all_subtokens, "precision": precision,
+            preprocessing={"max_length": d.max_length, "stride": d.stride, "label_all_subtokens": d.label_all_subtokens, "precision": precision, **fast_paths,
                            "tag_scheme": d.tag_scheme, "word_pattern": WORD.pattern, "text_column": d.text_column,
                            "tokens_column": d.tokens_column, "tags_column": d.tags_column, "entities_column": d.entities_column},
             selection={"metric": metric, "mode": "max" if higher else "min"},
