@@ -16,9 +16,21 @@ NEGATIVE = "bad awful boring dull terrible weak tedious bland clumsy poor".split
 FILLER = "the film movie story plot actors was is a really quite very and but".split()
 
 
+REPO_RUNS = Path(__file__).resolve().parents[1] / "runs"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _repository_runs_untouched():
+    """Tests write runs under tmp_path, never into the repository's runs/ (a user's own runs live there)."""
+    before = set(REPO_RUNS.iterdir()) if REPO_RUNS.is_dir() else set()
+    yield
+    added = (set(REPO_RUNS.iterdir()) if REPO_RUNS.is_dir() else set()) - before
+    assert not added, f"the test wrote into the repository's runs/: {sorted(p.name for p in added)}"
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +81,7 @@ def tiny_recipe(model_dir: Path, data_file: Path, out: Path, **sections) -> dict
         "data": {"train": str(data_file), "max_length": 32},
         "model": {"name": str(model_dir), "dropout": 0.0},
         "optim": {"lr": 1e-3, "warmup_steps": 0},
-        "train": {"batch_size": 8, "max_steps": 6, "precision": "fp32", "output_dir": str(out), "log_every": 1},
+        "train": {"batch_size": 8, "max_steps": 6, "precision": "fp32", "output_dir": None if out is None else str(out), "log_every": 1},
         "eval": {"batch_size": 16},
     }
     for key, value in sections.items():

@@ -60,9 +60,26 @@ def test_unseen_test_label(tiny_bert, tmp_path, monkeypatch, capsys):
 
 def test_cli_error_has_no_traceback_in_a_real_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tunelab.cli", "train", "--train", str(tmp_path / "nope.csv")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2
     assert "nope.csv: file not found" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # the failed run left no directory
+
+
+def test_a_run_that_fails_before_its_run_json_removes_only_the_directory_it_made(tiny_bert, tmp_path, monkeypatch):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\na,x\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TunelabError):  # default output directory: runs/classification-<time>
+        tunelab.train(tiny_recipe(tiny_bert, bad, None), show_progress=False)
+    assert list((tmp_path / "runs").iterdir()) == []
+    with pytest.raises(TunelabError):
+        tunelab.train(tiny_recipe(tiny_bert, bad, tmp_path / "new" / "run"), show_progress=False)
+    assert not (tmp_path / "new" / "run").exists()
+    (tmp_path / "mine").mkdir()  # an empty directory the user made is theirs: kept
+    with pytest.raises(TunelabError):
+        tunelab.train(tiny_recipe(tiny_bert, bad, tmp_path / "mine"), show_progress=False)
+    assert (tmp_path / "mine").is_dir()
 
 
 def test_failed_overwrite_keeps_the_earlier_run(tiny_bert, sentiment_csv, tmp_path):

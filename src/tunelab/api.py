@@ -69,6 +69,8 @@ def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step) -
         status = "interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed"
         if (run / "run.json").exists():
             run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000])
+        elif int(os.environ.get("RANK", 0)) == 0:
+            run.discard_if_empty()
         raise
     if int(os.environ.get("RANK", 0)) == 0:
         run.finish()
@@ -83,7 +85,7 @@ def _create_run_dir(cfg: Config, overwrite: bool) -> RunDir:
     if make_accelerator(cfg.train.num_threads).is_main_process:
         try:
             created = RunDir.create(cfg.train.output_dir, cfg.task, overwrite=overwrite)
-            result = (created.path, created.final)
+            result = (created.path, created.final, created.created)
         except TunelabError as e:
             result = e
     result = broadcast(result)  # every process raises the same error, or opens the same directory

@@ -27,9 +27,10 @@ SCHEMA_VERSION = 1
 
 
 class RunDir:
-    def __init__(self, path: Path, final: Optional[Path] = None):
+    def __init__(self, path: Path, final: Optional[Path] = None, created: bool = False):
         self.path = Path(path)
         self.final = Path(final) if final else self.path  # where the run lands when it succeeds
+        self.created = created  # this run made the directory (so a run that fails before its run.json removes it)
 
     # ---------------------------------------------------------------- creating
 
@@ -49,9 +50,10 @@ class RunDir:
             staging = output_dir.with_name(output_dir.name + ".new")
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            return cls(staging, final=output_dir)
+            return cls(staging, final=output_dir, created=True)
+        existed = output_dir.exists()
         output_dir.mkdir(parents=True, exist_ok=True)
-        return cls(output_dir)
+        return cls(output_dir, created=not existed)
 
     @classmethod
     def open(cls, path: Path) -> "RunDir":
@@ -59,6 +61,11 @@ class RunDir:
         if not (path / "run.json").exists() and not (path / "config.yaml").exists():
             raise TunelabError(f"{path}: not a tunelab run directory (no run.json). Give the folder that `tunelab train` wrote.")
         return cls(path)
+
+    def discard_if_empty(self) -> None:
+        """A run that failed before writing its first run.json leaves nothing behind (only a directory it made itself)."""
+        if self.created and not (self.path / "run.json").exists():
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def finish(self) -> "RunDir":
         """Move a staged run over the old one (overwrite)."""
