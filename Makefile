@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml constraints.txt assets.txt
 demo: $(STAMP)
 	$(BIN)/tunelab train
 
+# lint first (seconds), then the suite
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 # not in CI: minutes per workload; each appends rows to benchmarks/RESULTS.md (benchmarks/common.py is the harness)

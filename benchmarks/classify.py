@@ -6,7 +6,8 @@
 Arms (each a fresh child process; all see the same examples, once, in one epoch of --steps x 32):
   tunelab          tunelab.train() with its defaults (bf16 autocast where the CPU has it, length-grouped batches)
   trainer          transformers.Trainer + DataCollatorWithPadding, its documented default (fp32, random order)
-  trainer_tuned    the same with the speed flags a knowledgeable user sets on CPU: bf16=True and
+  trainer_tuned    the same with the speed flags a knowledgeable user sets on CPU: bf16=True where the CPU has native
+                   bf16 (where tunelab's precision: auto picks it; fp32 otherwise) and
                    train_sampling_strategy="group_by_length" (transformers 5's name for group_by_length=True)
   tunelab_full_last_layer   (only with --arms) tunelab with its first-token-only last layer switched off
   tunelab_compile           (only with --arms) tunelab with train.compile: true (compile time included in the loop)
@@ -34,7 +35,12 @@ BATCH, MAX_LENGTH, LR, WEIGHT_DECAY, WARMUP = 32, 128, 1e-4, 0.01, 0.06
 
 def add_args(p):
     p.add_argument("--model", default="minilm", help="tunelab model name or a local Hugging Face directory")
-    p.add_argument("--val-limit", type=int, default=None, help="validate on the first N held-out snippets only (default: all ~1,056)")
+    p.add_argument(
+        "--val-limit",
+        type=int,
+        default=None,
+        help="validate on the first N held-out snippets only (default: all ~1,056)",
+    )
 
 
 def data(args) -> tuple[list[dict], list[dict], str]:
@@ -43,12 +49,20 @@ def data(args) -> tuple[list[dict], list[dict], str]:
     from tunelab.data.classify import read_records
     from tunelab.models.load import resolve
 
-    cfg = load_config({"data": {"dataset": "movie_reviews", "max_length": MAX_LENGTH}, "model": {"name": args.model}, "train": {"seed": 42}})
+    cfg = load_config(
+        {
+            "data": {"dataset": "movie_reviews", "max_length": MAX_LENGTH},
+            "model": {"name": args.model},
+            "train": {"seed": 42},
+        }
+    )
     splits = read_records(cfg)
     # a fixed random subset: the file is sorted by sentiment, so its first rows are nearly all positive
     order = random.Random(42).sample(range(len(splits.train)), len(splits.train))
     train = [splits.train[i] for i in order[: args.steps * BATCH]]
-    val = random.Random(43).sample(splits.validation, len(splits.validation))  # shuffled the same way every run (the file is sorted)
+    val = random.Random(43).sample(
+        splits.validation, len(splits.validation)
+    )  # shuffled the same way every run (the file is sorted)
     val = val[:64] if args.smoke else val[: args.val_limit]
     return train, val, resolve(cfg.model).location
 
@@ -58,15 +72,22 @@ def warmup_steps(args) -> int:
 
 
 def lengths_of(records, tokenizer) -> list[int]:
-    return [len(x) for x in tokenizer([r["text"] for r in records], truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+    return [
+        len(x) for x in tokenizer([r["text"] for r in records], truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    ]
 
 
 def flops_info(model, lengths: list[int]) -> dict:
     """What the MFU estimate needs: non-embedding parameters, layers, width, real tokens and sum of squared lengths."""
     emb = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
     cfg = model.config
-    return {"non_embedding_params": sum(p.numel() for p in model.parameters()) - emb, "layers": cfg.num_hidden_layers,
-            "hidden": cfg.hidden_size, "tokens": sum(lengths), "sum_len_sq": sum(n * n for n in lengths)}
+    return {
+        "non_embedding_params": sum(p.numel() for p in model.parameters()) - emb,
+        "layers": cfg.num_hidden_layers,
+        "hidden": cfg.hidden_size,
+        "tokens": sum(lengths),
+        "sum_len_sq": sum(n * n for n in lengths),
+    }
 
 
 def flops(run: dict) -> float:
@@ -99,8 +120,8 @@ def arm_tunelab_compile(args) -> dict:
 def arm_tunelab(args, train_options: dict | None = None) -> dict:
     import tunelab
     import tunelab.tasks.classify as task
-    from tunelab.models.load import load_tokenizer, resolve
     from tunelab.config import ModelConfig
+    from tunelab.models.load import load_tokenizer, resolve
 
     train, val, _ = data(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-"))
@@ -115,10 +136,28 @@ def arm_tunelab(args, train_options: dict | None = None) -> dict:
     recipe = {
         "task": "classification",
         # validation is measured after the run with tunelab.evaluate (untimed, as for the baselines): no split here
-        "data": {"train": str(work / "train.csv"), "max_length": MAX_LENGTH, "validation_fraction": 0.0, "test_fraction": 0.0},
+        "data": {
+            "train": str(work / "train.csv"),
+            "max_length": MAX_LENGTH,
+            "validation_fraction": 0.0,
+            "test_fraction": 0.0,
+        },
         "model": {"name": args.model},
-        "optim": {"lr": LR, "weight_decay": WEIGHT_DECAY, "warmup_steps": warmup_steps(args), "scheduler": "linear", "max_grad_norm": 1.0},
-        "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps)} | (train_options or {}),
+        "optim": {
+            "lr": LR,
+            "weight_decay": WEIGHT_DECAY,
+            "warmup_steps": warmup_steps(args),
+            "scheduler": "linear",
+            "max_grad_norm": 1.0,
+        },
+        "train": {
+            "batch_size": BATCH,
+            "epochs": 1,
+            "seed": args.seed,
+            "output_dir": str(work / "run"),
+            "log_every": min(10, args.steps),
+        }
+        | (train_options or {}),
     }
     run, marks = common.train_tunelab(task, recipe)  # no validation in the run: the loop ends at the last step
     peak = common.peak_rss()
@@ -126,17 +165,32 @@ def arm_tunelab(args, train_options: dict | None = None) -> dict:
     val_metrics = tunelab.evaluate(run.dir, work / "val.csv")
     lengths = lengths_of(train, load_tokenizer(resolve(ModelConfig(name=args.model))))
     info = run.info
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["steps"][-1] - marks["start"], "rss_loaded": marks["rss_loaded"],
-            "peak_rss_train": peak, "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": val_metrics["accuracy"],
-            "metric_name": "accuracy", "steps": info["steps"], "precision": info["preprocessing"]["precision"],
-            "flops_info": flops_info(marks["model"], lengths), "args": {"recipe": recipe, "resolved": (run.dir / "config.yaml").read_text()}}
+    return {
+        "tokens": sum(lengths),
+        "samples": len(train),
+        "train_s": marks["steps"][-1] - marks["start"],
+        "rss_loaded": marks["rss_loaded"],
+        "peak_rss_train": peak,
+        "final_loss": [r["loss"] for r in history if "loss" in r][-1],
+        "metric": val_metrics["accuracy"],
+        "metric_name": "accuracy",
+        "steps": info["steps"],
+        "precision": info["preprocessing"]["precision"],
+        "flops_info": flops_info(marks["model"], lengths),
+        "args": {"recipe": recipe, "resolved": (run.dir / "config.yaml").read_text()},
+    }
 
 
 def _trainer_arm(args, tuned: bool) -> dict:
     import datasets
     import numpy as np
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     datasets.disable_progress_bars()
     train, val, location = data(args)
@@ -146,36 +200,78 @@ def _trainer_arm(args, tuned: bool) -> dict:
 
     def encode(records):
         enc = tok([r["text"] for r in records], truncation=True, max_length=MAX_LENGTH)
-        return datasets.Dataset.from_dict({"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
-                                           "attention_mask": enc["attention_mask"], "labels": [label2id[r["label"]] for r in records]})
+        return datasets.Dataset.from_dict(
+            {
+                "input_ids": enc["input_ids"],
+                "token_type_ids": enc["token_type_ids"],
+                "attention_mask": enc["attention_mask"],
+                "labels": [label2id[r["label"]] for r in records],
+            }
+        )
 
     train_ds, val_ds = encode(train), encode(val)
-    model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id
+    )
     rss_loaded = common.loaded_rss(model)
     work = tempfile.mkdtemp(prefix="bench-trainer-")
-    targs = dict(output_dir=work, per_device_train_batch_size=BATCH, per_device_eval_batch_size=128, num_train_epochs=1,
-                 learning_rate=LR, weight_decay=WEIGHT_DECAY, lr_scheduler_type="linear", warmup_steps=warmup_steps(args), max_grad_norm=1.0,
-                 logging_steps=min(10, args.steps), save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed, use_cpu=True, disable_tqdm=True)
-    if tuned:
-        targs |= dict(bf16=True, train_sampling_strategy="group_by_length")
+    targs = dict(
+        output_dir=work,
+        per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=128,
+        num_train_epochs=1,
+        learning_rate=LR,
+        weight_decay=WEIGHT_DECAY,
+        lr_scheduler_type="linear",
+        warmup_steps=warmup_steps(args),
+        max_grad_norm=1.0,
+        logging_steps=min(10, args.steps),
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    if tuned:  # bf16 only where tunelab's precision: auto would take it (emulated bf16 is ~600x slower than fp32)
+        targs |= dict(bf16=common.fast_bf16(), train_sampling_strategy="group_by_length")
     marks: dict = {}
 
     def accuracy(p):
         return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
 
     training_args = TrainingArguments(**targs)
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=DataCollatorWithPadding(tok), compute_metrics=accuracy, callbacks=[common.loop_timer(marks)])
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=accuracy,
+        callbacks=[common.loop_timer(marks)],
+    )
     trainer.train()
     peak = common.peak_rss()
     ev = trainer.evaluate()
     lengths = [len(x) for x in train_ds["input_ids"]]
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded,
-            "peak_rss_train": peak, "final_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
-            "metric": ev["eval_accuracy"], "metric_name": "accuracy", "steps": trainer.state.global_step,
-            "precision": "bf16" if tuned else "fp32", "flops_info": flops_info(model, lengths),
-            "args": {"given": targs | {"data_collator": "DataCollatorWithPadding(tokenizer)"},
-                     "optim": str(training_args.optim), "sampler": training_args.train_sampling_strategy}}
+    return {
+        "tokens": sum(lengths),
+        "samples": len(train),
+        "train_s": marks["end"] - marks["start"],
+        "rss_loaded": rss_loaded,
+        "peak_rss_train": peak,
+        "final_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
+        "metric": ev["eval_accuracy"],
+        "metric_name": "accuracy",
+        "steps": trainer.state.global_step,
+        "precision": "bf16" if targs.get("bf16") else "fp32",
+        "flops_info": flops_info(model, lengths),
+        "args": {
+            "given": targs | {"data_collator": "DataCollatorWithPadding(tokenizer)"},
+            "optim": str(training_args.optim),
+            "sampler": training_args.train_sampling_strategy,
+        },
+    }
 
 
 def arm_trainer(args) -> dict:
@@ -186,10 +282,23 @@ def arm_trainer_tuned(args) -> dict:
     return _trainer_arm(args, tuned=True)
 
 
-ARMS = {"tunelab": arm_tunelab, "trainer": arm_trainer, "trainer_tuned": arm_trainer_tuned, "tunelab_full_last_layer": arm_tunelab_full_last_layer,
-        "tunelab_compile": arm_tunelab_compile, "tunelab_torch_dropout": arm_tunelab_torch_dropout}
+ARMS = {
+    "tunelab": arm_tunelab,
+    "trainer": arm_trainer,
+    "trainer_tuned": arm_trainer_tuned,
+    "tunelab_full_last_layer": arm_tunelab_full_last_layer,
+    "tunelab_compile": arm_tunelab_compile,
+    "tunelab_torch_dropout": arm_tunelab_torch_dropout,
+}
 
 if __name__ == "__main__":
-    common.main("classify", __doc__.splitlines()[0], ARMS, steps=60, add_args=add_args, flops=flops,
-                baselines=("trainer", "trainer_tuned", "tunelab_full_last_layer", "tunelab_compile", "tunelab_torch_dropout"),
-                default_arms=["tunelab", "trainer", "trainer_tuned"])
+    common.main(
+        "classify",
+        __doc__.splitlines()[0],
+        ARMS,
+        steps=60,
+        add_args=add_args,
+        flops=flops,
+        baselines=("trainer", "trainer_tuned", "tunelab_full_last_layer", "tunelab_compile", "tunelab_torch_dropout"),
+        default_arms=["tunelab", "trainer", "trainer_tuned"],
+    )

@@ -119,9 +119,16 @@ def run_child(arms: dict[str, Callable], args) -> None:
     if result.get("skipped"):
         Path(args.result).write_text(json.dumps(result | {"arm": args.child}))
         return
-    result["peak_rss"] = result.pop("peak_rss_train", None) or peak_rss()  # arms measure it right after training, before evaluation
-    result |= {"arm": args.child, "seed": args.seed, "child_wall_s": time.perf_counter() - started,
-               "threads": torch.get_num_threads(), "tunelab_file": _tunelab_file()}
+    result["peak_rss"] = (
+        result.pop("peak_rss_train", None) or peak_rss()
+    )  # arms measure it right after training, before evaluation
+    result |= {
+        "arm": args.child,
+        "seed": args.seed,
+        "child_wall_s": time.perf_counter() - started,
+        "threads": torch.get_num_threads(),
+        "tunelab_file": _tunelab_file(),
+    }
     result["rss_rise"] = result["peak_rss"] - result["rss_loaded"]
     Path(args.result).write_text(json.dumps(result, indent=1, default=str))
 
@@ -135,6 +142,16 @@ def _tunelab_file() -> str:
 # ------------------------------------------------------------------ parent side
 
 
+def fast_bf16() -> bool:
+    """Whether tunelab's `precision: auto` picks bf16 here: the tuned baselines use bf16 exactly where tunelab would.
+    (On a CPU without native bf16, e.g. AVX2-only Zen 3, bf16 matmuls are emulated at ~0.3 GFLOP/s.)"""
+    import torch
+
+    from tunelab.training.precision import has_fast_bf16
+
+    return has_fast_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def machine() -> dict:
     import torch
 
@@ -146,8 +163,16 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "load_avg_at_start": os.getloadavg()[0]}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": fast_bf16(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg()[0],
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -166,11 +191,12 @@ def versions() -> dict:
 
 
 def matmul_peak(n: int = 2048, seconds: float = 1.5) -> dict:
-    """Measured matmul FLOP/s (fp32 and bf16, n x n), the denominator of MFU."""
+    """Measured matmul FLOP/s (fp32 and bf16, n x n), the denominator of MFU. bf16 only where it is native: emulated,
+    one 2048 x 2048 bf16 matmul takes about a minute."""
     import torch
 
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    out = {"bf16": None}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))[: 2 if fast_bf16() else 1]:
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b  # warm-up
         count, t0 = 0, time.perf_counter()
@@ -181,13 +207,22 @@ def matmul_peak(n: int = 2048, seconds: float = 1.5) -> dict:
     return out
 
 
-def base_parser(description: str, arms: list[str], steps: int, default_arms: list[str] | None = None) -> argparse.ArgumentParser:
+def base_parser(
+    description: str, arms: list[str], steps: int, default_arms: list[str] | None = None
+) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=steps, help="optimizer steps per arm (batch 32: samples = 32 x steps)")
-    p.add_argument("--repeats", type=int, default=3, help="child processes per arm, alternating arms; repeat i uses seed i")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="child processes per arm, alternating arms; repeat i uses seed i"
+    )
     p.add_argument("--arms", default=",".join(default_arms or arms), help="comma-separated, from: " + ", ".join(arms))
     p.add_argument("--smoke", action="store_true", help="tiny run into a temp dir; never writes RESULTS.md")
-    p.add_argument("--out", type=Path, default=None, help="output dir (default benchmarks/out/<name>-<time>, a temp dir with --smoke)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output dir (default benchmarks/out/<name>-<time>, a temp dir with --smoke)",
+    )
     p.add_argument("--note", default="", help="free text stored with the results (e.g. what changed)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -195,13 +230,30 @@ def base_parser(description: str, arms: list[str], steps: int, default_arms: lis
     return p
 
 
-def run_parent(name: str, args, argv: list[str], script: str, flops: Callable[[dict], float] | None = None,
-               reference: str = "tunelab", baselines: tuple[str, ...] = ()) -> dict:
-    out = args.out or (Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) if args.smoke else ROOT / "out" / f"{name}-{dt.datetime.now():%Y%m%d-%H%M%S}")
+def run_parent(
+    name: str,
+    args,
+    argv: list[str],
+    script: str,
+    flops: Callable[[dict], float] | None = None,
+    reference: str = "tunelab",
+    baselines: tuple[str, ...] = (),
+) -> dict:
+    out = args.out or (
+        Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        if args.smoke
+        else ROOT / "out" / f"{name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    )
     out.mkdir(parents=True, exist_ok=True)
     arms = [a for a in args.arms.split(",") if a]
-    info = {"workload": name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-            "versions": versions(), "argv": argv, "note": args.note}
+    info = {
+        "workload": name,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "argv": argv,
+        "note": args.note,
+    }
     info["matmul_peak_flops"] = matmul_peak(seconds=0.3 if args.smoke else 1.5)
     env = dict(os.environ)
     env["TUNELAB_CACHE"] = env.get("TUNELAB_CACHE") or str(out / "cache")
@@ -224,8 +276,11 @@ def run_parent(name: str, args, argv: list[str], script: str, flops: Callable[[d
                 continue
             res["wall_s"] = wall
             runs.append(res)
-            print(f"  {arm} seed {r}: {res['tokens'] / res['train_s']:.0f} real tok/s, {res['train_s']:.1f} s loop, "
-                  f"{wall:.1f} s wall, loss {res['final_loss']:.4f}, {res['metric_name']} {res['metric']:.4f}", flush=True)
+            print(
+                f"  {arm} seed {r}: {res['tokens'] / res['train_s']:.0f} real tok/s, {res['train_s']:.1f} s loop, "
+                f"{wall:.1f} s wall, loss {res['final_loss']:.4f}, {res['metric_name']} {res['metric']:.4f}",
+                flush=True,
+            )
     summary = summarise(runs, info["matmul_peak_flops"], flops)
     ratios = compare(summary, reference, [b for b in baselines if b in summary])
     info |= {"summary": summary, "ratios": ratios, "runs": runs}
@@ -238,8 +293,14 @@ def run_parent(name: str, args, argv: list[str], script: str, flops: Callable[[d
 
 
 def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "mean": statistics.fmean(values),
-            "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def summarise(runs: list[dict], peak: dict, flops: Callable[[dict], float] | None) -> dict:
@@ -258,15 +319,23 @@ def summarise(runs: list[dict], peak: dict, flops: Callable[[dict], float] | Non
             "rss_rise_mb": _spread([r["rss_rise"] / 2**20 for r in rs]),
             "final_loss": _spread([r["final_loss"] for r in rs]),
             "metric": _spread([r["metric"] for r in rs]),
-            "metric_name": rs[0]["metric_name"], "tokens": rs[0]["tokens"], "samples": rs[0]["samples"],
-            "precision": rs[0].get("precision", "?"), "args": rs[0].get("args", {}),
+            "metric_name": rs[0]["metric_name"],
+            "tokens": rs[0]["tokens"],
+            "samples": rs[0]["samples"],
+            "precision": rs[0].get("precision", "?"),
+            "args": rs[0].get("args", {}),
         }
         if len({(r["tokens"], r["samples"]) for r in rs}) > 1:
             s["warning"] = "arms saw different token/sample counts across repeats"
         if flops is not None:
             f = flops(rs[0])  # FLOPs of the whole run (same data every repeat)
             achieved = f / s["train_s"]["median"]
-            s["mfu"] = {"flops": f, "achieved_flops_per_s": achieved, "vs_fp32_peak": achieved / peak["fp32"], "vs_bf16_peak": achieved / peak["bf16"]}
+            s["mfu"] = {
+                "flops": f,
+                "achieved_flops_per_s": achieved,
+                "vs_fp32_peak": achieved / peak["fp32"],
+                "vs_bf16_peak": achieved / peak["bf16"] if peak["bf16"] else None,
+            }
         summary[arm] = s
     return summary
 
@@ -281,11 +350,16 @@ def compare(summary: dict, reference: str, baselines: list[str]) -> dict:
         if "skipped" in base:
             continue
         if (base["tokens"], base["samples"]) != (ref["tokens"], ref["samples"]):
-            out[f"{reference}/{b}_warning"] = f"unequal work: {ref['tokens']}/{ref['samples']} vs {base['tokens']}/{base['samples']} tokens/samples"
+            out[f"{reference}/{b}_warning"] = (
+                f"unequal work: {ref['tokens']}/{ref['samples']} vs {base['tokens']}/{base['samples']} tokens/samples"
+            )
         out[f"{reference}/{b}"] = {
             "tokens_per_s": ref["tokens_per_s"]["median"] / base["tokens_per_s"]["median"],
             # spread of the ratio: worst and best pairing of the repeats
-            "tokens_per_s_range": [ref["tokens_per_s"]["min"] / base["tokens_per_s"]["max"], ref["tokens_per_s"]["max"] / base["tokens_per_s"]["min"]],
+            "tokens_per_s_range": [
+                ref["tokens_per_s"]["min"] / base["tokens_per_s"]["max"],
+                ref["tokens_per_s"]["max"] / base["tokens_per_s"]["min"],
+            ],
             "rss_rise": ref["rss_rise_mb"]["median"] / max(base["rss_rise_mb"]["median"], 1e-9),
             "metric_delta": ref["metric"]["mean"] - base["metric"]["mean"],
         }
@@ -297,25 +371,52 @@ def _fmt(s: dict, key: str, fmt: str) -> str:
     return f"{v['median']:{fmt}} ({v['min']:{fmt}}..{v['max']:{fmt}})"
 
 
+def cpu_line(m: dict) -> str:
+    """The CPU a row was measured on: its vector unit, and whether it has native bf16 (what `precision: auto` reads)."""
+    bf16 = "native bf16" if m.get("native_bf16") else "no native bf16 (fp32 everywhere)"
+    return f"{m['cpu']}, {m['cores']} cores, {m.get('isa', '?')}, {bf16}"
+
+
+def peaks_line(info: dict) -> str:
+    peak = info["matmul_peak_flops"]
+    bf16 = f"{peak['bf16'] / 1e9:.0f}" if peak.get("bf16") else "not measured (emulated)"
+    return f"matmul peak fp32 {peak['fp32'] / 1e9:.0f} / bf16 {bf16} GFLOP/s"
+
+
+def _mfu(mfu: dict | None, sep: str) -> str:
+    if not mfu:
+        return "-"
+    bf16 = format(mfu["vs_bf16_peak"], ".1%") if mfu.get("vs_bf16_peak") is not None else "-"
+    return f"{mfu['vs_fp32_peak']:.1%}{sep}{bf16}"
+
+
 def print_table(info: dict) -> None:
     m = info["machine"]
-    print(f"\n{info['workload']}  |  {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads  |  "
-          f"matmul peak fp32 {info['matmul_peak_flops']['fp32'] / 1e9:.0f} / bf16 {info['matmul_peak_flops']['bf16'] / 1e9:.0f} GFLOP/s")
-    head = f"{'arm':<16}{'real tok/s':>24}{'samples/s':>20}{'loop s':>20}{'wall s':>8}{'peak RSS MB':>13}{'rise MB':>9}{'final loss':>12}{'metric (mean±sd)':>20}{'MFU fp32/bf16':>15}"
+    print(f"\n{info['workload']}  |  {cpu_line(m)}, torch {m['torch']}, {m['threads']} threads  |  {peaks_line(info)}")
+    head = (
+        f"{'arm':<16}{'real tok/s':>24}{'samples/s':>20}{'loop s':>20}{'wall s':>8}{'peak RSS MB':>13}{'rise MB':>9}"
+        f"{'final loss':>12}{'metric (mean±sd)':>20}{'MFU fp32/bf16':>15}"
+    )
     print(head)
     for arm, s in info["summary"].items():
         if "skipped" in s:
             print(f"{arm:<16}skipped: {s['skipped']}")
             continue
         mfu = s.get("mfu")
-        print(f"{arm:<16}{_fmt(s, 'tokens_per_s', '.0f'):>24}{_fmt(s, 'samples_per_s', '.1f'):>20}{_fmt(s, 'train_s', '.1f'):>20}"
-              f"{s['wall_s']['median']:>8.1f}{s['peak_rss_mb']['median']:>13.0f}{s['rss_rise_mb']['median']:>9.0f}"
-              f"{s['final_loss']['median']:>12.4f}{s['metric']['mean']:>13.4f}±{s['metric']['sd']:.4f}"
-              f"{(format(mfu['vs_fp32_peak'], '.1%') + '/' + format(mfu['vs_bf16_peak'], '.1%')) if mfu else '-':>15}")
+        print(
+            f"{arm:<16}{_fmt(s, 'tokens_per_s', '.0f'):>24}{_fmt(s, 'samples_per_s', '.1f'):>20}"
+            f"{_fmt(s, 'train_s', '.1f'):>20}"
+            f"{s['wall_s']['median']:>8.1f}{s['peak_rss_mb']['median']:>13.0f}{s['rss_rise_mb']['median']:>9.0f}"
+            f"{s['final_loss']['median']:>12.4f}{s['metric']['mean']:>13.4f}±{s['metric']['sd']:.4f}"
+            f"{_mfu(mfu, '/'):>15}"
+        )
     for k, v in info["ratios"].items():
         if isinstance(v, dict):
             lo, hi = v["tokens_per_s_range"]
-            print(f"{k}: real tokens/s x{v['tokens_per_s']:.2f} (range x{lo:.2f}..x{hi:.2f}), RSS rise x{v['rss_rise']:.2f}, metric delta {v['metric_delta']:+.4f}")
+            print(
+                f"{k}: real tokens/s x{v['tokens_per_s']:.2f} (range x{lo:.2f}..x{hi:.2f}), RSS rise "
+                f"x{v['rss_rise']:.2f}, metric delta {v['metric_delta']:+.4f}"
+            )
         else:
             print(f"{k}: {v}")
 
@@ -323,33 +424,57 @@ def print_table(info: dict) -> None:
 def append_results(info: dict) -> None:
     m = info["machine"]
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nRows appended by `python benchmarks/<name>.py` (classify, ner, sft); the reading of them is at the top.\n\n")
-    lines = [f"\n### {info['workload']} — {info['date']} — {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
-             f"load avg {m['load_avg_at_start']:.1f} at start{' — ' + info['note'] if info['note'] else ''}\n",
-             f"`{' '.join(info['argv']) or '(defaults)'}`; versions {', '.join(f'{k} {v}' for k, v in info['versions'].items())}; "
-             f"matmul peak fp32 {info['matmul_peak_flops']['fp32'] / 1e9:.0f} / bf16 {info['matmul_peak_flops']['bf16'] / 1e9:.0f} GFLOP/s\n",
-             "| arm | precision | real tok/s median (min..max) | samples/s | loop s | wall s | peak RSS MB | RSS rise MB | final loss | metric mean ± sd | MFU fp32/bf16 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+        RESULTS.write_text(
+            "# Benchmark results\n\nRows appended by `python benchmarks/<name>.py` (classify, ner, sft); the reading "
+            "of them is at the top.\n\n"
+        )
+    lines = [
+        f"\n### {info['workload']} — {info['date']} — {cpu_line(m)}, torch {m['torch']}, "
+        f"{m['threads']} threads, "
+        f"load avg {m['load_avg_at_start']:.1f} at start{' — ' + info['note'] if info['note'] else ''}\n",
+        f"`{' '.join(info['argv']) or '(defaults)'}`; versions "
+        f"{', '.join(f'{k} {v}' for k, v in info['versions'].items())}; "
+        f"{peaks_line(info)}\n",
+        "| arm | precision | real tok/s median (min..max) | samples/s | loop s | wall s | peak RSS MB | RSS rise MB | "
+        "final loss | metric mean ± sd | MFU fp32/bf16 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for arm, s in info["summary"].items():
         if "skipped" in s:
             lines.append(f"| {arm} | skipped: {s['skipped']} |||||||||| |")
             continue
         mfu = s.get("mfu")
-        lines.append(f"| {arm} | {s['precision']} | {_fmt(s, 'tokens_per_s', '.0f')} | {s['samples_per_s']['median']:.1f} | {s['train_s']['median']:.1f} | "
-                     f"{s['wall_s']['median']:.1f} | {s['peak_rss_mb']['median']:.0f} | {s['rss_rise_mb']['median']:.0f} | {s['final_loss']['median']:.4f} | "
-                     f"{s['metric_name']} {s['metric']['mean']:.4f} ± {s['metric']['sd']:.4f} (n={s['metric']['n']}) | "
-                     + (f"{mfu['vs_fp32_peak']:.1%} / {mfu['vs_bf16_peak']:.1%} |" if mfu else "- |"))
+        lines.append(
+            f"| {arm} | {s['precision']} | {_fmt(s, 'tokens_per_s', '.0f')} | {s['samples_per_s']['median']:.1f} | "
+            f"{s['train_s']['median']:.1f} | "
+            f"{s['wall_s']['median']:.1f} | {s['peak_rss_mb']['median']:.0f} | {s['rss_rise_mb']['median']:.0f} | "
+            f"{s['final_loss']['median']:.4f} | "
+            f"{s['metric_name']} {s['metric']['mean']:.4f} ± {s['metric']['sd']:.4f} (n={s['metric']['n']}) | "
+            + f"{_mfu(mfu, ' / ')} |"
+        )
     for k, v in info["ratios"].items():
         if isinstance(v, dict):
             lo, hi = v["tokens_per_s_range"]
-            lines.append(f"\n**{k}**: real tokens/s ×{v['tokens_per_s']:.2f} (×{lo:.2f}..×{hi:.2f}), RSS rise ×{v['rss_rise']:.2f}, metric Δ {v['metric_delta']:+.4f}")
+            lines.append(
+                f"\n**{k}**: real tokens/s ×{v['tokens_per_s']:.2f} (×{lo:.2f}..×{hi:.2f}), RSS rise "
+                f"×{v['rss_rise']:.2f}, metric Δ {v['metric_delta']:+.4f}"
+            )
     with open(RESULTS, "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def main(name: str, description: str, arms: dict[str, Callable], steps: int, add_args: Callable | None = None,
-         flops: Callable[[dict], float] | None = None, baselines: tuple[str, ...] = (), prepare: Callable | None = None,
-         name_of: Callable | None = None, default_arms: list[str] | None = None) -> None:
+def main(
+    name: str,
+    description: str,
+    arms: dict[str, Callable],
+    steps: int,
+    add_args: Callable | None = None,
+    flops: Callable[[dict], float] | None = None,
+    baselines: tuple[str, ...] = (),
+    prepare: Callable | None = None,
+    name_of: Callable | None = None,
+    default_arms: list[str] | None = None,
+) -> None:
     parser = base_parser(description, list(arms), steps, default_arms)
     if add_args:
         add_args(parser)
@@ -360,4 +485,6 @@ def main(name: str, description: str, arms: dict[str, Callable], steps: int, add
     argv = sys.argv[1:]
     if prepare:
         prepare(args)  # once, in the parent (e.g. convert a model the children then load)
-    run_parent(name_of(args) if name_of else name, args, argv, str(Path(sys.argv[0]).resolve()), flops, baselines=baselines)
+    run_parent(
+        name_of(args) if name_of else name, args, argv, str(Path(sys.argv[0]).resolve()), flops, baselines=baselines
+    )

@@ -56,7 +56,12 @@ def train_tokens(args) -> int:
     from transformers import AutoTokenizer
 
     s, location, _ = splits(args)
-    return sum(len(x) for x in AutoTokenizer.from_pretrained(location)([r["text"] for r in s.train], truncation=True, max_length=MAX_LENGTH)["input_ids"])
+    return sum(
+        len(x)
+        for x in AutoTokenizer.from_pretrained(location)(
+            [r["text"] for r in s.train], truncation=True, max_length=MAX_LENGTH
+        )["input_ids"]
+    )
 
 
 def arm_tunelab(args) -> dict:
@@ -64,22 +69,39 @@ def arm_tunelab(args) -> dict:
 
     marks = {}
     t0 = time.perf_counter()
-    run = tunelab.train(recipe(args, Path(tempfile.mkdtemp(prefix="bench-demo-")) / "run"), show_progress=False,
-                        on_step=lambda step: marks.setdefault("rss", common.rss()))
+    run = tunelab.train(
+        recipe(args, Path(tempfile.mkdtemp(prefix="bench-demo-")) / "run"),
+        show_progress=False,
+        on_step=lambda step: marks.setdefault("rss", common.rss()),
+    )
     train_s = time.perf_counter() - t0
     info, m = run.info, run.metrics
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     epochs = info["steps"] / math.ceil(info["data"]["train"] / 32)
-    return {"tokens": int(train_tokens(args) * epochs), "samples": int(info["data"]["train"] * epochs), "train_s": train_s, "rss_loaded": marks["rss"],
-            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": m["test"]["accuracy"], "metric_name": "test accuracy",
-            "steps": info["steps"], "precision": info["preprocessing"]["precision"],
-            "args": {"recipe": (run.dir / "config.yaml").read_text(), "train_seconds_reported": m["train_seconds"]}}
+    return {
+        "tokens": int(train_tokens(args) * epochs),
+        "samples": int(info["data"]["train"] * epochs),
+        "train_s": train_s,
+        "rss_loaded": marks["rss"],
+        "final_loss": [r["loss"] for r in history if "loss" in r][-1],
+        "metric": m["test"]["accuracy"],
+        "metric_name": "test accuracy",
+        "steps": info["steps"],
+        "precision": info["preprocessing"]["precision"],
+        "args": {"recipe": (run.dir / "config.yaml").read_text(), "train_seconds_reported": m["train_seconds"]},
+    }
 
 
 def arm_trainer_tutorial(args) -> dict:
     import datasets
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     datasets.disable_progress_bars()
     s, location, _ = splits(args)
@@ -92,20 +114,42 @@ def arm_trainer_tutorial(args) -> dict:
         return datasets.Dataset.from_dict(dict(enc) | {"labels": [label2id[r["label"]] for r in records]})
 
     train_ds, val_ds, test_ds = encode(s.train), encode(s.validation), encode(s.test)
-    model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label2id
+    )
     rss_loaded = common.loaded_rss(model)
-    targs = dict(output_dir=tempfile.mkdtemp(prefix="bench-demo-trainer-"), per_device_train_batch_size=16, per_device_eval_batch_size=64,
-                 learning_rate=5e-5, num_train_epochs=2, weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch",
-                 load_best_model_at_end=True, metric_for_best_model="accuracy", save_total_limit=2, report_to="none", seed=args.seed,
-                 use_cpu=True, disable_tqdm=True, logging_steps=50)
+    targs = dict(
+        output_dir=tempfile.mkdtemp(prefix="bench-demo-trainer-"),
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=64,
+        learning_rate=5e-5,
+        num_train_epochs=2,
+        weight_decay=0.01,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        save_total_limit=2,
+        report_to="none",
+        seed=args.seed,
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=50,
+    )
     if args.limit:
         targs |= dict(max_steps=2, num_train_epochs=1)
 
     def accuracy(p):
         return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
 
-    trainer = Trainer(model=model, args=TrainingArguments(**targs), train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=DataCollatorWithPadding(tok), compute_metrics=accuracy)
+    trainer = Trainer(
+        model=model,
+        args=TrainingArguments(**targs),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=accuracy,
+    )
     t0 = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t0
@@ -113,9 +157,19 @@ def arm_trainer_tutorial(args) -> dict:
     test = trainer.evaluate(test_ds, metric_key_prefix="test")
     epochs = trainer.state.epoch or 1
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h] or [float("nan")]
-    return {"tokens": int(sum(len(x) for x in train_ds["input_ids"]) * epochs), "samples": int(len(train_ds) * epochs), "train_s": train_s,
-            "rss_loaded": rss_loaded, "peak_rss_train": peak, "final_loss": losses[-1], "metric": test["test_accuracy"],
-            "metric_name": "test accuracy", "steps": trainer.state.global_step, "precision": "fp32", "args": {"given": targs}}
+    return {
+        "tokens": int(sum(len(x) for x in train_ds["input_ids"]) * epochs),
+        "samples": int(len(train_ds) * epochs),
+        "train_s": train_s,
+        "rss_loaded": rss_loaded,
+        "peak_rss_train": peak,
+        "final_loss": losses[-1],
+        "metric": test["test_accuracy"],
+        "metric_name": "test accuracy",
+        "steps": trainer.state.global_step,
+        "precision": "fp32",
+        "args": {"given": targs},
+    }
 
 
 ARMS = {"tunelab": arm_tunelab, "trainer_tutorial": arm_trainer_tutorial}

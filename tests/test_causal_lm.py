@@ -33,8 +33,12 @@ def model(tiny_llama):
     return AutoModelForCausalLM.from_pretrained(tiny_llama)
 
 
-CHAT = [{"role": "user", "content": "Who wrote Hamlet?"}, {"role": "assistant", "content": "Shakespeare."},
-        {"role": "user", "content": "When?"}, {"role": "assistant", "content": "Around 1600."}]
+CHAT = [
+    {"role": "user", "content": "Who wrote Hamlet?"},
+    {"role": "assistant", "content": "Shakespeare."},
+    {"role": "user", "content": "When?"},
+    {"role": "assistant", "content": "Around 1600."},
+]
 
 
 # ------------------------------------------------------------------ template and masking
@@ -63,18 +67,29 @@ def test_preview_marks_the_trained_tokens(tokenizer):
     assert "«Shakespeare.<|im_end|>\n»" in shown and "«Who wrote" not in shown
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"messages": []}, "empty 'messages'"),
-    ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn"),
-    ({"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}, "unknown role 'robot'"),
-    ({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "x"}]}, "empty or non-text"),
-    ({"prompt": "hi", "response": ""}, "empty 'response'"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"messages": []}, "empty 'messages'"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn"),
+        (
+            {"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]},
+            "unknown role 'robot'",
+        ),
+        ({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "x"}]}, "empty or non-text"),
+        ({"prompt": "hi", "response": ""}, "empty 'response'"),
+    ],
+)
 def test_bad_chats_are_clear_errors(tmp_path, row, message):
     from tunelab.data.chat import read_chats
 
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "fine"}]}) + "\n" + json.dumps(row) + "\n")
+    path.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "fine"}]})
+        + "\n"
+        + json.dumps(row)
+        + "\n"
+    )
     if "prompt" in row:
         path.write_text(json.dumps({"prompt": "ok", "response": "fine"}) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(TunelabError, match=message) as e:
@@ -87,7 +102,10 @@ def test_formats_are_detected(tmp_path):
 
     alpaca = tmp_path / "a.jsonl"
     alpaca.write_text(json.dumps({"instruction": "Translate", "input": "chat", "output": "cat"}) + "\n")
-    assert read_chats(alpaca)[0]["messages"] == [{"role": "user", "content": "Translate\n\nchat"}, {"role": "assistant", "content": "cat"}]
+    assert read_chats(alpaca)[0]["messages"] == [
+        {"role": "user", "content": "Translate\n\nchat"},
+        {"role": "assistant", "content": "cat"},
+    ]
     pr = tmp_path / "p.csv"
     pr.write_text("prompt,response\nhi,hello\n")
     assert read_chats(pr)[0]["messages"][1] == {"role": "assistant", "content": "hello"}
@@ -137,7 +155,10 @@ def test_packed_loss_equals_unpacked_loss(model):
 def test_a_sample_longer_than_a_packed_row_is_a_clear_error():
     from tunelab.data.packing import as_rows
 
-    with pytest.raises(TunelabError, match="chats.jsonl: a sample of 60 tokens does not fit a packed row of 48 tokens .* Raise data.max_length"):
+    with pytest.raises(
+        TunelabError,
+        match="chats.jsonl: a sample of 60 tokens does not fit a packed row of 48 tokens .* Raise data.max_length",
+    ):
         as_rows([{"input_ids": [5] * 60, "labels": [5] * 60}], 48, True, "chats.jsonl")
 
 
@@ -204,7 +225,9 @@ def test_gradient_checkpointing_keeps_the_lora_gradients(tiny_llama):
     for checkpointing in (False, True):
         cfg = ModelConfig(name=str(tiny_llama), gradient_checkpointing=checkpointing)
         torch.manual_seed(0)
-        model = apply_method(load_causal_lm(resolve(cfg), cfg), MethodConfig(name="lora", r=4, dropout=0.0), "CAUSAL_LM")
+        model = apply_method(
+            load_causal_lm(resolve(cfg), cfg), MethodConfig(name="lora", r=4, dropout=0.0), "CAUSAL_LM"
+        )
         model.train()
         spec.forward(model, batch)[1].backward()
         grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
@@ -223,15 +246,26 @@ def sft_run(tiny_llama, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sft")
     chats = folder / "chats.jsonl"
     chats.write_text("".join(json.dumps(c) + "\n" for c in make_chats(60)), encoding="utf-8")
-    return tunelab.train(tiny_lm_recipe(tiny_llama, chats, folder / "run", method={"name": "lora", "r": 4}), show_progress=False)
+    return tunelab.train(
+        tiny_lm_recipe(tiny_llama, chats, folder / "run", method={"name": "lora", "r": 4}), show_progress=False
+    )
 
 
 def test_sft_run_directory_generation_and_merged_model(sft_run, tiny_llama):
     d = sft_run.dir
-    for name in ("run.json", "metrics.json", "curves.png", "README.md", "model/config.json", "adapter/adapter_config.json"):
+    for name in (
+        "run.json",
+        "metrics.json",
+        "curves.png",
+        "README.md",
+        "model/config.json",
+        "adapter/adapter_config.json",
+    ):
         assert (d / name).exists(), name
     m = json.loads((d / "metrics.json").read_text())
-    assert {"perplexity", "loss", "tokens"} <= set(m["test"]) and {"exact_match", "contains_answer"} <= set(m["generation"])
+    assert {"perplexity", "loss", "tokens"} <= set(m["test"]) and {"exact_match", "contains_answer"} <= set(
+        m["generation"]
+    )
     assert m["base"]["test"]["perplexity"] > 0 and len(m["generation"]["samples"]) == 4
     assert "Base model vs fine-tuned" in (d / "README.md").read_text()
     # model/ is plain transformers, keeps the chat template, and matches the un-merged LoRA model
@@ -253,8 +287,14 @@ def test_dora_run_merges_to_the_same_logits(tiny_llama, chat_jsonl, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    recipe = tiny_lm_recipe(tiny_llama, chat_jsonl, tmp_path / "run", method={"name": "lora", "r": 4, "dora": True},
-                            train={"max_steps": 3}, eval={"num_generate": 0, "compare_base": False})
+    recipe = tiny_lm_recipe(
+        tiny_llama,
+        chat_jsonl,
+        tmp_path / "run",
+        method={"name": "lora", "r": 4, "dora": True},
+        train={"max_steps": 3},
+        eval={"num_generate": 0, "compare_base": False},
+    )
     d = tunelab.train(recipe, show_progress=False).dir
     assert json.loads((d / "adapter" / "adapter_config.json").read_text())["use_dora"] is True
     ids = torch.randint(3, 100, (2, 12))
@@ -262,15 +302,24 @@ def test_dora_run_merges_to_the_same_logits(tiny_llama, chat_jsonl, tmp_path):
     unmerged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), d / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, rtol=0, atol=1e-4)
-        assert not torch.allclose(merged(ids).logits, AutoModelForCausalLM.from_pretrained(tiny_llama).eval()(ids).logits, atol=1e-4)
+        assert not torch.allclose(
+            merged(ids).logits, AutoModelForCausalLM.from_pretrained(tiny_llama).eval()(ids).logits, atol=1e-4
+        )
 
 
 def test_sft_resume_reproduces_the_uninterrupted_run(tiny_llama, chat_jsonl, tmp_path):
     from tunelab.training.fit import Interrupted
 
     def recipe(out):
-        return tiny_lm_recipe(tiny_llama, chat_jsonl, out, method={"name": "lora", "r": 4}, model={"dropout": 0.1},
-                              train={"max_steps": 6, "eval_every": 2}, eval={"compare_base": False, "num_generate": 0})
+        return tiny_lm_recipe(
+            tiny_llama,
+            chat_jsonl,
+            out,
+            method={"name": "lora", "r": 4},
+            model={"dropout": 0.1},
+            train={"max_steps": 6, "eval_every": 2},
+            eval={"compare_base": False, "num_generate": 0},
+        )
 
     full = tunelab.train(recipe(tmp_path / "full"), show_progress=False)
 
@@ -286,18 +335,28 @@ def test_sft_resume_reproduces_the_uninterrupted_run(tiny_llama, chat_jsonl, tmp
 
 
 def test_lm_packing_and_token_budget(tiny_llama, text_dir, tmp_path):
-    recipe = tiny_lm_recipe(tiny_llama, text_dir, tmp_path / "run", task="lm", data={"train": str(text_dir), "packing": True, "max_length": 32},
-                            train={"max_steps": None, "epochs": 1, "max_tokens": 600, "batch_size": 4})
+    recipe = tiny_lm_recipe(
+        tiny_llama,
+        text_dir,
+        tmp_path / "run",
+        task="lm",
+        data={"train": str(text_dir), "packing": True, "max_length": 32},
+        train={"max_steps": None, "epochs": 1, "max_tokens": 600, "batch_size": 4},
+    )
     run = tunelab.train(recipe, show_progress=False)
     info = run.info
-    assert info["data"]["budget_reached"] and info["data"]["tokens"]["train"] < 600 + 200  # the stream stopped near the budget
+    assert (
+        info["data"]["budget_reached"] and info["data"]["tokens"]["train"] < 600 + 200
+    )  # the stream stopped near the budget
     assert run.metrics["steps"] == int(np.ceil(600 / (32 * 4))) or run.metrics["steps"] <= 6
     assert run.metrics["base"]["test"]["perplexity"] > run.metrics["test"]["perplexity"] * 0.5
 
 
 def test_frozen_head_only_is_refused_for_causal_lms(tiny_llama, chat_jsonl, tmp_path):
     with pytest.raises(TunelabError, match="tie"):
-        tunelab.train(tiny_lm_recipe(tiny_llama, chat_jsonl, tmp_path / "run", method={"name": "frozen"}), show_progress=False)
+        tunelab.train(
+            tiny_lm_recipe(tiny_llama, chat_jsonl, tmp_path / "run", method={"name": "frozen"}), show_progress=False
+        )
 
 
 def test_cli_generate_chat_and_data_preview(sft_run, tiny_llama, chat_jsonl, tmp_path):
@@ -312,7 +371,9 @@ def test_cli_generate_chat_and_data_preview(sft_run, tiny_llama, chat_jsonl, tmp
     result = runner.invoke(app, ["chat", str(sft_run.dir), "--max-new-tokens", "3"], input="hello\n\n")
     assert result.exit_code == 0 and "bot> " in result.output, result.output
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"task": "sft", "data": {"train": str(chat_jsonl)}, "model": {"name": str(tiny_llama)}}))
+    recipe.write_text(
+        yaml.safe_dump({"task": "sft", "data": {"train": str(chat_jsonl)}, "model": {"name": str(tiny_llama)}})
+    )
     result = runner.invoke(app, ["data", "preview", str(recipe), "-n", "1"])
     assert result.exit_code == 0 and "«" in result.output and "<|im_start|>assistant" in result.output, result.output
 
@@ -320,16 +381,28 @@ def test_cli_generate_chat_and_data_preview(sft_run, tiny_llama, chat_jsonl, tmp
 def test_task_defaults_pick_the_generative_builtins():
     from tunelab.config import load_config
 
-    assert (load_config({"task": "sft"}).data.dataset, load_config({"task": "sft"}).model.name) == ("chatterbot", "smollm2")
+    assert (load_config({"task": "sft"}).data.dataset, load_config({"task": "sft"}).model.name) == (
+        "chatterbot",
+        "smollm2",
+    )
     assert load_config({"task": "lm"}).data.dataset == "news" and load_config({"task": "mlm"}).model.name == "minilm"
     assert load_config({}).data.dataset == "movie_reviews"
 
 
 def test_gradient_accumulation_is_normalised_over_the_steps_tokens(tiny_llama, chat_jsonl, tmp_path):
-    """batch 8 x accumulation 1 == batch 8 of micro-batches of 2: the loss is divided by the step's trained tokens, not averaged per micro-batch."""
+    """batch 8 x accumulation 1 == batch 8 of micro-batches of 2.
+
+    The loss is divided by the step's trained tokens, not averaged per micro-batch."""
+
     def recipe(out, **train):
-        return tiny_lm_recipe(tiny_llama, chat_jsonl, out, method={"name": "lora", "r": 4, "dropout": 0.0}, train={"max_steps": 4, **train},
-                              eval={"compare_base": False, "num_generate": 0})
+        return tiny_lm_recipe(
+            tiny_llama,
+            chat_jsonl,
+            out,
+            method={"name": "lora", "r": 4, "dropout": 0.0},
+            train={"max_steps": 4, **train},
+            eval={"compare_base": False, "num_generate": 0},
+        )
 
     a = tunelab.train(recipe(tmp_path / "a"), show_progress=False)
     b = tunelab.train(recipe(tmp_path / "b", micro_batch_size=2), show_progress=False)

@@ -22,9 +22,15 @@ def test_cli_train_eval_predict_export(tiny_bert, sentiment_csv, tmp_path, monke
     assert code == 0 and json.loads(text)["n"] == 120
 
     out = tmp_path / "preds.jsonl"
-    code, _ = run_cli(monkeypatch, capsys, "predict", tmp_path / "run", "a lovely film", "an awful film", "--output", out)
+    code, _ = run_cli(
+        monkeypatch, capsys, "predict", tmp_path / "run", "a lovely film", "an awful film", "--output", out
+    )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert code == 0 and [x["text"] for x in lines] == ["a lovely film", "an awful film"] and lines[0]["label"] in ("pos", "neg")
+    assert (
+        code == 0
+        and [x["text"] for x in lines] == ["a lovely film", "an awful film"]
+        and lines[0]["label"] in ("pos", "neg")
+    )
 
     out = tmp_path / "preds.csv"
     code, _ = run_cli(monkeypatch, capsys, "predict", tmp_path / "run", "--input", sentiment_csv, "--output", out)

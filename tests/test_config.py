@@ -54,9 +54,13 @@ def test_train_without_a_recipe_runs_the_demo_recipe_file(monkeypatch):
     from tunelab.config import DEMO_RECIPE
 
     root = Path(__file__).parent.parent
-    assert (root / "recipes" / "classify_movie_reviews.yaml").resolve() == DEMO_RECIPE.resolve()  # one file, not two copies
+    assert (
+        root / "recipes" / "classify_movie_reviews.yaml"
+    ).resolve() == DEMO_RECIPE.resolve()  # one file, not two copies
     seen = {}
     monkeypatch.setattr(api, "_train", lambda cfg, *args: seen.setdefault("cfg", cfg))
     api.train(overrides={"train.epochs": 1})
     assert seen["cfg"] == load_config(root / "recipes" / "classify_movie_reviews.yaml", {"train.epochs": 1})
-    assert seen["cfg"].eval.patience == 2 and load_config(None).eval.patience is None  # Config's own defaults stay as they are
+    assert (
+        seen["cfg"].eval.patience == 2 and load_config(None).eval.patience is None
+    )  # Config's own defaults stay as they are

@@ -37,11 +37,14 @@ def test_split_is_seeded():
 
 def test_training_seed_does_not_move_the_split():
     """Runs that differ only in train.seed (ensembles, seed spreads) are validated and tested on the same examples."""
+
     def test_texts(**sections):
         return [r["text"] for r in read_records(load_config({"data": {"dataset": "sms_spam"}, **sections})).test]
 
     assert test_texts(train={"seed": 1}) == test_texts(train={"seed": 2})
-    assert test_texts(data={"dataset": "sms_spam", "split_seed": 1}) != test_texts(data={"dataset": "sms_spam", "split_seed": 2})
+    assert test_texts(data={"dataset": "sms_spam", "split_seed": 1}) != test_texts(
+        data={"dataset": "sms_spam", "split_seed": 2}
+    )
 
 
 def test_step_sampler_covers_every_example_once_per_epoch_and_is_deterministic():
@@ -54,7 +57,9 @@ def test_step_sampler_covers_every_example_once_per_epoch_and_is_deterministic()
     assert not all((a == b).all() for a, b in zip(batches, s.epoch(1)))
     # grouping: a step's examples have similar lengths (less padding than random batches)
     spread = np.mean([np.ptp(np.asarray(lengths)[b]) for b in batches])
-    random_spread = np.mean([np.ptp(np.asarray(lengths)[b]) for b in StepSampler(lengths, 10, 3, group_by_length=False).epoch(0)])
+    random_spread = np.mean(
+        [np.ptp(np.asarray(lengths)[b]) for b in StepSampler(lengths, 10, 3, group_by_length=False).epoch(0)]
+    )
     assert spread < random_spread / 2
     mbs = micro_batches(batches[0], 3, lengths)
     assert [len(m) for m in mbs] == [3, 3, 3, 1]
@@ -84,14 +89,22 @@ def _cfg(tmp_path, **data):
 def test_unseen_validation_label_is_an_error(tmp_path):
     (tmp_path / "t.csv").write_text("text,label\na,x\nb,y\nc,x\n")
     (tmp_path / "v.csv").write_text("text,label\nd,x\ne,z\n")
-    cfg = _cfg(tmp_path, train=str(tmp_path / "t.csv"), validation=str(tmp_path / "v.csv"), test=str(tmp_path / "t.csv"), dedupe=False)
+    cfg = _cfg(
+        tmp_path,
+        train=str(tmp_path / "t.csv"),
+        validation=str(tmp_path / "v.csv"),
+        test=str(tmp_path / "t.csv"),
+        dedupe=False,
+    )
     with pytest.raises(TunelabError, match=r"v.csv, line 3: label 'z' in the validation data never occurs in training"):
         build_label_space(read_records(cfg), "classification")
 
 
 def test_multilabel_and_regression_labels(tmp_path):
     (tmp_path / "m.csv").write_text("text,label\na,x|y\nb,y\nc,\nd,x\n")
-    cfg = load_config({"task": "multilabel", "data": {"train": str(tmp_path / "m.csv"), "validation_fraction": 0, "test_fraction": 0}})
+    cfg = load_config(
+        {"task": "multilabel", "data": {"train": str(tmp_path / "m.csv"), "validation_fraction": 0, "test_fraction": 0}}
+    )
     splits = read_records(cfg)
     space = build_label_space(splits, "multilabel")
     assert space.names == ["x", "y"] and space.encode(["x", "y"]) == [1.0, 1.0] and space.encode([]) == [0.0, 0.0]

@@ -22,9 +22,27 @@ def run_one_and_two(recipe_of, tmp_path) -> dict:
         paths[name] = tmp_path / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(recipe_of(tmp_path / name)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "tunelab.cli", "train", str(paths["one"]), "--quiet"], check=True, env=env, timeout=300)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tunelab.cli",
-                    "train", str(paths["two"]), "--quiet"], check=True, env=env, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "tunelab.cli", "train", str(paths["one"]), "--quiet"], check=True, env=env, timeout=300
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "tunelab.cli",
+            "train",
+            str(paths["two"]),
+            "--quiet",
+        ],
+        check=True,
+        env=env,
+        timeout=300,
+    )
     return {name: tmp_path / name for name in paths}
 
 
@@ -39,7 +57,9 @@ def assert_same_weights(one, two, atol=2e-5):
 
 
 def test_two_processes_match_one(tiny_bert, sentiment_csv, tmp_path):
-    runs = run_one_and_two(lambda out: tiny_recipe(tiny_bert, sentiment_csv, out, train={"max_steps": 4, "num_threads": 1}), tmp_path)
+    runs = run_one_and_two(
+        lambda out: tiny_recipe(tiny_bert, sentiment_csv, out, train={"max_steps": 4, "num_threads": 1}), tmp_path
+    )
     assert len(losses(runs["one"])) == 4
     np.testing.assert_allclose(losses(runs["two"]), losses(runs["one"]), rtol=1e-5)
     assert_same_weights(runs["one"], runs["two"])
@@ -51,8 +71,14 @@ def test_two_processes_match_one(tiny_bert, sentiment_csv, tmp_path):
 
 def test_two_processes_match_one_for_lora_sft(tiny_llama, chat_jsonl, tmp_path):
     """Token-normalised loss over both processes' micro-batches: the same update as one process (LoRA, packed chats)."""
-    recipe = lambda out: tiny_lm_recipe(tiny_llama, chat_jsonl, out, method={"name": "lora", "r": 4, "dropout": 0.0},  # noqa: E731
-                                        data={"packing": True}, train={"max_steps": 3, "batch_size": 4, "log_every": 1})
+    recipe = lambda out: tiny_lm_recipe(  # noqa: E731
+        tiny_llama,
+        chat_jsonl,
+        out,
+        method={"name": "lora", "r": 4, "dropout": 0.0},
+        data={"packing": True},
+        train={"max_steps": 3, "batch_size": 4, "log_every": 1},
+    )
     runs = run_one_and_two(recipe, tmp_path)
     assert len(losses(runs["one"])) == 3
     np.testing.assert_allclose(losses(runs["two"]), losses(runs["one"]), rtol=1e-5)

@@ -22,7 +22,7 @@ def test_mask_has_the_asked_rate_in_every_lane_and_keeps_the_mean():
     for lane in range(4):  # each 64-bit draw feeds four elements: none of the four may be biased
         assert abs(kept[lane::4].float().mean().item() - 0.9) < 10 * sd
     assert abs(y.mean().item() - 1.0) < 5 * sd * scale  # the expected activation is unchanged
-    assert not torch.equal(kept[: 1 << 19], kept[1 << 19:])  # no repeating pattern
+    assert not torch.equal(kept[: 1 << 19], kept[1 << 19 :])  # no repeating pattern
 
 
 def test_gradient_is_the_mask_and_seeds_repeat():
@@ -46,8 +46,15 @@ def _bert(attention_dropout=0.5):
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        attention_probs_dropout_prob=attention_dropout, hidden_dropout_prob=0.2)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        attention_probs_dropout_prob=attention_dropout,
+        hidden_dropout_prob=0.2,
+    )
     return BertModel(config)
 
 
@@ -93,21 +100,28 @@ def test_evaluation_is_exactly_sdpa():
     mask = torch.ones_like(ids)
     mask[1, 4:] = 0
     with torch.no_grad():
-        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).last_hidden_state,
-                                   reference(input_ids=ids, attention_mask=mask).last_hidden_state, atol=0, rtol=0)
+        torch.testing.assert_close(
+            model(input_ids=ids, attention_mask=mask).last_hidden_state,
+            reference(input_ids=ids, attention_mask=mask).last_hidden_state,
+            atol=0,
+            rtol=0,
+        )
 
 
 def test_training_path_matches_sdpa_when_nothing_drops(monkeypatch):
     """With the masks forced to keep everything, the cheaper-mask path is SDPA's numbers (padding included)."""
-    import tunelab.models.dropout as dropout_module
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    import tunelab.models.dropout as dropout_module
 
     module = torch.nn.Module()
     module.is_causal = False
     q, k, v = (torch.randn(2, 2, 9, 16, requires_grad=True) for _ in range(3))
     mask = torch.ones(2, 1, 9, 9, dtype=torch.bool)
     mask[0, :, :, 6:] = False
-    monkeypatch.setattr(dropout_module, "keep_mask", lambda shape, p, device: (torch.ones(shape, dtype=torch.bool), 1.0))
+    monkeypatch.setattr(
+        dropout_module, "keep_mask", lambda shape, p, device: (torch.ones(shape, dtype=torch.bool), 1.0)
+    )
     monkeypatch.setattr(dropout_module, "_DroppedAttention", _Spy(dropout_module._DroppedAttention))
     module.train()
     got, _ = dropout_module.attention(module, q, k, v, mask, dropout=0.1)

@@ -17,7 +17,11 @@ def test_same_logits_with_padding(tiny_bert):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3).eval()
     tok = AutoTokenizer.from_pretrained(tiny_bert)
-    batch = tok(["a short one", "a much longer sentence with many more words in it than the first"], return_tensors="pt", padding=True)
+    batch = tok(
+        ["a short one", "a much longer sentence with many more words in it than the first"],
+        return_tensors="pt",
+        padding=True,
+    )
     with torch.no_grad():
         before = model(**batch).logits
         assert first_token_only(model)
@@ -38,6 +42,8 @@ def test_training_is_unchanged(tiny_bert, sentiment_csv, tmp_path, monkeypatch):
     assert fast.info["preprocessing"]["first_token_only_last_layer"] is True
     monkeypatch.setattr("tunelab.models.fast_paths.first_token_only", lambda model: False)
     full = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "full"), show_progress=False)
-    losses = lambda run: [r["loss"] for r in map(json.loads, (run.dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]  # noqa: E731
+    losses = lambda run: [  # noqa: E731
+        r["loss"] for r in map(json.loads, (run.dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r
+    ]
     np.testing.assert_allclose(losses(fast), losses(full), rtol=1e-5, atol=1e-6)
     assert fast.metrics["test"]["accuracy"] == full.metrics["test"]["accuracy"]

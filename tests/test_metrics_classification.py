@@ -1,13 +1,20 @@
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error, precision_recall_fscore_support, r2_score
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_recall_fscore_support,
+    r2_score,
+)
 
 from tunelab.metrics.classification import ConfusionMetrics, MultiLabelMetrics, RegressionMetrics
 
 
 def _stream(acc, logits, labels, chunk=7):
     for i in range(0, len(labels), chunk):
-        acc.update(logits[i:i + chunk], labels[i:i + chunk])
+        acc.update(logits[i : i + chunk], labels[i : i + chunk])
     return acc.compute()
 
 

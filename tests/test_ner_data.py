@@ -45,9 +45,23 @@ def test_scheme_conversions_known_cases():
     iob2 = ["B-person", "I-person", "B-person", "O", "B-geo-loc", "O", "I-product"]
     assert from_iob2(iob2[:6], "IOB1") == ["I-person", "I-person", "B-person", "O", "I-geo-loc", "O"]
     assert from_iob2(iob2[:6], "BIOES") == ["B-person", "E-person", "S-person", "O", "S-geo-loc", "O"]
-    assert to_iob2(["I-person", "I-person", "B-person", "O", "I-geo-loc"], "IOB1") == ["B-person", "I-person", "B-person", "O", "B-geo-loc"]
-    assert to_iob2(["B-person", "I-person", "E-person", "S-geo-loc"], "BIOES") == ["B-person", "I-person", "I-person", "B-geo-loc"]
-    assert repair(["O", "I-person", "I-person", "B-geo-loc", "I-person"]) == (["O", "B-person", "I-person", "B-geo-loc", "B-person"], [1, 4])
+    assert to_iob2(["I-person", "I-person", "B-person", "O", "I-geo-loc"], "IOB1") == [
+        "B-person",
+        "I-person",
+        "B-person",
+        "O",
+        "B-geo-loc",
+    ]
+    assert to_iob2(["B-person", "I-person", "E-person", "S-geo-loc"], "BIOES") == [
+        "B-person",
+        "I-person",
+        "I-person",
+        "B-geo-loc",
+    ]
+    assert repair(["O", "I-person", "I-person", "B-geo-loc", "I-person"]) == (
+        ["O", "B-person", "I-person", "B-geo-loc", "B-person"],
+        [1, 4],
+    )
 
 
 @pytest.mark.parametrize("scheme", ["IOB1", "BIOES", "IOB2"])
@@ -72,7 +86,9 @@ def test_conll_two_and_four_columns_and_docstart(tmp_path):
     two = tmp_path / "two.conll"
     two.write_text("Empire\tB-facility\nState\tI-facility\n\t\nhi\tO\nParis\tB-geo-loc\n\n\n")
     four = tmp_path / "four.txt"
-    four.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n\nPeter NNP B-NP B-PER\n")
+    four.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n\nPeter NNP B-NP B-PER\n"
+    )
     cfg = ner_config(tmp_path)
     a = read_tagged_file(two, cfg)
     assert [r["tokens"] for r in a] == [["Empire", "State"], ["hi", "Paris"]]
@@ -86,10 +102,23 @@ def test_conll_two_and_four_columns_and_docstart(tmp_path):
 def test_iob1_and_bioes_files_become_iob2(tmp_path):
     iob1 = tmp_path / "a.conll"
     iob1.write_text("John I-PER\nSmith I-PER\nAnn B-PER\nin O\nRome I-LOC\n")
-    assert read_tagged_file(iob1, ner_config(tmp_path, tag_scheme="IOB1"))[0]["tags"] == ["B-PER", "I-PER", "B-PER", "O", "B-LOC"]
+    assert read_tagged_file(iob1, ner_config(tmp_path, tag_scheme="IOB1"))[0]["tags"] == [
+        "B-PER",
+        "I-PER",
+        "B-PER",
+        "O",
+        "B-LOC",
+    ]
     bioes = tmp_path / "b.jsonl"
-    bioes.write_text(json.dumps({"tokens": ["John", "Smith", "in", "Rome"], "tags": ["B-PER", "E-PER", "O", "S-LOC"]}) + "\n")
-    assert read_tagged_file(bioes, ner_config(tmp_path, tag_scheme="BIOES"))[0]["tags"] == ["B-PER", "I-PER", "O", "B-LOC"]
+    bioes.write_text(
+        json.dumps({"tokens": ["John", "Smith", "in", "Rome"], "tags": ["B-PER", "E-PER", "O", "S-LOC"]}) + "\n"
+    )
+    assert read_tagged_file(bioes, ner_config(tmp_path, tag_scheme="BIOES"))[0]["tags"] == [
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+    ]
 
 
 def test_jsonl_text_with_character_entities(tmp_path):
@@ -111,16 +140,36 @@ def test_words_with_offsets_point_into_the_text():
 
 
 BAD_INPUT = [
-    ("bad.conll", "John B-PER\nsmiles X-PER\n", {}, r"bad.conll, line 2: tag 'X-PER' is not in the declared scheme IOB2"),
+    (
+        "bad.conll",
+        "John B-PER\nsmiles X-PER\n",
+        {},
+        r"bad.conll, line 2: tag 'X-PER' is not in the declared scheme IOB2",
+    ),
     ("bad.conll", "John S-PER\n", {}, r"line 1: tag 'S-PER' is not in the declared scheme IOB2"),
     ("bad.conll", "John B-PER\n\nsmiles\n", {}, r"bad.conll, line 3: 'smiles' has no tag column"),
-    ("bad.jsonl", '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b"], "tags": ["O"]}\n', {}, r"bad.jsonl, line 2: 2 tokens but 1 tags"),
+    (
+        "bad.jsonl",
+        '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b"], "tags": ["O"]}\n',
+        {},
+        r"bad.jsonl, line 2: 2 tokens but 1 tags",
+    ),
     ("bad.jsonl", '{"tokens": [], "tags": []}\n', {}, r"bad.jsonl, line 1: empty sentence"),
     ("bad.jsonl", '{"text": "  ", "entities": []}\n', {}, r"bad.jsonl, line 1: empty sentence"),
     ("bad.jsonl", '{"words": ["a"], "tags": ["O"]}\n', {}, r"bad.jsonl: ner data needs a 'tokens' column"),
     ("bad.jsonl", '{"tokens": ["a"], "labels": ["O"]}\n', {}, r"bad.jsonl: no column 'tags'"),
-    ("bad.jsonl", '{"text": "hi Bob", "entities": [{"start": 3, "end": 9, "type": "person"}]}\n', {}, r"bad.jsonl, line 1: entity .* 0 <= start < end <= 6"),
-    ("bad.conll", "in O\nRome I-LOC\n", {"strict_tags": True}, r"bad.conll, line 2: 'I-LOC' after 'O' does not continue an entity"),
+    (
+        "bad.jsonl",
+        '{"text": "hi Bob", "entities": [{"start": 3, "end": 9, "type": "person"}]}\n',
+        {},
+        r"bad.jsonl, line 1: entity .* 0 <= start < end <= 6",
+    ),
+    (
+        "bad.conll",
+        "in O\nRome I-LOC\n",
+        {"strict_tags": True},
+        r"bad.conll, line 2: 'I-LOC' after 'O' does not continue an entity",
+    ),
 ]
 
 
@@ -181,7 +230,7 @@ def test_windows_cover_every_word_once(seed):
     for (s, e, os_, oe), nxt in zip(ws, ws[1:] + [None]):
         assert s <= os_ < oe <= e and sum(counts[s:e]) <= budget
         if nxt:
-            assert oe == nxt[2] and nxt[0] > s and nxt[1] > e and sum(counts[nxt[0]:e]) <= stride
+            assert oe == nxt[2] and nxt[0] > s and nxt[1] > e and sum(counts[nxt[0] : e]) <= stride
 
 
 def test_long_sentences_are_windowed_and_merged_back(tokenizer):
@@ -189,7 +238,9 @@ def test_long_sentences_are_windowed_and_merged_back(tokenizer):
     records = []
     for n in (3, 40, 75):
         tags = [t.replace("geo-loc", "facility").replace("product", "person") for t in random_iob2(rng, n)]
-        records.append({"tokens": [rng.choice(["the", "Zürich", LONG_WORD, "a", "!", "Statue"]) for _ in range(n)], "tags": tags})
+        records.append(
+            {"tokens": [rng.choice(["the", "Zürich", LONG_WORD, "a", "!", "Statue"]) for _ in range(n)], "tags": tags}
+        )
     rows = encode(records, SPACE, tokenizer, 24, 6)
     assert [len(r["input_ids"]) > 1 for r in rows] == [False, True, True]
     assert all(len(ids) <= 24 for r in rows for ids in r["input_ids"])

@@ -66,15 +66,22 @@ def test_random_sentences_match_seqeval(seed):
 
 def test_hand_built_cases():
     gold = [["B-person", "I-person", "O", "B-geo-loc"], ["O", "B-product", "I-product"], ["B-person", "B-person"]]
-    pred = [["B-person", "I-person", "O", "O"],  # one right, one missed
-            ["O", "I-product", "I-product"],  # strict IOB2: no entity (I- without B-)
-            ["B-person", "I-person"]]  # one wrong span covering both
+    pred = [
+        ["B-person", "I-person", "O", "O"],  # one right, one missed
+        ["O", "I-product", "I-product"],  # strict IOB2: no entity (I- without B-)
+        ["B-person", "I-person"],
+    ]  # one wrong span covering both
     m = scored(gold, pred)
     # gold 5 entities; predicted 2 (B-person I-person twice); correct 1
     assert (m["entities"], m["predicted_entities"]) == (5, 2)
     assert m["precision"] == pytest.approx(1 / 2) and m["recall"] == pytest.approx(1 / 5)
     assert m["f1"] == pytest.approx(2 * 0.5 * 0.2 / 0.7)
-    assert m["per_type"]["person"] == {"precision": 0.5, "recall": pytest.approx(1 / 3), "f1": pytest.approx(0.4), "support": 3}
+    assert m["per_type"]["person"] == {
+        "precision": 0.5,
+        "recall": pytest.approx(1 / 3),
+        "f1": pytest.approx(0.4),
+        "support": 3,
+    }
     assert m["per_type"]["product"]["support"] == 1 and m["per_type"]["product"]["f1"] == 0.0
     assert m["f1_macro"] == pytest.approx(seqeval_report(gold, pred)["macro avg"]["f1-score"])
 

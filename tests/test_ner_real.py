@@ -18,10 +18,20 @@ def one_thread():
 
 @pytest.mark.real
 def test_minilm_learns_wnut16_entities(tmp_path, one_thread):
-    run = tunelab.train({"task": "ner"}, show_progress=False, overrides={
-        "data.limit": 500, "train.epochs": 4, "train.batch_size": 16, "optim.lr": 3e-4, "train.eval_every": 1000,
-        "train.num_threads": one_thread, "train.output_dir": str(tmp_path / "run"), "eval.patience": None,
-    })
+    run = tunelab.train(
+        {"task": "ner"},
+        show_progress=False,
+        overrides={
+            "data.limit": 500,
+            "train.epochs": 4,
+            "train.batch_size": 16,
+            "optim.lr": 3e-4,
+            "train.eval_every": 1000,
+            "train.num_threads": one_thread,
+            "train.output_dir": str(tmp_path / "run"),
+            "eval.patience": None,
+        },
+    )
     test = run.metrics["test"]
     assert run.info["data"]["train"] == 500 and test["n"] >= 200 and test["entities"] > 100
     # the all-O baseline scores 0. Calibration (this machine, bf16): 0.26 test / 0.21 validation F1 after these
@@ -30,4 +40,8 @@ def test_minilm_learns_wnut16_entities(tmp_path, one_thread):
     assert test["per_type"]["person"]["f1"] > 0  # the most frequent type is found
     text = "Barack Obama and Justin Bieber landed in New York tonight"
     spans = tunelab.load(run.dir).predict(text)[0]
-    assert any(s["type"] == "person" and text[s["start"]:s["end"]] in ("Barack", "Obama", "Barack Obama", "Justin", "Bieber", "Justin Bieber") for s in spans), spans
+    assert any(
+        s["type"] == "person"
+        and text[s["start"] : s["end"]] in ("Barack", "Obama", "Barack Obama", "Justin", "Bieber", "Justin Bieber")
+        for s in spans
+    ), spans

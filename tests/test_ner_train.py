@@ -1,4 +1,6 @@
-"""NER end to end on the tiny random model: run directory, equivalences, LoRA/frozen heads, predictor spans, CLI, recipes."""
+"""NER end to end on the tiny random model.
+
+Run directory, equivalences, LoRA/frozen heads, predictor spans, CLI, recipes."""
 
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ def make_sentences(n: int, seed: int = 0) -> list[dict]:
             if part == "filler":
                 words, kind = rng.sample(FILLER, rng.randint(1, 3)), None
             else:
-                words, kind = rng.choice(PEOPLE if part == "person" else PLACES).split(), ("person" if part == "person" else "geo-loc")
+                words, kind = (
+                    rng.choice(PEOPLE if part == "person" else PLACES).split(),
+                    ("person" if part == "person" else "geo-loc"),
+                )
             tokens += words
             tags += ["O"] * len(words) if kind is None else [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
         rows.append({"tokens": tokens + ["!"], "tags": tags + ["O"]})
@@ -43,8 +48,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture
 def ner_files(tmp_path) -> dict:
     rows = make_sentences(150)
-    return {"train": write_jsonl(tmp_path / "train.jsonl", rows[:110]), "validation": write_jsonl(tmp_path / "val.jsonl", rows[110:130]),
-            "test": write_jsonl(tmp_path / "test.jsonl", rows[130:])}
+    return {
+        "train": write_jsonl(tmp_path / "train.jsonl", rows[:110]),
+        "validation": write_jsonl(tmp_path / "val.jsonl", rows[110:130]),
+        "test": write_jsonl(tmp_path / "test.jsonl", rows[130:]),
+    }
 
 
 def ner_recipe(tiny_bert, files: dict, out: Path, **sections) -> dict:
@@ -60,10 +68,23 @@ def losses(run_dir):
 def test_run_directory_and_predictor(tiny_bert, ner_files, tmp_path):
     run = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "run"), show_progress=False)
     d = run.dir
-    for name in ("run.json", "config.yaml", "metrics.json", "curves.png", "confusion_matrix.png", "per_type.md", "README.md", "model/config.json"):
+    for name in (
+        "run.json",
+        "config.yaml",
+        "metrics.json",
+        "curves.png",
+        "confusion_matrix.png",
+        "per_type.md",
+        "README.md",
+        "model/config.json",
+    ):
         assert (d / name).exists(), name
     info = run.info
-    assert info["task"] == "ner" and info["entity_types"] == ["geo-loc", "person"] and info["pipeline_tag"] == "token-classification"
+    assert (
+        info["task"] == "ner"
+        and info["entity_types"] == ["geo-loc", "person"]
+        and info["pipeline_tag"] == "token-classification"
+    )
     assert info["labels"] == {"0": "O", "1": "B-geo-loc", "2": "I-geo-loc", "3": "B-person", "4": "I-person"}
     test = run.metrics["test"]
     assert test["n"] == 20 and test["entities"] == 40 and set(test["per_type"]) == {"geo-loc", "person"}
@@ -74,8 +95,10 @@ def test_run_directory_and_predictor(tiny_bert, ner_files, tmp_path):
     for key in ("f1", "precision", "recall", "accuracy", "entities", "predicted_entities", "n"):
         assert again[key] == pytest.approx(test[key]), key
     assert again["loss"] == pytest.approx(test["loss"], rel=1e-5)
-    for text, found in zip(["Alice Smith met Bob in Zürich!", ""], tagger.predict(["Alice Smith met Bob in Zürich!", ""])):
-        assert all(text[s["start"]:s["end"]] == s["text"] and 0 <= s["score"] <= 1 for s in found)
+    for text, found in zip(
+        ["Alice Smith met Bob in Zürich!", ""], tagger.predict(["Alice Smith met Bob in Zürich!", ""])
+    ):
+        assert all(text[s["start"] : s["end"]] == s["text"] and 0 <= s["score"] <= 1 for s in found)
     # the exported model loads with plain transformers and gives the predictor's logits
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -89,13 +112,19 @@ def test_run_directory_and_predictor(tiny_bert, ner_files, tmp_path):
 def test_gradient_accumulation_is_equivalent(tiny_bert, ner_files, tmp_path):
     """The loss is normalised by the labelled words of the whole step, so accumulation changes nothing."""
     a = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "a", train={"max_steps": 4}), show_progress=False)
-    b = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "b", train={"max_steps": 4, "micro_batch_size": 2}), show_progress=False)
+    b = tunelab.train(
+        ner_recipe(tiny_bert, ner_files, tmp_path / "b", train={"max_steps": 4, "micro_batch_size": 2}),
+        show_progress=False,
+    )
     np.testing.assert_allclose(losses(a.dir), losses(b.dir), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["lora", "frozen"])
 def test_parameter_efficient_methods_save_the_head(tiny_bert, ner_files, tmp_path, method):
-    run = tunelab.train(ner_recipe(tiny_bert, ner_files, tmp_path / "run", method={"name": method}, train={"max_steps": 4}), show_progress=False)
+    run = tunelab.train(
+        ner_recipe(tiny_bert, ner_files, tmp_path / "run", method={"name": method}, train={"max_steps": 4}),
+        show_progress=False,
+    )
     assert 0 < run.info["trainable_params"] < run.info["total_params"]
     texts = ["Dana Lee and Bob flew to New York today!", "a big game in Lagos"]
     first, second = tunelab.load(run.dir), tunelab.load(run.dir)
@@ -118,13 +147,25 @@ def test_spans_have_character_offsets_into_the_original_text(tiny_bert, ner_file
     tagger = tunelab.load(run.dir)
     text = "RT @Émile: Carlos Díaz's café in Zürich—wow!!  New York (東京)…"
     words = [w for w, _, _ in tagger.words(text)]
-    gold = {"Carlos": "B-person", "Díaz": "I-person", "Zürich": "B-geo-loc", "New": "B-geo-loc", "York": "I-geo-loc", "東京": "B-geo-loc"}
+    gold = {
+        "Carlos": "B-person",
+        "Díaz": "I-person",
+        "Zürich": "B-geo-loc",
+        "New": "B-geo-loc",
+        "York": "I-geo-loc",
+        "東京": "B-geo-loc",
+    }
     oracle = [gold.get(w, "O") for w in words]
     tagger.tag_words = lambda sentences, batch_size=64: [(oracle, np.linspace(0.5, 1.0, len(oracle)))]
     found = tagger.predict(text)[0]
-    assert [(s["text"], s["type"]) for s in found] == [("Carlos Díaz", "person"), ("Zürich", "geo-loc"), ("New York", "geo-loc"), ("東京", "geo-loc")]
+    assert [(s["text"], s["type"]) for s in found] == [
+        ("Carlos Díaz", "person"),
+        ("Zürich", "geo-loc"),
+        ("New York", "geo-loc"),
+        ("東京", "geo-loc"),
+    ]
     for s in found:
-        assert text[s["start"]:s["end"]] == s["text"]
+        assert text[s["start"] : s["end"]] == s["text"]
     assert found[0]["start"] == text.index("Carlos") and found[2]["end"] == text.index(" (")
 
 
@@ -139,17 +180,29 @@ def test_cli_predict_prints_and_writes_entities(tiny_bert, ner_files, tmp_path):
     row = json.loads(result.stdout.strip().splitlines()[0])
     assert row["text"] == "Bob met Alice Smith in Paris" and isinstance(row["entities"], list)
     (tmp_path / "in.txt").write_text("Bob met Alice Smith in Paris\nWe saw Lagos!\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["predict", str(run.dir), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out.jsonl")])
+    result = CliRunner().invoke(
+        app, ["predict", str(run.dir), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out.jsonl")]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["text"] for r in rows] == ["Bob met Alice Smith in Paris", "We saw Lagos!"] and all("entities" in r for r in rows)
+    assert [r["text"] for r in rows] == ["Bob met Alice Smith in Paris", "We saw Lagos!"] and all(
+        "entities" in r for r in rows
+    )
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("ner*.yaml")))
 def test_shipped_ner_recipe_runs_a_few_steps(tiny_bert, tmp_path, recipe):
-    overrides = {"model.name": str(tiny_bert), "data.limit": 40, "data.validation_fraction": 0.02, "data.test_fraction": 0.02,
-                 "train.max_steps": 2, "train.batch_size": 8, "train.output_dir": str(tmp_path / "run"), "train.precision": "fp32",
-                 "train.num_threads": None}  # torch's thread count is process-wide: leave it to the test run
+    overrides = {
+        "model.name": str(tiny_bert),
+        "data.limit": 40,
+        "data.validation_fraction": 0.02,
+        "data.test_fraction": 0.02,
+        "train.max_steps": 2,
+        "train.batch_size": 8,
+        "train.output_dir": str(tmp_path / "run"),
+        "train.precision": "fp32",
+        "train.num_threads": None,
+    }  # torch's thread count is process-wide: leave it to the test run
     run = tunelab.train(ROOT / "recipes" / recipe, overrides=overrides, show_progress=False)
     assert run.metrics["steps"] == 2 and run.metrics["test"]["n"] > 0
     assert run.info["data"]["source"] == "built-in:wnut16"
@@ -160,7 +213,9 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, ner_fil
 
     from tunelab.training.fit import Interrupted
 
-    recipe = lambda out: ner_recipe(tiny_bert, ner_files, out, model={"dropout": 0.1}, train={"max_steps": 6, "eval_every": 2})  # noqa: E731
+    recipe = lambda out: ner_recipe(  # noqa: E731
+        tiny_bert, ner_files, out, model={"dropout": 0.1}, train={"max_steps": 6, "eval_every": 2}
+    )
     full = tunelab.train(recipe(tmp_path / "full"), show_progress=False)
 
     def kill_at_3(step):
@@ -171,4 +226,7 @@ def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, ner_fil
         tunelab.train(recipe(tmp_path / "cut"), show_progress=False, on_step=kill_at_3)
     resumed = tunelab.train(resume=tmp_path / "cut", show_progress=False)
     np.testing.assert_allclose(losses(resumed.dir), losses(full.dir), rtol=0, atol=1e-6)
-    assert resumed.metrics["test"]["f1"] == full.metrics["test"]["f1"] and resumed.metrics["best_step"] == full.metrics["best_step"]
+    assert (
+        resumed.metrics["test"]["f1"] == full.metrics["test"]["f1"]
+        and resumed.metrics["best_step"] == full.metrics["best_step"]
+    )

@@ -9,10 +9,19 @@ import tunelab
 
 @pytest.mark.real
 def test_minilm_learns_movie_review_sentiment(tmp_path):
-    run = tunelab.train(None, show_progress=False, overrides={
-        "data.limit": 500, "train.epochs": 3, "train.batch_size": 16, "optim.lr": 1e-4,
-        "train.precision": "fp32", "train.output_dir": str(tmp_path / "run"), "eval.patience": None,
-    })
+    run = tunelab.train(
+        None,
+        show_progress=False,
+        overrides={
+            "data.limit": 500,
+            "train.epochs": 3,
+            "train.batch_size": 16,
+            "optim.lr": 1e-4,
+            "train.precision": "fp32",
+            "train.output_dir": str(tmp_path / "run"),
+            "eval.patience": None,
+        },
+    )
     test = run.metrics["test"]
     assert run.info["data"]["train"] == 500 and test["n"] >= 500
     majority = max(c["support"] for c in test["per_class"].values()) / test["n"]

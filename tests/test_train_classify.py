@@ -20,7 +20,17 @@ def losses(run_dir):
 def test_run_directory_contract(tiny_bert, sentiment_csv, tmp_path):
     run = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run"), show_progress=False)
     d = run.dir
-    for name in ("run.json", "config.yaml", "metrics.json", "metrics.jsonl", "curves.png", "confusion_matrix.png", "README.md", "model/config.json", "model/model.safetensors"):
+    for name in (
+        "run.json",
+        "config.yaml",
+        "metrics.json",
+        "metrics.jsonl",
+        "curves.png",
+        "confusion_matrix.png",
+        "README.md",
+        "model/config.json",
+        "model/model.safetensors",
+    ):
         assert (d / name).exists(), name
     info = json.loads((d / "run.json").read_text())
     assert info["status"] == "completed" and info["schema_version"] == 1
@@ -59,19 +69,27 @@ def test_num_threads_applies_to_the_run_only(tiny_bert, sentiment_csv, tmp_path)
 
 def test_gradient_accumulation_is_equivalent(tiny_bert, sentiment_csv, tmp_path):
     a = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "a"), show_progress=False)
-    b = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", train={"micro_batch_size": 2}), show_progress=False)
+    b = tunelab.train(
+        tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", train={"micro_batch_size": 2}), show_progress=False
+    )
     np.testing.assert_allclose(losses(a.dir), losses(b.dir), rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_same_metrics(tiny_bert, sentiment_csv, tmp_path):
-    a = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "a", model={"dropout": 0.1}), show_progress=False)
-    b = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", model={"dropout": 0.1}), show_progress=False)
+    a = tunelab.train(
+        tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "a", model={"dropout": 0.1}), show_progress=False
+    )
+    b = tunelab.train(
+        tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "b", model={"dropout": 0.1}), show_progress=False
+    )
     assert losses(a.dir) == losses(b.dir)
     assert a.metrics["test"] == b.metrics["test"]
 
 
 def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, sentiment_csv, tmp_path):
-    recipe = lambda out: tiny_recipe(tiny_bert, sentiment_csv, out, model={"dropout": 0.1}, train={"max_steps": 10, "eval_every": 3})  # noqa: E731
+    recipe = lambda out: tiny_recipe(  # noqa: E731
+        tiny_bert, sentiment_csv, out, model={"dropout": 0.1}, train={"max_steps": 10, "eval_every": 3}
+    )
     full = tunelab.train(recipe(tmp_path / "full"), show_progress=False)
 
     def kill_at_5(step):
@@ -105,7 +123,9 @@ def test_resume_refuses_changed_data(tiny_bert, sentiment_csv, tmp_path):
 
 @pytest.mark.parametrize("method", ["lora", "frozen"])
 def test_parameter_efficient_methods_save_the_head(tiny_bert, sentiment_csv, tmp_path, method):
-    run = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", method={"name": method}), show_progress=False)
+    run = tunelab.train(
+        tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", method={"name": method}), show_progress=False
+    )
     info = run.info
     assert 0 < info["trainable_params"] < info["total_params"]
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -117,7 +137,9 @@ def test_parameter_efficient_methods_save_the_head(tiny_bert, sentiment_csv, tmp
         merged_logits = plain(**batch).logits
     assert not any("lora" in n for n, _ in plain.named_parameters())
     # the predictor reads the same files
-    np.testing.assert_allclose(tunelab.load(run.dir).logits(["a lovely superb film", "dull and awful"]), merged_logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        tunelab.load(run.dir).logits(["a lovely superb film", "dull and awful"]), merged_logits.numpy(), atol=1e-5
+    )
     if method == "lora":  # base + adapter (head included) == merged model
         from peft import PeftModel
 

@@ -26,7 +26,9 @@ def test_no_weight_decay_on_biases_and_norms():
     opt = build_optimizer(net, OptimConfig(weight_decay=0.1))
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and [p.shape for p in decay["params"]] == [net.linear.weight.shape]
-    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 3  # bias, LN weight, LN bias (frozen excluded)
+    assert (
+        no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 3
+    )  # bias, LN weight, LN bias (frozen excluded)
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine", "constant"])
@@ -106,7 +108,9 @@ def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     ck = Checkpointer(tmp_path)
     ck.save(1, Net(), {"step": 1})
     other = torch.nn.Sequential(torch.nn.Linear(4, 2))
-    with pytest.raises(TunelabError, match="step-0000001/model.safetensors: the checkpoint lacks 2 of the model's trainable tensors"):
+    with pytest.raises(
+        TunelabError, match="step-0000001/model.safetensors: the checkpoint lacks 2 of the model's trainable tensors"
+    ):
         ck.load(ck.latest(), other)
 
 
@@ -129,10 +133,18 @@ def test_early_stopping_in_training_keeps_the_best_checkpoint(tiny_bert, sentime
     import tunelab
     from tests.conftest import tiny_recipe
 
-    recipe = tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", train={"max_steps": 40, "eval_every": 2},
-                         optim={"lr": 0.05}, eval={"patience": 1, "metric": "loss"})
+    recipe = tiny_recipe(
+        tiny_bert,
+        sentiment_csv,
+        tmp_path / "run",
+        train={"max_steps": 40, "eval_every": 2},
+        optim={"lr": 0.05},
+        eval={"patience": 1, "metric": "loss"},
+    )
     run = tunelab.train(recipe, show_progress=False)
     m = run.metrics
     assert m["status"] == "stopped_early" and m["steps"] < 40
-    vals = [r["val_loss"] for r in map(json.loads, (run.dir / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r]
+    vals = [
+        r["val_loss"] for r in map(json.loads, (run.dir / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r
+    ]
     assert m["validation"]["loss"] == min(vals) and m["best_step"] == 2 * (vals.index(min(vals)) + 1)

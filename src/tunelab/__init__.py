@@ -1,8 +1,8 @@
 """tunelab: fine-tune a pretrained language model on your own data, end to end, from one recipe.
 
-    run = tunelab.train("recipes/classify_movie_reviews.yaml")   # or a Config, or a dict
-    clf = tunelab.load(run.dir)
-    clf.predict(["what a wonderful film"])
+run = tunelab.train("recipes/classify_movie_reviews.yaml")   # or a Config, or a dict
+clf = tunelab.load(run.dir)
+clf.predict(["what a wonderful film"])
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,8 @@
 """The Python API — what the CLI and users call.
 
-    run = tunelab.train("recipes/classify_movie_reviews.yaml", overrides={"train.max_steps": 50})
-    clf = tunelab.load(run.dir); clf.predict(["what a wonderful film"])
-    tunelab.evaluate(run.dir, "test.csv"); tunelab.export(run.dir, "exported/")
+run = tunelab.train("recipes/classify_movie_reviews.yaml", overrides={"train.max_steps": 50})
+clf = tunelab.load(run.dir); clf.predict(["what a wonderful film"])
+tunelab.evaluate(run.dir, "test.csv"); tunelab.export(run.dir, "exported/")
 """
 
 from __future__ import annotations
@@ -39,10 +39,18 @@ class Run:
         return RunDir(self.dir).info
 
 
-def train(config: Union[str, Path, dict, Config, None] = None, *, overrides: Optional[dict] = None,
-          resume: Union[str, Path, None] = None, overwrite: bool = False, show_progress: bool = True,
-          on_step: Optional[Callable[[int], None]] = None) -> Run:
-    """Fine-tune as the recipe says (no recipe: the demo's). `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
+def train(
+    config: Union[str, Path, dict, Config, None] = None,
+    *,
+    overrides: Optional[dict] = None,
+    resume: Union[str, Path, None] = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    on_step: Optional[Callable[[int], None]] = None,
+) -> Run:
+    """Fine-tune as the recipe says (no recipe: the demo's).
+
+    `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
     if resume is not None:
         cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
     else:
@@ -62,7 +70,9 @@ def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step) -
     run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite)
     task = importlib.import_module(TASKS[cfg.task])
     try:
-        metrics = task.train(cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None))
+        metrics = task.train(
+            cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None)
+        )
     except BaseException as e:
         from tunelab.training.fit import Interrupted
 

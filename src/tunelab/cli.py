@@ -13,8 +13,12 @@ from rich.table import Table
 
 from tunelab.errors import TunelabError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Fine-tune pretrained language models on your own data.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fine-tune pretrained language models on your own data.",
+)
 data_app = typer.Typer(help="Look at the data as the model will see it.")
 app.add_typer(data_app, name="data")
 out = Console()
@@ -29,7 +33,9 @@ def train(
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
     test: Optional[Path] = typer.Option(None, help="Test data file."),
-    dataset: Optional[str] = typer.Option(None, help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm)."),
+    dataset: Optional[str] = typer.Option(
+        None, help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm)."
+    ),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),
     method: Optional[str] = typer.Option(None, help="full | lora | frozen"),
@@ -46,23 +52,39 @@ def train(
     from tunelab.config import parse_set
     from tunelab.training.fit import Interrupted
 
-    flags = {"task": task, "model.name": model, "data.train": train_file, "data.validation": validation, "data.test": test,
-             "data.dataset": dataset, "data.text_column": text_column, "data.label_column": label_column, "method.name": method,
-             "train.epochs": epochs, "train.max_steps": max_steps, "train.output_dir": output_dir}
+    flags = {
+        "task": task,
+        "model.name": model,
+        "data.train": train_file,
+        "data.validation": validation,
+        "data.test": test,
+        "data.dataset": dataset,
+        "data.text_column": text_column,
+        "data.label_column": label_column,
+        "method.name": method,
+        "train.epochs": epochs,
+        "train.max_steps": max_steps,
+        "train.output_dir": output_dir,
+    }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_))
     try:
         run = api.train(recipe, overrides=overrides, resume=resume, overwrite=overwrite, show_progress=not quiet)
     except Interrupted as e:
         where = resume or overrides.get("train.output_dir") or "the run directory"
-        err.print(f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}")
+        err.print(
+            f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}"
+        )
         raise typer.Exit(130)
     report(run.dir, run.metrics)
 
 
 @app.command("eval")
-def eval_(run: Path = typer.Argument(..., help="Run directory."), data: Path = typer.Option(..., help="Labelled file to evaluate on."),
-          as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON.")):
+def eval_(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path = typer.Option(..., help="Labelled file to evaluate on."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
     """Evaluate a finished run on a labelled file."""
     from tunelab import api
 
@@ -77,9 +99,15 @@ def eval_(run: Path = typer.Argument(..., help="Run directory."), data: Path = t
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
     texts: List[str] = typer.Argument(None, help="Texts to classify (or to find entities in, for ner runs)."),
-    input: Optional[Path] = typer.Option(None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."),
-    text_column: Optional[str] = typer.Option(None, help="Column of the input file with the text (default: the run's)."),
+    input: Optional[Path] = typer.Option(
+        None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."
+    ),
+    text_column: Optional[str] = typer.Option(
+        None, help="Column of the input file with the text (default: the run's)."
+    ),
     batch_size: int = typer.Option(64, help="Texts per forward pass."),
 ):
     """Predict labels (or, for ner runs, entity spans) for texts given on the command line or in a file."""
@@ -87,7 +115,7 @@ def predict(
     from tunelab.data.predict_io import read_texts, write_predictions
 
     if not texts and input is None:
-        raise TunelabError("Give texts to predict (tunelab predict RUN \"some text\") or a file with --input.")
+        raise TunelabError('Give texts to predict (tunelab predict RUN "some text") or a file with --input.')
     predictor = api.load(run)
     column = text_column or predictor.config.data.text_column
     items = read_texts(input, column) if input is not None else list(texts)
@@ -102,22 +130,31 @@ def predict(
 
 
 @app.command()
-def export(run: Path = typer.Argument(..., help="Run directory."), out: Path = typer.Option(..., "--out", help="Destination folder.")):
+def export(
+    run: Path = typer.Argument(..., help="Run directory."),
+    out: Path = typer.Option(..., "--out", help="Destination folder."),
+):
     """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
     from tunelab import api
     from tunelab.runs.rundir import RunDir
 
     path = api.export(run, out)
     task = RunDir(run).info.get("task")
-    auto = {"sft": "AutoModelForCausalLM", "lm": "AutoModelForCausalLM", "mlm": "AutoModelForMaskedLM",
-            "ner": "AutoModelForTokenClassification"}.get(task, "AutoModelForSequenceClassification")
+    auto = {
+        "sft": "AutoModelForCausalLM",
+        "lm": "AutoModelForCausalLM",
+        "mlm": "AutoModelForMaskedLM",
+        "ner": "AutoModelForTokenClassification",
+    }.get(task, "AutoModelForSequenceClassification")
     Console().print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
 
 
 @app.command()
 def generate(
     run: Path = typer.Argument(..., help="Run directory of an sft or lm run."),
-    prompts: List[str] = typer.Argument(..., help="Prompts (sft: user messages, answered with the chat template; lm: text to continue)."),
+    prompts: List[str] = typer.Argument(
+        ..., help="Prompts (sft: user messages, answered with the chat template; lm: text to continue)."
+    ),
     max_new_tokens: int = typer.Option(128, help="Upper bound on generated tokens (generation also stops at EOS)."),
     temperature: float = typer.Option(0.0, help="0 = greedy; > 0 samples."),
     top_p: float = typer.Option(1.0, help="Nucleus sampling: keep the smallest token set with this much probability."),
@@ -127,7 +164,12 @@ def generate(
     from tunelab import api
 
     generator = _generator(api.load(run), run)
-    for prompt, answer in zip(prompts, generator.generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)):
+    for prompt, answer in zip(
+        prompts,
+        generator.generate(
+            list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+        ),
+    ):
         if len(prompts) > 1:
             out.print(f"[bold]> {prompt}[/bold]", highlight=False)
         print(answer)
@@ -155,8 +197,13 @@ def chat(
             break
         messages.append({"role": "user", "content": line})
         print("bot> ", end="", flush=True)
-        reply = generator.stream(messages if generator.chat else line, lambda text: print(text, end="", flush=True),
-                                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+        reply = generator.stream(
+            messages if generator.chat else line,
+            lambda text: print(text, end="", flush=True),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+        )
         print()
         messages.append({"role": "assistant", "content": reply})
 
@@ -165,7 +212,10 @@ def _generator(predictor, run: Path):
     from tunelab.predictors.generate import Generator
 
     if not isinstance(predictor, Generator):
-        raise TunelabError(f"{run}: is a {predictor.task} run; generate and chat need an sft or lm run. Use `tunelab predict` for classifiers.")
+        raise TunelabError(
+            f"{run}: is a {predictor.task} run; generate and chat need an sft or lm run. Use `tunelab predict` for "
+            "classifiers."
+        )
     return predictor
 
 
@@ -182,7 +232,16 @@ def data_preview(
     cfg = load_config(recipe or DEMO_RECIPE, parse_set(set_))
     plain_text = not out.is_terminal
     for i, text in enumerate(preview_examples(cfg, n, markup=not plain_text)):
-        out.rule(f"example {i + 1}" + ("  (trained tokens in «»)" if plain_text and cfg.task == "sft" else "  (trained tokens in green)" if cfg.task == "sft" else ""))
+        out.rule(
+            f"example {i + 1}"
+            + (
+                "  (trained tokens in «»)"
+                if plain_text and cfg.task == "sft"
+                else "  (trained tokens in green)"
+                if cfg.task == "sft"
+                else ""
+            )
+        )
         if plain_text:
             print(text)
         else:
@@ -190,8 +249,10 @@ def data_preview(
 
 
 @app.command("config")
-def config_(defaults: bool = typer.Option(False, "--defaults", help="Print the default recipe, every field documented."),
-            recipe: Optional[Path] = typer.Argument(None, help="A recipe to validate and print resolved.")):
+def config_(
+    defaults: bool = typer.Option(False, "--defaults", help="Print the default recipe, every field documented."),
+    recipe: Optional[Path] = typer.Argument(None, help="A recipe to validate and print resolved."),
+):
     """Print the documented default recipe (--defaults), or validate a recipe and print it resolved."""
     from tunelab.config import defaults_yaml, load_config
 
@@ -233,14 +294,21 @@ def report(run_dir: Path, metrics: dict) -> None:
     from tunelab.runs.rundir import RunDir
 
     info = RunDir(run_dir).info
-    out.print(f"\n[bold]Run[/bold] {run_dir}  —  {info.get('task')} · {info.get('base_model', {}).get('name')} · method "
-              f"{info.get('method', {}).get('name')} ({info.get('trainable_params', 0):,} of {info.get('total_params', 0):,} params trained) · "
-              f"{metrics.get('steps')} steps in {metrics.get('train_seconds')} s · status {metrics.get('status')}")
-    out.print(f"data: train {info['data']['train']} · validation {info['data']['validation']} · test {info['data']['test']} "
-              f"({info['data']['dropped_duplicates']} duplicates dropped, {info['data'].get('truncated_train', 0)} truncated)")
+    out.print(
+        f"\n[bold]Run[/bold] {run_dir}  —  {info.get('task')} · {info.get('base_model', {}).get('name')} · method "
+        f"{info.get('method', {}).get('name')} ({info.get('trainable_params', 0):,} of "
+        f"{info.get('total_params', 0):,} params trained) · "
+        f"{metrics.get('steps')} steps in {metrics.get('train_seconds')} s · status {metrics.get('status')}"
+    )
+    out.print(
+        f"data: train {info['data']['train']} · validation {info['data']['validation']} · test {info['data']['test']} "
+        f"({info['data']['dropped_duplicates']} duplicates dropped, {info['data'].get('truncated_train', 0)} truncated)"
+    )
     if metrics.get("validation"):
-        out.print(f"best validation (step {metrics.get('best_step')}): " +
-                  "  ".join(f"{k} {v:.4f}" for k, v in metrics["validation"].items() if isinstance(v, float)))
+        out.print(
+            f"best validation (step {metrics.get('best_step')}): "
+            + "  ".join(f"{k} {v:.4f}" for k, v in metrics["validation"].items() if isinstance(v, float))
+        )
     if metrics.get("test"):
         metric_table("test", metrics["test"])
     if metrics.get("base") or metrics.get("generation"):
@@ -254,7 +322,9 @@ def base_vs_tuned(metrics: dict) -> None:
     for c in ("", "base", "fine-tuned"):
         table.add_column(c, justify="right" if c else "left")
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    table.add_row("perplexity", fmt(base.get("test", {}).get("perplexity")), fmt(metrics.get("test", {}).get("perplexity")))
+    table.add_row(
+        "perplexity", fmt(base.get("test", {}).get("perplexity")), fmt(metrics.get("test", {}).get("perplexity"))
+    )
     for key in ("exact_match", "contains_answer"):
         if metrics.get("generation"):
             table.add_row(key, fmt(base.get("generation", {}).get(key)), fmt(metrics["generation"].get(key)))

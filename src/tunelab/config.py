@@ -24,8 +24,13 @@ Task = Literal["classification", "multilabel", "regression", "ner", "sft", "lm",
 
 # task -> (built-in dataset, built-in model) used when the recipe names none
 TASK_DEFAULTS = {
-    "classification": ("movie_reviews", "minilm"), "multilabel": ("movie_reviews", "minilm"), "regression": ("movie_reviews", "minilm"),
-    "ner": ("wnut16", "minilm"), "sft": ("chatterbot", "smollm2"), "lm": ("news", "smollm2"), "mlm": ("news", "minilm"),
+    "classification": ("movie_reviews", "minilm"),
+    "multilabel": ("movie_reviews", "minilm"),
+    "regression": ("movie_reviews", "minilm"),
+    "ner": ("wnut16", "minilm"),
+    "sft": ("chatterbot", "smollm2"),
+    "lm": ("news", "smollm2"),
+    "mlm": ("news", "minilm"),
 }
 
 
@@ -38,38 +43,100 @@ class DataConfig(Section):
 
     dataset: Optional[str] = Field(
         None,
-        description="Built-in dataset: movie_reviews, sms_spam, trec (classification); wnut16 (ner); chatterbot (sft); news (lm, mlm). "
+        description="Built-in dataset: movie_reviews, sms_spam, trec (classification); wnut16 (ner); chatterbot "
+        "(sft); news (lm, mlm). "
         "Ignored when `train` is given. Default (null): the task's own built-in.",
     )
-    train: Optional[Path] = Field(None, description="Training file: .csv, .tsv, .jsonl, .json or .parquet (ner: CoNLL .conll/.txt/.tsv, or .jsonl).")
+    train: Optional[Path] = Field(
+        None,
+        description="Training file: .csv, .tsv, .jsonl, .json or .parquet (ner: CoNLL .conll/.txt/.tsv, or .jsonl).",
+    )
     validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
     test: Optional[Path] = Field(None, description="Test file; default: a split of `train`.")
     text_column: str = Field("text", description="Column holding the input text.")
     text_pair_column: Optional[str] = Field(None, description="Optional second text (sentence pairs).")
-    label_column: str = Field("label", description="Column holding the label (a list, or `label_separator`-joined, for multilabel).")
+    label_column: str = Field(
+        "label", description="Column holding the label (a list, or `label_separator`-joined, for multilabel)."
+    )
     label_separator: str = Field("|", description="Multilabel: separator of labels inside one CSV cell.")
-    max_length: int = Field(128, gt=1, description="Tokens per example; longer inputs are truncated (counted in the report). ner: longer sentences are split into overlapping windows instead.")
-    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for validation when no file is given.")
-    test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of `train` held out for test when no file is given.")
-    split_seed: int = Field(42, description="Seeds the train/validation/test split; apart from train.seed, so runs that differ only in their training seed are validated and tested on the same examples.")
-    dedupe: bool = Field(True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores).")
+    max_length: int = Field(
+        128,
+        gt=1,
+        description="Tokens per example; longer inputs are truncated (counted in the report). ner: longer sentences "
+        "are split into overlapping windows instead.",
+    )
+    validation_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Share of `train` held out for validation when no file is given."
+    )
+    test_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Share of `train` held out for test when no file is given."
+    )
+    split_seed: int = Field(
+        42,
+        description="Seeds the train/validation/test split; apart from train.seed, so runs that differ only in their "
+        "training seed are validated and tested on the same examples.",
+    )
+    dedupe: bool = Field(
+        True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores)."
+    )
     limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
     # ---- token classification (ner)
     tokens_column: str = Field("tokens", description="ner, JSONL: column with the list of words of a sentence.")
-    tags_column: str = Field("tags", description="ner, JSONL: column with one tag per word (CoNLL files: the last column).")
-    entities_column: str = Field("entities", description="ner, JSONL with raw `text_column`: list of {start, end, type} character spans (end exclusive).")
-    tag_scheme: Literal["IOB2", "IOB1", "BIOES"] = Field("IOB2", description="ner: the scheme of the input tags; converted to IOB2 internally.")
-    strict_tags: bool = Field(False, description="ner: reject an I- tag that does not continue an entity (default: repair it to B- and count it).")
-    label_all_subtokens: bool = Field(False, description="ner: train on every sub-token of a word (default: the first only; evaluation always uses the first).")
-    stride: int = Field(32, ge=0, description="ner: tokens shared by consecutive windows of a sentence longer than max_length (at most half a window).")
+    tags_column: str = Field(
+        "tags", description="ner, JSONL: column with one tag per word (CoNLL files: the last column)."
+    )
+    entities_column: str = Field(
+        "entities",
+        description="ner, JSONL with raw `text_column`: list of {start, end, type} character spans (end exclusive).",
+    )
+    tag_scheme: Literal["IOB2", "IOB1", "BIOES"] = Field(
+        "IOB2", description="ner: the scheme of the input tags; converted to IOB2 internally."
+    )
+    strict_tags: bool = Field(
+        False,
+        description="ner: reject an I- tag that does not continue an entity (default: repair it to B- and count it).",
+    )
+    label_all_subtokens: bool = Field(
+        False,
+        description="ner: train on every sub-token of a word (default: the first only; evaluation always uses the "
+        "first).",
+    )
+    stride: int = Field(
+        32,
+        ge=0,
+        description="ner: tokens shared by consecutive windows of a sentence longer than max_length (at most half a "
+        "window).",
+    )
     # ---- generative tasks (sft, lm, mlm)
     format: Literal["auto", "messages", "prompt_response", "alpaca"] = Field(
-        "auto", description="sft: columns of the file: messages (OpenAI chat), prompt/response, or Alpaca instruction/input/output; auto detects them.")
-    train_on: Literal["assistant", "all"] = Field("assistant", description="sft: which tokens the loss trains on: the assistant's replies only, or the whole rendered chat.")
-    packing: bool = Field(False, description="sft/lm: several samples per row (positions restart, no attention across samples). True increases speed (no padding).")
-    overlong: Literal["truncate", "drop", "error"] = Field("truncate", description="sft: a conversation longer than max_length is cut (counted in the report), dropped (counted) or an error. lm/mlm cut documents into max_length pieces instead.")
-    text_field: str = Field("text", description="lm/mlm: the field holding the text in .jsonl/.csv/.parquet files (.txt files are read whole).")
-    mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm: share of tokens masked (80% [MASK], 10% random, 10% kept), drawn once with train.seed.")
+        "auto",
+        description="sft: columns of the file: messages (OpenAI chat), prompt/response, or Alpaca "
+        "instruction/input/output; auto detects them.",
+    )
+    train_on: Literal["assistant", "all"] = Field(
+        "assistant",
+        description="sft: which tokens the loss trains on: the assistant's replies only, or the whole rendered chat.",
+    )
+    packing: bool = Field(
+        False,
+        description="sft/lm: several samples per row (positions restart, no attention across samples). True increases "
+        "speed (no padding).",
+    )
+    overlong: Literal["truncate", "drop", "error"] = Field(
+        "truncate",
+        description="sft: a conversation longer than max_length is cut (counted in the report), dropped (counted) or "
+        "an error. lm/mlm cut documents into max_length pieces instead.",
+    )
+    text_field: str = Field(
+        "text",
+        description="lm/mlm: the field holding the text in .jsonl/.csv/.parquet files (.txt files are read whole).",
+    )
+    mlm_probability: float = Field(
+        0.15,
+        gt=0,
+        lt=1,
+        description="mlm: share of tokens masked (80% [MASK], 10% random, 10% kept), drawn once with train.seed.",
+    )
 
 
 class ModelConfig(Section):
@@ -82,7 +149,9 @@ class ModelConfig(Section):
     )
     gguf_file: Optional[str] = Field(None, description="GGUF file inside `name` when it is a directory or hub id.")
     dropout: Optional[float] = Field(None, ge=0, lt=1, description="Override the model's dropout probabilities.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, ~30% slower.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward: less memory, ~30% slower."
+    )
     revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
 
 
@@ -93,9 +162,13 @@ class MethodConfig(Section):
     r: int = Field(8, gt=0, description="lora: adapter rank.")
     alpha: int = Field(16, gt=0, description="lora: scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapter input.")
-    target_modules: Optional[list[str]] = Field(None, description="lora: module names to adapt; default: the architecture's attention (and MLP) projections.")
+    target_modules: Optional[list[str]] = Field(
+        None, description="lora: module names to adapt; default: the architecture's attention (and MLP) projections."
+    )
     dora: bool = Field(False, description="lora: weight-decomposed adapters (DoRA).")
-    unfreeze_top_layers: int = Field(0, ge=0, description="frozen: also train the top k transformer layers (0 = head only).")
+    unfreeze_top_layers: int = Field(
+        0, ge=0, description="frozen: also train the top k transformer layers (0 = head only)."
+    )
 
 
 class OptimConfig(Section):
@@ -106,7 +179,9 @@ class OptimConfig(Section):
     betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
     eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
     scheduler: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warm-up.")
-    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of the steps spent warming up (ignored if warmup_steps is set).")
+    warmup_ratio: float = Field(
+        0.06, ge=0, lt=1, description="Share of the steps spent warming up (ignored if warmup_steps is set)."
+    )
     warmup_steps: Optional[int] = Field(None, ge=0, description="Warm-up steps; overrides warmup_ratio.")
     max_grad_norm: Optional[float] = Field(1.0, gt=0, description="Clip the global gradient norm (null: no clipping).")
 
@@ -117,32 +192,74 @@ class TrainConfig(Section):
     epochs: float = Field(3, gt=0, description="Passes over the training data (ignored if max_steps is set).")
     max_steps: Optional[int] = Field(None, gt=0, description="Stop after this many optimizer steps.")
     batch_size: int = Field(32, gt=0, description="Examples per optimizer step (across all processes).")
-    micro_batch_size: Optional[int] = Field(None, gt=0, description="Examples per forward pass; batch_size/micro_batch_size is the gradient accumulation. Default: batch_size.")
-    group_by_length: bool = Field(True, description="Batch examples of similar length: less padding, same results on average (True increases speed).")
-    seed: int = Field(42, description="Seeds data order, initialisation, dropout and mlm masks (the split has data.split_seed).")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast where the CPU/GPU has fast bf16, else fp32.")
-    class_weights: Union[Literal["none", "balanced"], list[float]] = Field("none", description="classification: weight the loss per class (balanced = inverse frequency).")
+    micro_batch_size: Optional[int] = Field(
+        None,
+        gt=0,
+        description="Examples per forward pass; batch_size/micro_batch_size is the gradient accumulation. Default: "
+        "batch_size.",
+    )
+    group_by_length: bool = Field(
+        True,
+        description="Batch examples of similar length: less padding, same results on average (True increases speed).",
+    )
+    seed: int = Field(
+        42, description="Seeds data order, initialisation, dropout and mlm masks (the split has data.split_seed)."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 autocast where the CPU/GPU has fast bf16, else fp32."
+    )
+    class_weights: Union[Literal["none", "balanced"], list[float]] = Field(
+        "none", description="classification: weight the loss per class (balanced = inverse frequency)."
+    )
     output_dir: Optional[Path] = Field(None, description="Run directory; default runs/<task>-<timestamp>.")
     log_every: int = Field(10, gt=0, description="Steps between log lines in metrics.jsonl.")
     eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
     save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")
-    fast_cpu_dropout: bool = Field(True, description="Dropout masks at a quarter of torch's CPU cost (one 64-bit random draw per four elements; p rounded to 1/65536). Same expected activations, other random draws than torch's; false: torch's own dropout.")
-    compile: bool = Field(False, description="torch.compile the training forward (inductor, dynamic shapes). Off by default: on a 2-core CPU compiling takes longer than it saves in a short run (benchmarks/RESULTS.md).")
-    max_tokens: Optional[int] = Field(None, gt=0, description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding included); lm/mlm also stop reading training text there.")
+    fast_cpu_dropout: bool = Field(
+        True,
+        description="Dropout masks at a quarter of torch's CPU cost (one 64-bit random draw per four elements; p "
+        "rounded to 1/65536). Same expected activations, other random draws than torch's; false: torch's own dropout.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the training forward (inductor, dynamic shapes). Off by default: on a 2-core CPU "
+        "compiling takes longer than it saves in a short run (benchmarks/RESULTS.md).",
+    )
+    max_tokens: Optional[int] = Field(
+        None,
+        gt=0,
+        description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding "
+        "included); lm/mlm also stop reading training text there.",
+    )
 
 
 class EvalConfig(Section):
     """Validation, early stopping and the final report."""
 
-    metric: str = Field("auto", description="Metric that picks the best checkpoint: auto = accuracy / f1_samples / mse by task.")
-    mode: Literal["auto", "max", "min"] = Field("auto", description="Whether the metric is better when higher or lower.")
-    patience: Optional[int] = Field(None, gt=0, description="Early stopping: validations without improvement before stopping (null: off).")
+    metric: str = Field(
+        "auto", description="Metric that picks the best checkpoint: auto = accuracy / f1_samples / mse by task."
+    )
+    mode: Literal["auto", "max", "min"] = Field(
+        "auto", description="Whether the metric is better when higher or lower."
+    )
+    patience: Optional[int] = Field(
+        None, gt=0, description="Early stopping: validations without improvement before stopping (null: off)."
+    )
     threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: probability above which a label is predicted.")
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
-    compare_base: bool = Field(True, description="sft/lm/mlm: also evaluate the base model on the test split, for a before/after comparison.")
-    num_generate: int = Field(64, ge=0, description="sft: held-out pairs answered by generation after training (exact match, contains-answer, sample table); 0: none.")
-    max_new_tokens: int = Field(48, gt=0, description="sft: generation length bound for the evaluation (longer = slower).")
+    compare_base: bool = Field(
+        True, description="sft/lm/mlm: also evaluate the base model on the test split, for a before/after comparison."
+    )
+    num_generate: int = Field(
+        64,
+        ge=0,
+        description="sft: held-out pairs answered by generation after training (exact match, contains-answer, sample "
+        "table); 0: none.",
+    )
+    max_new_tokens: int = Field(
+        48, gt=0, description="sft: generation length bound for the evaluation (longer = slower)."
+    )
     generate_batch_size: int = Field(16, gt=0, description="sft: prompts generated together (left-padded, KV cache).")
 
 
@@ -187,17 +304,24 @@ def load_config(recipe: Union[str, Path, dict, Config, None] = None, overrides: 
         path = Path(recipe)
         source = str(path)
         if not path.is_file():
-            raise TunelabError(f"{path}: recipe not found. Pass the path of a YAML recipe (see recipes/), or no recipe for the defaults.")
+            raise TunelabError(
+                f"{path}: recipe not found. Pass the path of a YAML recipe (see recipes/), or no recipe for the "
+                "defaults."
+            )
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f", line {mark.line + 1}" if mark else ""
-            raise TunelabError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)}). Fix the recipe's syntax and run again.") from None
+            raise TunelabError(
+                f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)}). Fix the recipe's syntax and run again."
+            ) from None
         except UnicodeDecodeError:
             raise TunelabError(f"{path}: not UTF-8 text. Save the recipe as UTF-8 and run again.") from None
         if not isinstance(raw, dict):
-            raise TunelabError(f"{path}: a recipe is a YAML mapping (task:, data:, model:, ...), not a {type(raw).__name__}.")
+            raise TunelabError(
+                f"{path}: a recipe is a YAML mapping (task:, data:, model:, ...), not a {type(raw).__name__}."
+            )
     raw = _deep_copy(raw)
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
@@ -212,7 +336,9 @@ def validate(raw: dict, source: str = "the recipe") -> Config:
 
 
 def parse_set(items: list[str]) -> dict:
-    """`--set optim.lr=1e-4 --set method.target_modules=[q_proj,v_proj]` -> {"optim.lr": 0.0001, ...} (values parsed as YAML)."""
+    """`--set optim.lr=1e-4 --set method.target_modules=[q_proj,v_proj]` -> {"optim.lr": 0.0001, ...}
+
+    Values are parsed as YAML."""
     out = {}
     for item in items:
         if "=" not in item:

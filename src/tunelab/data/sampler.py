@@ -31,8 +31,10 @@ class StepSampler:
         if self.group_by_length:
             lengths = np.asarray(self.lengths)
             window = self.batch_size * self.mega_batch
-            order = np.concatenate([w[np.argsort(-lengths[w], kind="stable")] for w in np.split(order, range(window, len(order), window))])
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            order = np.concatenate(
+                [w[np.argsort(-lengths[w], kind="stable")] for w in np.split(order, range(window, len(order), window))]
+            )
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         if self.group_by_length:  # shuffle batch order so lengths don't trend within an epoch
@@ -49,4 +51,4 @@ def micro_batches(indices: np.ndarray, micro_batch_size: int, lengths=None) -> l
     """Split one step's examples into forward passes; sorted by length so each pads little."""
     if lengths is not None:
         indices = indices[np.argsort(-np.asarray(lengths)[indices], kind="stable")]
-    return [indices[i:i + micro_batch_size] for i in range(0, len(indices), micro_batch_size)]
+    return [indices[i : i + micro_batch_size] for i in range(0, len(indices), micro_batch_size)]

@@ -28,7 +28,9 @@ def dedupe(records: list[dict], key: Callable[[dict], Hashable]) -> tuple[list[d
     return out, len(records) - len(out)
 
 
-def split(records: list, fractions: tuple[float, float], seed: int, strata: Optional[list] = None) -> tuple[list, list, list]:
+def split(
+    records: list, fractions: tuple[float, float], seed: int, strata: Optional[list] = None
+) -> tuple[list, list, list]:
     """Split into (train, validation, test) with the given validation/test fractions.
 
     `strata` (one hashable per record) keeps each stratum's share equal across the splits; strata too rare
@@ -47,8 +49,8 @@ def split(records: list, fractions: tuple[float, float], seed: int, strata: Opti
         n_test = int(round(n * test_frac))
         n_val = int(round(n * val_frac))
         test += idx[:n_test].tolist()
-        val += idx[n_test:n_test + n_val].tolist()
-        train += idx[n_test + n_val:].tolist()
+        val += idx[n_test : n_test + n_val].tolist()
+        train += idx[n_test + n_val :].tolist()
     return [records[i] for i in sorted(train)], [records[i] for i in sorted(val)], [records[i] for i in sorted(test)]
 
 
@@ -58,7 +60,9 @@ def quantile_bins(values: list[float], bins: int = 10) -> list[int]:
     return np.searchsorted(edges, values, side="right").tolist()
 
 
-def split_groups(records: list, fractions: tuple[float, float], seed: int, key: Callable[[dict], Hashable]) -> tuple[list, list, list]:
+def split_groups(
+    records: list, fractions: tuple[float, float], seed: int, key: Callable[[dict], Hashable]
+) -> tuple[list, list, list]:
     """Split whole groups (e.g. every answer to one question goes to the same split), seeded."""
     groups: dict = {}
     for r in records:

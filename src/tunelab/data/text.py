@@ -45,8 +45,15 @@ def iter_documents(cfg: Config, path: Optional[Path] = None) -> Iterator[dict]:
         return
     path = Path(path)
     if not path.exists():
-        raise TunelabError(f"{path}: not found. Give a text file, a folder of them, or a .jsonl/.csv/.parquet file with a '{cfg.data.text_field}' column.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PLAIN | set(FORMATS)) if path.is_dir() else [path]
+        raise TunelabError(
+            f"{path}: not found. Give a text file, a folder of them, or a .jsonl/.csv/.parquet file with a "
+            f"'{cfg.data.text_field}' column."
+        )
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PLAIN | set(FORMATS))
+        if path.is_dir()
+        else [path]
+    )
     if not files:
         raise TunelabError(f"{path}: no .txt, .md, .jsonl, .json, .csv or .parquet files in this folder.")
     for f in files:
@@ -64,7 +71,9 @@ def _read_file(path: Path, text_field: str) -> Iterator[dict]:
         return
     table = read_table(path)
     if text_field not in table.columns:
-        raise TunelabError(f"{path}: no field '{text_field}' (it has {', '.join(map(repr, table.columns))}). Set data.text_field.")
+        raise TunelabError(
+            f"{path}: no field '{text_field}' (it has {', '.join(map(repr, table.columns))}). Set data.text_field."
+        )
     for row in table.rows:
         value = row.values.get(text_field)
         if isinstance(value, str) and value.strip():
@@ -101,7 +110,9 @@ def read_text_splits(cfg: Config, encode) -> TextSplits:
             for doc in iter_documents(cfg, path):
                 _add(out, part, encode(doc["text"]), h)
     if not out.train:
-        raise TunelabError(f"{d.train or 'built-in:' + str(d.dataset)}: no training text (empty files, or every document held out).")
+        raise TunelabError(
+            f"{d.train or 'built-in:' + str(d.dataset)}: no training text (empty files, or every document held out)."
+        )
     out.fingerprint = h.hexdigest()[:16]
     return out
 
@@ -125,7 +136,7 @@ def causal_pieces(tokenizer, max_length: int):
         ids = tokenizer(text)["input_ids"]
         if eos is not None and (not ids or ids[-1] != eos):
             ids = ids + [eos]
-        pieces = [ids[i:i + max_length] for i in range(0, len(ids), max_length)]
+        pieces = [ids[i : i + max_length] for i in range(0, len(ids), max_length)]
         return [{"input_ids": p, "labels": [IGNORE] + p[1:]} for p in pieces if len(p) > 1]
 
     return encode
@@ -135,8 +146,6 @@ def source_name(cfg: Config) -> str:
     return str(cfg.data.train) if cfg.data.train else f"built-in:{cfg.data.dataset}"
 
 
-
-
 def mlm_pieces(tokenizer, max_length: int, probability: float, seed: int):
     """Document -> [CLS] piece [SEP] rows of at most max_length tokens, with masks drawn once from (seed, text):
     each non-special token is chosen with `probability`; chosen tokens become [MASK] (80%), a random token (10%)
@@ -144,7 +153,10 @@ def mlm_pieces(tokenizer, max_length: int, probability: float, seed: int):
     import numpy as np
 
     if tokenizer.mask_token_id is None:
-        raise TunelabError(f"{type(tokenizer).__name__}: the tokenizer has no mask token, so it is not a masked-LM (BERT-style) model. Use task lm for GPT-style models.")
+        raise TunelabError(
+            f"{type(tokenizer).__name__}: the tokenizer has no mask token, so it is not a masked-LM (BERT-style) "
+            "model. Use task lm for GPT-style models."
+        )
     first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     body = max_length - 2
@@ -154,13 +166,19 @@ def mlm_pieces(tokenizer, max_length: int, probability: float, seed: int):
         rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")])
         samples = []
         for start in range(0, len(ids), body):
-            piece = [first, *ids[start:start + body], last]
+            piece = [first, *ids[start : start + body], last]
             chosen = [i for i in range(1, len(piece) - 1) if rng.random() < probability]
             inputs, labels = list(piece), [IGNORE] * len(piece)
             for i in chosen:
                 labels[i] = piece[i]
                 roll = rng.random()
-                inputs[i] = tokenizer.mask_token_id if roll < 0.8 else int(rng.integers(len(tokenizer))) if roll < 0.9 else piece[i]
+                inputs[i] = (
+                    tokenizer.mask_token_id
+                    if roll < 0.8
+                    else int(rng.integers(len(tokenizer)))
+                    if roll < 0.9
+                    else piece[i]
+                )
             if chosen:
                 samples.append({"input_ids": inputs, "labels": labels})
         return samples

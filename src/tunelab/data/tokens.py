@@ -62,7 +62,9 @@ class TagSpace:
         """The tag space stored in a run's run.json (keys are strings there)."""
         space = cls(sorted({split_tag(t)[1] for t in id2label.values() if t != "O"}))
         if [id2label[str(i)] for i in range(len(id2label))] != space.names:
-            raise TunelabError(f"run.json labels {id2label} are not in tunelab's NER order (O, then B-/I- per sorted type).")
+            raise TunelabError(
+                f"run.json labels {id2label} are not in tunelab's NER order (O, then B-/I- per sorted type)."
+            )
         return space
 
     def check(self, records: list[dict], part: str) -> None:
@@ -71,16 +73,28 @@ class TagSpace:
             unseen = [t for t in r["tags"] if t != "O" and split_tag(t)[1] not in known]
             if unseen:
                 raise TunelabError(
-                    f"{where(r.get('source', part), r.get('line'))}: entity type '{split_tag(unseen[0])[1]}' in the {part} data is not one "
+                    f"{where(r.get('source', part), r.get('line'))}: entity type '{split_tag(unseen[0])[1]}' in the "
+                    f"{part} data is not one "
                     f"the model knows ({', '.join(self.types)}). Remove or rename it."
                 )
 
 
 def build_tag_space(splits: Splits) -> TagSpace:
     """Every entity type of the data (a type only in validation/test still gets outputs, so it is scored)."""
-    types = sorted({split_tag(t)[1] for part in (splits.train, splits.validation, splits.test) for r in part for t in r["tags"] if t != "O"})
+    types = sorted(
+        {
+            split_tag(t)[1]
+            for part in (splits.train, splits.validation, splits.test)
+            for r in part
+            for t in r["tags"]
+            if t != "O"
+        }
+    )
     if not types:
-        raise TunelabError(f"{splits.train[0].get('source', 'the data')}: no entities at all (every tag is O). Check the tag column and scheme.")
+        raise TunelabError(
+            f"{splits.train[0].get('source', 'the data')}: no entities at all (every tag is O). Check the tag column "
+            "and scheme."
+        )
     return TagSpace(types)
 
 
@@ -133,7 +147,8 @@ def read_tagged_file(path: Path, cfg: Config) -> list[dict]:
             records = [_entities_row(path, row.line, row.values, cfg) for row in table.rows]
         else:
             raise TunelabError(
-                f"{path}: ner data needs a '{d.tokens_column}' column with a '{d.tags_column}' column, or a '{d.text_column}' column "
+                f"{path}: ner data needs a '{d.tokens_column}' column with a '{d.tags_column}' column, or a "
+                f"'{d.text_column}' column "
                 f"with an '{d.entities_column}' column. The file has: {', '.join(map(repr, table.columns))}. "
                 f"Name them with data.tokens_column / data.tags_column / data.text_column / data.entities_column."
             )
@@ -167,8 +182,10 @@ def read_conll(path: Path, scheme: str = "IOB2", strict: bool = False) -> list[d
         elif fields[0] == "-DOCSTART-":
             close()
         elif len(fields) < 2:
-            raise TunelabError(f"{path}, line {i}: '{line.strip()}' has no tag column. Each word line is `token<TAB>tag` "
-                               f"(or the 4 columns of CoNLL-2003), with a blank line between sentences.")
+            raise TunelabError(
+                f"{path}, line {i}: '{line.strip()}' has no tag column. Each word line is `token<TAB>tag` "
+                f"(or the 4 columns of CoNLL-2003), with a blank line between sentences."
+            )
         else:
             tokens.append(fields[0]), tags.append(fields[-1]), line_nos.append(i)
     close()
@@ -182,7 +199,9 @@ def _tagged_row(path: Path, line: int, values: dict, cfg: Config) -> dict:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TunelabError(f"{path}, line {line}: '{name}' must be a list of strings, got {type(value).__name__}.")
     if len(tokens) != len(tags):
-        raise TunelabError(f"{path}, line {line}: {len(tokens)} tokens but {len(tags)} tags. Give exactly one tag per token.")
+        raise TunelabError(
+            f"{path}, line {line}: {len(tokens)} tokens but {len(tags)} tags. Give exactly one tag per token."
+        )
     return _sentence(path, [line] * max(1, len(tokens)), tokens, tags, d.tag_scheme, d.strict_tags)
 
 
@@ -191,18 +210,36 @@ def _entities_row(path: Path, line: int, values: dict, cfg: Config) -> dict:
     d = cfg.data
     text, entities = values.get(d.text_column), values.get(d.entities_column) or []
     if not isinstance(text, str) or not isinstance(entities, list):
-        raise TunelabError(f"{path}, line {line}: '{d.text_column}' must be a string and '{d.entities_column}' a list of {{start, end, type}}.")
+        raise TunelabError(
+            f"{path}, line {line}: '{d.text_column}' must be a string and '{d.entities_column}' a list of "
+            f"{{start, end, type}}."
+        )
     spans = []
     for e in entities:
-        start, end, kind = (e.get("start"), e.get("end"), e.get("type", e.get("label"))) if isinstance(e, dict) else (list(e) + [None] * 3)[:3]
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text) and isinstance(kind, str) and kind):
-            raise TunelabError(f"{path}, line {line}: entity {e!r} is not {{\"start\": int, \"end\": int, \"type\": str}} with "
-                               f"0 <= start < end <= {len(text)} (the text's length).")
+        start, end, kind = (
+            (e.get("start"), e.get("end"), e.get("type", e.get("label")))
+            if isinstance(e, dict)
+            else (list(e) + [None] * 3)[:3]
+        )
+        if not (
+            isinstance(start, int)
+            and isinstance(end, int)
+            and 0 <= start < end <= len(text)
+            and isinstance(kind, str)
+            and kind
+        ):
+            raise TunelabError(
+                f'{path}, line {line}: entity {e!r} is not {{"start": int, "end": int, "type": str}} with '
+                f"0 <= start < end <= {len(text)} (the text's length)."
+            )
         spans.append((start, end, kind))
     spans.sort()
     for (s1, e1, _), (s2, e2, _) in zip(spans, spans[1:]):
         if s2 < e1:
-            raise TunelabError(f"{path}, line {line}: entities [{s1}, {e1}) and [{s2}, {e2}) overlap. NER tags one entity per word; remove one.")
+            raise TunelabError(
+                f"{path}, line {line}: entities [{s1}, {e1}) and [{s2}, {e2}) overlap. NER tags one entity per word; "
+                "remove one."
+            )
     words = words_with_offsets(text, tuple(x for s, e, _ in spans for x in (s, e)))
     entity_words = []
     for s, e, kind in spans:
@@ -211,7 +248,9 @@ def _entities_row(path: Path, line: int, values: dict, cfg: Config) -> dict:
             raise TunelabError(f"{path}, line {line}: entity {text[s:e]!r} [{s}, {e}) holds no word (only spaces?).")
         entity_words.append((kind, inside[0], inside[-1] + 1))
     tokens = [w for w, _, _ in words]
-    return _sentence(path, [line] * max(1, len(tokens)), tokens, tags_from_spans(len(tokens), entity_words), "IOB2", True)
+    return _sentence(
+        path, [line] * max(1, len(tokens)), tokens, tags_from_spans(len(tokens), entity_words), "IOB2", True
+    )
 
 
 def _sentence(path: Path, lines: list[int], tokens: list[str], tags: list[str], scheme: str, strict: bool) -> dict:
@@ -222,33 +261,45 @@ def _sentence(path: Path, lines: list[int], tokens: list[str], tags: list[str], 
         if not tok.strip():
             raise TunelabError(f"{path}, line {line}: empty token. Every word needs some text.")
         if invalid_tag(tag, scheme):
-            raise TunelabError(f"{path}, line {line}: tag '{tag}' is not in the declared scheme {scheme} ({expected_tags(scheme)}). "
-                               f"Fix the tag or set data.tag_scheme (IOB2, IOB1, BIOES).")
+            raise TunelabError(
+                f"{path}, line {line}: tag '{tag}' is not in the declared scheme {scheme} ({expected_tags(scheme)}). "
+                f"Fix the tag or set data.tag_scheme (IOB2, IOB1, BIOES)."
+            )
     iob2, repaired = repair(to_iob2(tags, scheme))
     if repaired and strict:
         i = repaired[0]
-        raise TunelabError(f"{path}, line {lines[i]}: '{tags[i]}' after '{tags[i - 1] if i else 'the sentence start'}' "
-                           f"does not continue an entity (invalid IOB2). Start the entity with B-, or set data.strict_tags: false to repair it.")
+        raise TunelabError(
+            f"{path}, line {lines[i]}: '{tags[i]}' after '{tags[i - 1] if i else 'the sentence start'}' "
+            "does not continue an entity (invalid IOB2). Start the entity with B-, or set data.strict_tags: false to "
+            "repair it."
+        )
     return {"tokens": tokens, "tags": iob2, "line": lines[0], "source": str(path), "repaired": len(repaired)}
 
 
 def _warn_repaired(records: list[dict], path: Path) -> None:
     n = sum(r.get("repaired", 0) for r in records)
     if n:
-        warnings.warn(f"{path}: repaired {n} I- tag(s) that did not continue an entity (I-X after O -> B-X); "
-                      f"set data.strict_tags: true to reject them instead.", stacklevel=3)
+        warnings.warn(
+            f"{path}: repaired {n} I- tag(s) that did not continue an entity (I-X after O -> B-X); "
+            f"set data.strict_tags: true to reject them instead.",
+            stacklevel=3,
+        )
 
 
 # ------------------------------------------------------------------ encoding into windows
 
 
-def encode(records: list[dict], space: TagSpace, tokenizer, max_length: int, stride: int, label_all: bool = False) -> list[dict]:
+def encode(
+    records: list[dict], space: TagSpace, tokenizer, max_length: int, stride: int, label_all: bool = False
+) -> list[dict]:
     """Sentences -> rows of windows: input_ids, labels and word_pos (the sentence's word index at a word's first
     sub-token, in the window that owns it; -1 elsewhere), plus n_words and length (all windows' tokens)."""
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if budget < 1:
-        raise TunelabError(f"data.max_length ({max_length}) leaves no room for words after {len(prefix) + len(suffix)} special tokens.")
+        raise TunelabError(
+            f"data.max_length ({max_length}) leaves no room for words after {len(prefix) + len(suffix)} special tokens."
+        )
     stride = min(stride, budget // 2)  # windows must move forward
     label2id = space.label2id
     enc = tokenizer([r["tokens"] for r in records], is_split_into_words=True, add_special_tokens=False)
@@ -277,8 +328,8 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     """The special tokens the tokenizer puts before and after one text (BERT: [CLS] and [SEP])."""
     content = tokenizer("x", add_special_tokens=False)["input_ids"]
     full = tokenizer("x")["input_ids"]
-    i = next(i for i in range(len(full)) if full[i:i + len(content)] == content)
-    return full[:i], full[i + len(content):]
+    i = next(i for i in range(len(full)) if full[i : i + len(content)] == content)
+    return full[:i], full[i + len(content) :]
 
 
 def word_pieces(ids: list[int], word_ids: list, n_words: int, unk_id: int, budget: int) -> list[list[int]]:
@@ -330,4 +381,10 @@ def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         pos = torch.as_tensor(r["word_pos"][w])
         word_pos[i, :n] = torch.where(pos >= 0, pos + offsets[k], pos)
     word_sentence = torch.repeat_interleave(torch.arange(len(rows)), torch.tensor([r["n_words"] for r in rows]))
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "word_pos": word_pos, "word_sentence": word_sentence}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "word_pos": word_pos,
+        "word_sentence": word_sentence,
+    }

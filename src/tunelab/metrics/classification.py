@@ -1,6 +1,6 @@
 """Streaming metrics for sequence-level tasks: each keeps sums, never logits, and the sums add across processes.
 
-    acc = ConfusionMetrics(names); for batch: acc.update(logits, labels); acc.compute()
+acc = ConfusionMetrics(names); for batch: acc.update(logits, labels); acc.compute()
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class ConfusionMetrics:
         support, predicted = m.sum(1), m.sum(0)
         precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
         recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
+        f1 = np.divide(
+            2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0
+        )
         n = m.sum()
         present = support > 0
         out = {
@@ -47,7 +49,12 @@ class ConfusionMetrics:
             "f1_micro": float(tp.sum() / n) if n else 0.0,  # = accuracy for single-label
             "f1_weighted": float((f1 * support).sum() / n) if n else 0.0,
             "per_class": {
-                name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+                name: {
+                    "precision": float(precision[i]),
+                    "recall": float(recall[i]),
+                    "f1": float(f1[i]),
+                    "support": int(support[i]),
+                }
                 for i, name in enumerate(self.names)
             },
             "confusion_matrix": self.matrix.tolist(),
@@ -73,7 +80,9 @@ class MultiLabelMetrics:
         tp, fp, fn = (pred & gold), (pred & ~gold), (~pred & gold)
         self.counts += np.stack([tp.sum(0), fp.sum(0), fn.sum(0), gold.sum(0)])
         denom = 2 * tp.sum(1) + fp.sum(1) + fn.sum(1)
-        sample_f1 = np.where(denom > 0, 2 * tp.sum(1) / np.maximum(denom, 1), 1.0)  # nothing to predict, nothing predicted: 1
+        sample_f1 = np.where(
+            denom > 0, 2 * tp.sum(1) / np.maximum(denom, 1), 1.0
+        )  # nothing to predict, nothing predicted: 1
         self.sums += [sample_f1.sum(), (pred == gold).all(1).sum(), len(pred)]
 
     def state(self) -> np.ndarray:
@@ -95,7 +104,10 @@ class MultiLabelMetrics:
             "f1_micro": float(2 * tp.sum() / micro_den) if micro_den else 0.0,
             "f1_macro": float(f1.mean()) if len(f1) else 0.0,
             "subset_accuracy": float(self.sums[1] / n) if n else 0.0,
-            "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(support[i])} for i, name in enumerate(self.names)},
+            "per_class": {
+                name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(support[i])}
+                for i, name in enumerate(self.names)
+            },
             "threshold": self.threshold,
             "n": int(n),
         }

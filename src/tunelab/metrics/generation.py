@@ -23,8 +23,11 @@ def generation_metrics(predictions: list[str], references: list[str]) -> dict:
     }
 
 
-def sample_table(prompts: list[str], references: list[str], predictions: list[str], limit: int = 10, width: int = 100) -> str:
+def sample_table(
+    prompts: list[str], references: list[str], predictions: list[str], limit: int = 10, width: int = 100
+) -> str:
     """A Markdown table of the first `limit` samples: prompt, reference, prediction."""
+
     def cell(s: str) -> str:
         s = " ".join(s.split()).replace("|", "\\|")
         return s if len(s) <= width else s[: width - 1] + "…"

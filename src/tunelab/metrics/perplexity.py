@@ -1,4 +1,6 @@
-"""Perplexity = exp(mean cross-entropy per trained token), accumulated as (loss sum, tokens): adds across batches and processes."""
+"""Perplexity = exp(mean cross-entropy per trained token).
+
+Accumulated as (loss sum, tokens), which add across batches and processes."""
 
 from __future__ import annotations
 

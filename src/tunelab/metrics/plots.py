@@ -21,14 +21,23 @@ def plot_curves(history: list[dict], metric: str, path: Path, title: str = "") -
         ax1.plot(*zip(*train), label="train loss", color="tab:blue", alpha=0.8)
     if val:
         ax1.plot(*zip(*val), "o-", label="validation loss", color="tab:orange")
-    ax1.set_xlabel("step"), ax1.set_ylabel("loss"), ax1.set_title("loss (validation rising while train falls = over-fitting)", fontsize=9)
+    (
+        ax1.set_xlabel("step"),
+        ax1.set_ylabel("loss"),
+        ax1.set_title("loss (validation rising while train falls = over-fitting)", fontsize=9),
+    )
     ax1.legend(), ax1.grid(alpha=0.3)
     if val_metric:
         ax2.plot(*zip(*val_metric), "o-", color="tab:green", label=f"validation {metric}")
         best = (max if metric not in ("mse", "mae", "loss", "perplexity") else min)(val_metric, key=lambda x: x[1])
         ax2.axvline(best[0], color="grey", ls="--", lw=1, label=f"best step {best[0]}")
         ax2.legend()
-    ax2.set_xlabel("step"), ax2.set_ylabel(metric), ax2.set_title(f"validation {metric}", fontsize=9), ax2.grid(alpha=0.3)
+    (
+        ax2.set_xlabel("step"),
+        ax2.set_ylabel(metric),
+        ax2.set_title(f"validation {metric}", fontsize=9),
+        ax2.grid(alpha=0.3),
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -36,7 +45,9 @@ def plot_curves(history: list[dict], metric: str, path: Path, title: str = "") -
     plt.close(fig)
 
 
-def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str = "confusion matrix (test)") -> None:
+def plot_confusion(
+    matrix: list[list[int]], labels: list[str], path: Path, title: str = "confusion matrix (test)"
+) -> None:
     m = np.asarray(matrix)
     size = max(4.0, 0.6 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -47,7 +58,9 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title
     ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j, i, str(m[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black", fontsize=8
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -32,7 +32,10 @@ class WordOutputs:
         probs = torch.softmax(self.logits[at].float(), -1)
         score, pred = probs.max(-1)
         n = len(self.word_sentence)
-        out = [torch.zeros(n, dtype=t.dtype, device=t.device).index_copy_(0, index, t) for t in (pred, score, self.labels[at])]
+        out = [
+            torch.zeros(n, dtype=t.dtype, device=t.device).index_copy_(0, index, t)
+            for t in (pred, score, self.labels[at])
+        ]
         return *(t.cpu().numpy() for t in out), self.word_sentence.cpu().numpy()
 
 
@@ -45,8 +48,16 @@ def sentences(*arrays: np.ndarray, sentence: np.ndarray) -> list[tuple]:
 class EntityMetrics:
     """Entity precision/recall/F1 (micro over all entities, macro over types), per type, and word accuracy."""
 
-    higher_is_better = {"f1": True, "precision": True, "recall": True, "f1_macro": True, "precision_macro": True,
-                        "recall_macro": True, "accuracy": True, "loss": False}
+    higher_is_better = {
+        "f1": True,
+        "precision": True,
+        "recall": True,
+        "f1_macro": True,
+        "precision_macro": True,
+        "recall_macro": True,
+        "accuracy": True,
+        "loss": False,
+    }
 
     def __init__(self, tag_names: list[str]):
         self.tags = tag_names
@@ -80,7 +91,11 @@ class EntityMetrics:
 
     def load_state(self, total: np.ndarray) -> None:
         a, b = self.counts.size, self.counts.size + 3
-        self.counts, self.words, self.confusion = total[:a].reshape(self.counts.shape), total[a:b], total[b:].reshape(self.confusion.shape)
+        self.counts, self.words, self.confusion = (
+            total[:a].reshape(self.counts.shape),
+            total[a:b],
+            total[b:].reshape(self.confusion.shape),
+        )
 
     def compute(self) -> dict:
         tp, fp, fn = self.counts
@@ -89,15 +104,19 @@ class EntityMetrics:
         micro = _prf(tp.sum(), fp.sum(), fn.sum())
         correct, words, n = self.words
         return {
-            "precision": float(micro[0]), "recall": float(micro[1]), "f1": float(micro[2]),
+            "precision": float(micro[0]),
+            "recall": float(micro[1]),
+            "f1": float(micro[2]),
             "precision_macro": float(p[seen].mean()) if seen.any() else 0.0,
             "recall_macro": float(r[seen].mean()) if seen.any() else 0.0,
             "f1_macro": float(f1[seen].mean()) if seen.any() else 0.0,
             "accuracy": float(correct / words) if words else 0.0,
             "entities": int(tp.sum() + fn.sum()),
             "predicted_entities": int(tp.sum() + fp.sum()),
-            "per_type": {t: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(tp[i] + fn[i])}
-                         for i, t in enumerate(self.types)},
+            "per_type": {
+                t: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(tp[i] + fn[i])}
+                for i, t in enumerate(self.types)
+            },
             "confusion_matrix": self.confusion.astype(int).tolist(),
             "labels": ["O"] + self.types,
             "n": int(n),

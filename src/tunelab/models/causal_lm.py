@@ -14,18 +14,23 @@ import torch.nn.functional as F
 from tunelab.data.packing import IGNORE, collate
 from tunelab.metrics.perplexity import PerplexityMetrics
 
-CHUNK = 512  # positions per head chunk: 512 x 49k vocab x 4 bytes = 100 MB at a time (as fast as 1024 here, half the memory)
+# positions per head chunk: 512 x 49k vocab x 4 bytes = 100 MB at a time (as fast as 1024 here, half the memory)
+CHUNK = 512
 
 
-def chunked_cross_entropy(hidden: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+def chunked_cross_entropy(
+    hidden: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int = CHUNK
+) -> torch.Tensor:
     """sum over rows of cross_entropy(head(hidden[i]), targets[i]), never holding more than `chunk` rows of logits."""
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (hidden, head.weight, head.bias))
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (hidden, head.weight, head.bias)
+    )
     if needs_grad:
         return _LinearCrossEntropy.apply(hidden, head.weight, head.bias, targets, chunk, _compute_dtype(hidden))
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, hidden.shape[0], chunk):
-        logits = F.linear(hidden[start:start + chunk], head.weight, head.bias).float()
-        total = total + F.cross_entropy(logits, targets[start:start + chunk], reduction="sum")
+        logits = F.linear(hidden[start : start + chunk], head.weight, head.bias).float()
+        total = total + F.cross_entropy(logits, targets[start : start + chunk], reduction="sum")
     return total
 
 
@@ -54,18 +59,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_b = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and bias.requires_grad else None
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
             for start in range(0, hidden.shape[0], chunk):
-                h, t = hidden[start:start + chunk].to(dtype), targets[start:start + chunk]
+                h, t = hidden[start : start + chunk].to(dtype), targets[start : start + chunk]
                 logits = F.linear(h, w, b).float()
                 target_logit = logits.gather(1, t[:, None])
                 top = logits.amax(1, keepdim=True)
-                probs = logits.sub_(top).exp_()  # softmax computed in place of the logits: no second chunk x vocab buffer
+                probs = logits.sub_(
+                    top
+                ).exp_()  # softmax computed in place of the logits: no second chunk x vocab buffer
                 norm = probs.sum(1, keepdim=True)
                 total += (top + norm.log() - target_logit).sum()  # logsumexp - logit[target]
                 probs.div_(norm)
                 probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0  # d loss / d logits
                 g = probs.to(dtype)
                 if grad_h is not None:
-                    grad_h[start:start + chunk] = g @ w
+                    grad_h[start : start + chunk] = g @ w
                 if grad_w is not None:
                     grad_w += (g.t() @ h).float()
                 if grad_b is not None:
@@ -99,8 +106,12 @@ def trained_hidden_states(model, batch: dict) -> tuple[torch.Tensor, torch.Tenso
 
     hook = getattr(model, "module", model).get_decoder().register_forward_hook(keep_final)
     try:
-        model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
-              logits_to_keep=torch.zeros_like(labels, dtype=torch.bool))  # no logits from the model itself
+        model(
+            input_ids=batch["input_ids"],
+            position_ids=batch["position_ids"],
+            use_cache=False,
+            logits_to_keep=torch.zeros_like(labels, dtype=torch.bool),
+        )  # no logits from the model itself
     finally:
         hook.remove()
     return final["hidden"][:, :-1][keep], labels[:, 1:][keep]
@@ -111,7 +122,9 @@ def output_head(model) -> torch.nn.Linear:
 
 
 class CausalLM:
-    """Spec for tunelab.training.fit: rows of input_ids / labels / position_ids; the loss is summed over trained tokens."""
+    """Spec for tunelab.training.fit: rows of input_ids / labels / position_ids.
+
+    The loss is summed over trained tokens."""
 
     def __init__(self, pad_id: int, chunk: int = CHUNK):
         self.pad_id, self.chunk = pad_id, chunk

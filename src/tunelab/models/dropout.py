@@ -61,7 +61,9 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     causal = kwargs.get("is_causal") or getattr(module, "is_causal", False)
     extras = {k for k, v in kwargs.items() if v is not None} - {"is_causal", "output_attentions", "position_ids"}
     if plain or causal or extras or (attention_mask is not None and attention_mask.dim() != 4):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:

@@ -1,7 +1,7 @@
 """CPU fast paths: applied to the loaded (and method-wrapped) model before training; the saved model is untouched.
 
-    cheaper dropout masks   models/dropout.py       every nn.Dropout (LoRA's too) and attention dropout; train.fast_cpu_dropout
-    first-token last layer  models/first_token.py   sequence classifiers whose head reads only the first token
+    cheaper dropout masks   models/dropout.py      each nn.Dropout (LoRA too), attention dropout; train.fast_cpu_dropout
+    first-token last layer  models/first_token.py  sequence classifiers whose head reads only the first token
 
 Each is a forward, not weights, and each records itself in run.json's `preprocessing`.
 """
@@ -19,5 +19,7 @@ def apply_fast_paths(model, train: TrainConfig, first_token: bool = False) -> di
     if train.fast_cpu_dropout:
         use_fast_dropout(model)  # the same dropout, a cheaper random mask on a CPU
     if first_token:
-        applied["first_token_only_last_layer"] = first_token_only(model)  # checked to give the same logits, else left off
+        applied["first_token_only_last_layer"] = first_token_only(
+            model
+        )  # checked to give the same logits, else left off
     return applied

@@ -45,7 +45,9 @@ def _first_token_forward(layer):
         if attention_mask is not None and attention_mask.dim() == 4:
             attention_mask = attention_mask[:, :, :1, :]  # the first query's row of the mask
         fn = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, None)
-        out, _ = fn(attn, q, k, v, attention_mask, dropout=attn.dropout.p if attn.training else 0.0, scaling=attn.scaling)
+        out, _ = fn(
+            attn, q, k, v, attention_mask, dropout=attn.dropout.p if attn.training else 0.0, scaling=attn.scaling
+        )
         out = layer.attention.output(out.reshape(batch, 1, width), first)
         return layer.feed_forward_chunk(out)
 
@@ -58,7 +60,11 @@ def first_token_only(model) -> bool:
     layer = _last_layer(model)
     if config is None or getattr(config, "model_type", None) not in FIRST_TOKEN_POOLING or layer is None:
         return False
-    if getattr(config, "is_decoder", False) or getattr(config, "_attn_implementation", None) not in ("sdpa", "eager", ATTENTION):
+    if getattr(config, "is_decoder", False) or getattr(config, "_attn_implementation", None) not in (
+        "sdpa",
+        "eager",
+        ATTENTION,
+    ):
         return False
     if not all(hasattr(layer, a) for a in ("attention", "feed_forward_chunk")) or not hasattr(layer.attention, "self"):
         return False

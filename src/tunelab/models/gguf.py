@@ -27,11 +27,14 @@ def dequantized(location: str, gguf_file: str, content_hash: str, model_class: s
 
     try:
         model = getattr(transformers, model_class).from_pretrained(
-            location, gguf_file=gguf_file, quantization_config=GgufConfig(dequantize=True))
+            location, gguf_file=gguf_file, quantization_config=GgufConfig(dequantize=True)
+        )
         tokenizer = AutoTokenizer.from_pretrained(location, gguf_file=gguf_file)
     except (OSError, ValueError, KeyError) as e:
-        raise TunelabError(f"{location}/{gguf_file}: cannot read this GGUF file ({str(e).splitlines()[0]}). "
-                           f"transformers reads GGUF for llama, mistral, qwen2, gpt2 and a few other architectures.") from None
+        raise TunelabError(
+            f"{location}/{gguf_file}: cannot read this GGUF file ({str(e).splitlines()[0]}). "
+            f"transformers reads GGUF for llama, mistral, qwen2, gpt2 and a few other architectures."
+        ) from None
     if getattr(model, "hf_quantizer", None) is not None:  # flagged as quantized, which blocks saving and training
         model.hf_quantizer.remove_quantization_config(model)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")

@@ -20,7 +20,14 @@ class SequenceClassification:
     The loss is summed over examples; the loop divides by the examples of the whole optimizer step.
     """
 
-    def __init__(self, task: str, names: list[str], pad_id: int, class_weights: Optional[torch.Tensor] = None, threshold: float = 0.5):
+    def __init__(
+        self,
+        task: str,
+        names: list[str],
+        pad_id: int,
+        class_weights: Optional[torch.Tensor] = None,
+        threshold: float = 0.5,
+    ):
         self.task, self.names, self.pad_id, self.threshold = task, names, pad_id, threshold
         self.class_weights = class_weights
 

@@ -44,7 +44,11 @@ class ModelSource:
         if not self.is_local:
             return None
         root = Path(self.location)
-        files = [root / self.gguf_file] if self.gguf_file else sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
+        files = (
+            [root / self.gguf_file]
+            if self.gguf_file
+            else sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
+        )
         h = hashlib.sha256()
         for f in files:
             with open(f, "rb") as fh:
@@ -66,12 +70,17 @@ def resolve(cfg: ModelConfig) -> ModelSource:
     if path.exists():
         if not (path / "config.json").exists() and not cfg.gguf_file:
             raise TunelabError(
-                f"{path}: not a Hugging Face model directory (no config.json). Point model.name at the folder that holds "
-                f"config.json and the weights, or at a .gguf file, or use a built-in name ({', '.join(BUILTIN_MODELS)})."
+                f"{path}: not a Hugging Face model directory (no config.json). Point model.name at the folder that "
+                "holds "
+                "config.json and the weights, or at a .gguf file, or use a built-in name "
+                f"({', '.join(BUILTIN_MODELS)})."
             )
         return ModelSource(name, str(path), cfg.gguf_file)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an 'org/model' hub id
-        raise TunelabError(f"{name}: no such model directory or file. Use a built-in name ({', '.join(BUILTIN_MODELS)}), a local directory, or a hub id like 'org/model'.")
+        raise TunelabError(
+            f"{name}: no such model directory or file. Use a built-in name ({', '.join(BUILTIN_MODELS)}), a local "
+            "directory, or a hub id like 'org/model'."
+        )
     return ModelSource(name, name, cfg.gguf_file, cfg.revision)  # a hub id
 
 
@@ -87,7 +96,10 @@ def plain(source: ModelSource) -> ModelSource:
         try:
             path = Path(hf_hub_download(source.location, source.gguf_file, revision=source.revision))
         except Exception as e:  # offline, unknown repo or file
-            raise TunelabError(f"{source.name}: cannot fetch {source.gguf_file} ({str(e).splitlines()[0]}). Without internet only local files load.") from None
+            raise TunelabError(
+                f"{source.name}: cannot fetch {source.gguf_file} ({str(e).splitlines()[0]}). Without internet only "
+                "local files load."
+            ) from None
         source = ModelSource(source.name, str(path.parent), path.name)
     return ModelSource(source.name, str(dequantized(source.location, source.gguf_file, source.content_hash())))
 
@@ -98,7 +110,10 @@ def load_tokenizer(source: ModelSource):
     try:
         tok = AutoTokenizer.from_pretrained(source.location, **source.kwargs())
     except OSError as e:
-        raise TunelabError(f"{source.name}: cannot load the tokenizer ({str(e).splitlines()[0]}). Without internet only local models and built-ins load.") from None
+        raise TunelabError(
+            f"{source.name}: cannot load the tokenizer ({str(e).splitlines()[0]}). Without internet only local models "
+            "and built-ins load."
+        ) from None
     return tok
 
 
@@ -129,7 +144,14 @@ def load_sequence_classifier(source: ModelSource, cfg: ModelConfig, id2label: di
     """AutoModelForSequenceClassification with a fresh head of len(id2label) outputs."""
     from transformers import AutoModelForSequenceClassification
 
-    return _load(AutoModelForSequenceClassification, source, cfg, "a text classifier", problem_type=problem_type, **_labels(id2label))
+    return _load(
+        AutoModelForSequenceClassification,
+        source,
+        cfg,
+        "a text classifier",
+        problem_type=problem_type,
+        **_labels(id2label),
+    )
 
 
 def load_token_classifier(source: ModelSource, cfg: ModelConfig, id2label: dict):
@@ -152,10 +174,13 @@ def _load(auto_class, source: ModelSource, cfg: ModelConfig, kind: str, **config
         apply_dropout(config, cfg.dropout)
         model = auto_class.from_pretrained(source.location, config=config, dtype="float32", **source.kwargs())
     except (OSError, ValueError) as e:
-        raise TunelabError(f"{source.name}: cannot load it as {kind} ({str(e).splitlines()[0]}). "
-                           f"Without internet only local models and the built-ins load.") from None
+        raise TunelabError(
+            f"{source.name}: cannot load it as {kind} ({str(e).splitlines()[0]}). "
+            f"Without internet only local models and the built-ins load."
+        ) from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     if cfg.gradient_checkpointing:
-        model.activation_checkpointing_enable()  # transformers 5: non-reentrant, so frozen inputs still reach LoRA grads
+        # transformers 5: non-reentrant, so frozen inputs still reach LoRA grads
+        model.activation_checkpointing_enable()
     return model

@@ -17,7 +17,9 @@ from tunelab.training.precision import autocast
 
 
 class TextClassifier:
-    """`clf = tunelab.load("runs/x"); clf.predict(["text", ...])` -> [{"label": ..., "score": ..., "scores": {...}}, ...]"""
+    """`clf = tunelab.load("runs/x"); clf.predict(["text", ...])`
+
+    -> [{"label": ..., "score": ..., "scores": {...}}, ...]"""
 
     def __init__(self, run: RunDir, device: str | None = None):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -31,10 +33,15 @@ class TextClassifier:
         self.max_length, self.threshold, self.precision = pre["max_length"], pre["threshold"], pre["precision"]
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if not (run / "model").exists():
-            raise TunelabError(f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`.")
+            raise TunelabError(
+                f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume "
+                f"{run.path}`."
+            )
         self.tokenizer = AutoTokenizer.from_pretrained(run / "model")
         self.model = AutoModelForSequenceClassification.from_pretrained(run / "model").to(self.device).eval()
-        self.spec = SequenceClassification(self.task, self.labels.names, self.tokenizer.pad_token_id or 0, None, self.threshold)
+        self.spec = SequenceClassification(
+            self.task, self.labels.names, self.tokenizer.pad_token_id or 0, None, self.threshold
+        )
 
     # ------------------------------------------------------------------ predict
 
@@ -45,8 +52,19 @@ class TextClassifier:
         order = np.argsort([-len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.labels.num_outputs), dtype=np.float32)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            rows = [{"input_ids": ids[i], "labels": 0, **({"token_type_ids": enc["token_type_ids"][i]} if pairs is not None and "token_type_ids" in enc else {})} for i in idx]
+            idx = order[start : start + batch_size]
+            rows = [
+                {
+                    "input_ids": ids[i],
+                    "labels": 0,
+                    **(
+                        {"token_type_ids": enc["token_type_ids"][i]}
+                        if pairs is not None and "token_type_ids" in enc
+                        else {}
+                    ),
+                }
+                for i in idx
+            ]
             batch = {k: v.to(self.device) for k, v in self.spec.collate(rows).items()}
             with autocast(self.precision, self.device):
                 out[idx] = self.spec.logits(self.model, batch).float().cpu().numpy()
@@ -60,12 +78,23 @@ class TextClassifier:
             return [{"score": float(x[0])} for x in logits]
         if self.task == "multilabel":
             probs = 1 / (1 + np.exp(-logits))
-            return [{"labels": [n for n, p in zip(self.labels.names, row) if p > self.threshold],
-                     "scores": {n: float(p) for n, p in zip(self.labels.names, row)}} for row in probs]
+            return [
+                {
+                    "labels": [n for n, p in zip(self.labels.names, row) if p > self.threshold],
+                    "scores": {n: float(p) for n, p in zip(self.labels.names, row)},
+                }
+                for row in probs
+            ]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
-        return [{"label": self.labels.names[int(row.argmax())], "score": float(row.max()),
-                 "scores": {n: float(p) for n, p in zip(self.labels.names, row)}} for row in probs]
+        return [
+            {
+                "label": self.labels.names[int(row.argmax())],
+                "score": float(row.max()),
+                "scores": {n: float(p) for n, p in zip(self.labels.names, row)},
+            }
+            for row in probs
+        ]
 
     # ------------------------------------------------------------------ evaluate
 
@@ -74,4 +103,6 @@ class TextClassifier:
         records = read_labelled_file(Path(path), self.config)
         check_known(records, self.labels, "evaluation")
         ds = tokenize(records, self.labels, self.tokenizer, self.max_length)
-        return evaluate(self.model, ds.to_list(), ds["length"], self.spec, self.spec.new_metrics(), batch_size, self.precision)
+        return evaluate(
+            self.model, ds.to_list(), ds["length"], self.spec, self.spec.new_metrics(), batch_size, self.precision
+        )

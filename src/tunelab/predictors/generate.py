@@ -25,12 +25,20 @@ class Generator:
 
         quiet_libraries()
         if not (run / "model").exists():
-            raise TunelabError(f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`.")
+            raise TunelabError(
+                f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume "
+                f"{run.path}`."
+            )
         info = run.info
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = AutoModelForCausalLM.from_pretrained(run / "model").to(device)
         tokenizer = AutoTokenizer.from_pretrained(run / "model")
-        self._setup(model, tokenizer, chat=info.get("task") == "sft", precision=info.get("preprocessing", {}).get("precision", "fp32"))
+        self._setup(
+            model,
+            tokenizer,
+            chat=info.get("task") == "sft",
+            precision=info.get("preprocessing", {}).get("precision", "fp32"),
+        )
 
     @classmethod
     def wrap(cls, model, tokenizer, chat: bool, precision: str = "fp32") -> "Generator":
@@ -54,18 +62,34 @@ class Generator:
 
     def _inputs(self, texts: list[str]) -> dict:
         self.tokenizer.padding_side = "left"
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat)  # the template has its specials
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=not self.chat
+        )  # the template has its specials
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def _options(self, max_new_tokens: int, temperature: float, top_p: float) -> dict:
         sample = temperature > 0
-        return {"max_new_tokens": max_new_tokens, "do_sample": sample, "temperature": temperature if sample else None,
-                "top_p": top_p if sample else None, "top_k": None, "pad_token_id": self.tokenizer.pad_token_id,
-                "eos_token_id": self.tokenizer.eos_token_id, "use_cache": True}
+        return {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": sample,
+            "temperature": temperature if sample else None,
+            "top_p": top_p if sample else None,
+            "top_k": None,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+            "use_cache": True,
+        }
 
     @torch.inference_mode()
-    def generate(self, prompts: Union[Prompt, list[Prompt]], max_new_tokens: int = 128, temperature: float = 0.0,
-                 top_p: float = 1.0, batch_size: int = 16, seed: Optional[int] = None) -> list[str]:
+    def generate(
+        self,
+        prompts: Union[Prompt, list[Prompt]],
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        batch_size: int = 16,
+        seed: Optional[int] = None,
+    ) -> list[str]:
         """Replies to the prompts (greedy when temperature is 0), in order."""
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)):
             prompts = [prompts]
@@ -75,11 +99,11 @@ class Generator:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths together: less padding
         out: list[str] = [""] * len(texts)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             enc = self._inputs([texts[i] for i in idx])
             with autocast(self.precision, self.device):
                 ids = self.model.generate(**enc, **self._options(max_new_tokens, temperature, top_p))
-            for i, row in zip(idx, ids[:, enc["input_ids"].shape[1]:]):
+            for i, row in zip(idx, ids[:, enc["input_ids"].shape[1] :]):
                 out[i] = self.tokenizer.decode(row, skip_special_tokens=True).strip()
         return out
 
@@ -88,12 +112,21 @@ class Generator:
         return [{"generated": g} for g in self.generate(list(texts), batch_size=batch_size)]
 
     def evaluate(self, path, batch_size: int = 16) -> dict:
-        raise TunelabError("`tunelab eval` scores classifiers; a generative run reports its held-out perplexity and generation metrics "
-                           "in metrics.json. Use `tunelab generate RUN \"prompt\"` to try it, or train with data.test set to your file.")
+        raise TunelabError(
+            "`tunelab eval` scores classifiers; a generative run reports its held-out perplexity and generation "
+            "metrics "
+            'in metrics.json. Use `tunelab generate RUN "prompt"` to try it, or train with data.test set to your file.'
+        )
 
     @torch.inference_mode()
-    def stream(self, prompt: Prompt, on_text: Callable[[str], None], max_new_tokens: int = 256, temperature: float = 0.0,
-               top_p: float = 1.0) -> str:
+    def stream(
+        self,
+        prompt: Prompt,
+        on_text: Callable[[str], None],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> str:
         """Generate one reply, handing each new piece of text to `on_text` as it is decoded; returns the whole reply."""
         from transformers import TextStreamer
 
@@ -105,4 +138,4 @@ class Generator:
         streamer = Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         with autocast(self.precision, self.device):
             ids = self.model.generate(**enc, streamer=streamer, **self._options(max_new_tokens, temperature, top_p))
-        return self.tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        return self.tokenizer.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()

@@ -41,7 +41,10 @@ class EntityTagger:
         self.word = re.compile(pre["word_pattern"])
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if not (run / "model").exists():
-            raise TunelabError(f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`.")
+            raise TunelabError(
+                f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume "
+                f"{run.path}`."
+            )
         self.tokenizer = AutoTokenizer.from_pretrained(run / "model")
         self.model = AutoModelForTokenClassification.from_pretrained(run / "model").to(self.device).eval()
         self.spec = TokenClassification(self.space.names, self.tokenizer.pad_token_id or 0)
@@ -56,10 +59,15 @@ class EntityTagger:
         """Per sentence of words: the predicted IOB2 tag and its probability for each word."""
         out: list = [([], np.zeros(0))] * len(sentences_)
         todo = [i for i, s in enumerate(sentences_) if s]
-        rows = encode([{"tokens": sentences_[i], "tags": ["O"] * len(sentences_[i])} for i in todo], self.space, self.tokenizer,
-                      self.max_length, self.stride)
+        rows = encode(
+            [{"tokens": sentences_[i], "tags": ["O"] * len(sentences_[i])} for i in todo],
+            self.space,
+            self.tokenizer,
+            self.max_length,
+            self.stride,
+        )
         for start in range(0, len(rows), batch_size):
-            batch = {k: v.to(self.device) for k, v in self.spec.collate(rows[start:start + batch_size]).items()}
+            batch = {k: v.to(self.device) for k, v in self.spec.collate(rows[start : start + batch_size]).items()}
             with autocast(self.precision, self.device):
                 outputs, _ = self.spec.forward(self.model, batch)
             pred, score, _, sentence = outputs.words()
@@ -73,8 +81,16 @@ class EntityTagger:
         words = [self.words(t) for t in texts]
         tagged = self.tag_words([[w for w, _, _ in ws] for ws in words], batch_size)
         return [
-            [{"text": text[ws[a][1]:ws[b - 1][2]], "type": kind, "start": ws[a][1], "end": ws[b - 1][2], "score": round(float(scores[a:b].mean()), 4)}
-             for kind, a, b in spans(tags)]
+            [
+                {
+                    "text": text[ws[a][1] : ws[b - 1][2]],
+                    "type": kind,
+                    "start": ws[a][1],
+                    "end": ws[b - 1][2],
+                    "score": round(float(scores[a:b].mean()), 4),
+                }
+                for kind, a, b in spans(tags)
+            ]
             for text, ws, (tags, scores) in zip(texts, words, tagged)
         ]
 
@@ -86,4 +102,12 @@ class EntityTagger:
         records = read_tagged_file(Path(path), self.config)
         self.space.check(records, "evaluation")
         rows = encode(records, self.space, self.tokenizer, self.max_length, self.stride)
-        return evaluate(self.model, rows, [r["length"] for r in rows], self.spec, self.spec.new_metrics(), batch_size, self.precision)
+        return evaluate(
+            self.model,
+            rows,
+            [r["length"] for r in rows],
+            self.spec,
+            self.spec.new_metrics(),
+            batch_size,
+            self.precision,
+        )

@@ -12,21 +12,25 @@ def model_card(info: dict, config_yaml: str, metrics: dict) -> str:
     data = info.get("data", {})
     base = info.get("base_model", {})
     labels = info.get("labels", {})
+    pipeline_tag = info.get("pipeline_tag", "text-classification")
+    method = info.get("method", {}).get("name")
+    trained = f"{info.get('trainable_params', 0):,} of {info.get('total_params', 0):,} parameters trained"
+    sizes = f"train {data.get('train')}, validation {data.get('validation')}, test {data.get('test')} examples"
     return f"""---
 library_name: transformers
-pipeline_tag: {info.get('pipeline_tag', 'text-classification')}
-base_model: {base.get('name')}
-tags: [tunelab, {info.get('task')}, {info.get('method', {}).get('name')}]
+pipeline_tag: {pipeline_tag}
+base_model: {base.get("name")}
+tags: [tunelab, {info.get("task")}, {method}]
 ---
-# {info.get('task')} model fine-tuned with tunelab
+# {info.get("task")} model fine-tuned with tunelab
 
-- **Base model:** `{base.get('name')}` ({base.get('location')}, sha256 {base.get('sha256')})
-- **Method:** {info.get('method', {}).get('name')} — {info.get('trainable_params', 0):,} of {info.get('total_params', 0):,} parameters trained
-- **Data:** {data.get('source')} — train {data.get('train')}, validation {data.get('validation')}, test {data.get('test')} examples
-  (fingerprint {data.get('fingerprint')}; {data.get('dropped_duplicates', 0)} duplicate texts dropped before splitting)
-- **Labels:** {', '.join(labels.values()) if isinstance(labels, dict) else labels}
-- **Best validation:** {info.get('best', {})}
-- **Training time:** {info.get('train_seconds', 0):.0f} s; status {info.get('status')}
+- **Base model:** `{base.get("name")}` ({base.get("location")}, sha256 {base.get("sha256")})
+- **Method:** {method} — {trained}
+- **Data:** {data.get("source")} — {sizes}
+  (fingerprint {data.get("fingerprint")}; {data.get("dropped_duplicates", 0)} duplicate texts dropped before splitting)
+- **Labels:** {", ".join(labels.values()) if isinstance(labels, dict) else labels}
+- **Best validation:** {info.get("best", {})}
+- **Training time:** {info.get("train_seconds", 0):.0f} s; status {info.get("status")}
 
 ## Test results
 | metric | value |
@@ -36,7 +40,7 @@ tags: [tunelab, {info.get('task')}, {info.get('method', {}).get('name')}]
 ## Use it
 ```python
 from transformers import pipeline
-clf = pipeline("{info.get('pipeline_tag', 'text-classification')}", model="model")   # this run's model/ folder, no tunelab needed
+clf = pipeline("{pipeline_tag}", model="model")   # this run's model/ folder, no tunelab needed
 ```
 or `tunelab predict <this run> "some text"`.
 

@@ -29,8 +29,10 @@ def load_trainable(model: torch.nn.Module, path: Path) -> None:
     missing = [n for n, p in params.items() if p.requires_grad and n not in state]
     if missing:
         raise TunelabError(
-            f"{path}: the checkpoint lacks {len(missing)} of the model's trainable tensors (e.g. {missing[0]}), so it was written "
-            f"for another model or method. Resume with the run's own config.yaml (no --set of model.* or method.*), or start a new run."
+            f"{path}: the checkpoint lacks {len(missing)} of the model's trainable tensors (e.g. {missing[0]}), so it "
+            "was written "
+            "for another model or method. Resume with the run's own config.yaml (no --set of model.* or method.*), "
+            "or start a new run."
         )
     with torch.no_grad():
         for n, t in state.items():

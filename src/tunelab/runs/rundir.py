@@ -1,14 +1,14 @@
 """The run directory: the contract that load, predict, eval, export and serving read.
 
-    run.json          schema version, task, status, versions, base model + hash, data fingerprint, labels, preprocessing
-    config.yaml       the resolved recipe
-    metrics.jsonl     one record per logging step (train loss, lr, grad norm, tokens/s, validation metrics)
-    metrics.json      final metrics (validation at the best step, test)
-    curves.png        train vs validation loss and metric
-    model/            plain merged Hugging Face directory (safetensors, config with id2label, tokenizer)
-    adapter/          LoRA runs: the PEFT adapter (with the task head)
-    checkpoints/      latest + best, for resume
-    README.md         model card
+run.json          schema version, task, status, versions, base model + hash, data fingerprint, labels, preprocessing
+config.yaml       the resolved recipe
+metrics.jsonl     one record per logging step (train loss, lr, grad norm, tokens/s, validation metrics)
+metrics.json      final metrics (validation at the best step, test)
+curves.png        train vs validation loss and metric
+model/            plain merged Hugging Face directory (safetensors, config with id2label, tokenizer)
+adapter/          LoRA runs: the PEFT adapter (with the task head)
+checkpoints/      latest + best, for resume
+README.md         model card
 """
 
 from __future__ import annotations
@@ -59,11 +59,15 @@ class RunDir:
     def open(cls, path: Path) -> "RunDir":
         path = Path(path)
         if not (path / "run.json").exists() and not (path / "config.yaml").exists():
-            raise TunelabError(f"{path}: not a tunelab run directory (no run.json). Give the folder that `tunelab train` wrote.")
+            raise TunelabError(
+                f"{path}: not a tunelab run directory (no run.json). Give the folder that `tunelab train` wrote."
+            )
         return cls(path)
 
     def discard_if_empty(self) -> None:
-        """A run that failed before writing its first run.json leaves nothing behind (only a directory it made itself)."""
+        """A run that failed before writing its first run.json leaves nothing behind.
+
+        Only a directory the run made itself is removed."""
         if self.created and not (self.path / "run.json").exists():
             shutil.rmtree(self.path, ignore_errors=True)
 

@@ -1,12 +1,12 @@
 """Generative fine-tuning of causal (GPT-style) LMs: `sft` (instruction/chat) and `lm` (continued pre-training).
 
-    data   -> sft: chats rendered with the model's chat template, loss on the assistant tokens; split by prompt
-              lm:  raw documents streamed, split by document, cut into max_length pieces (token budget)
-              both: one sample per row, or packed rows (positions restart, no attention across samples)
-    model  -> pretrained causal LM (GGUF de-quantised and cached); method full / lora / frozen top-k
-    before -> the base model on the test split: perplexity (sft: of the reference answers) and, for sft, generations
-    fit    -> the shared loop (validation loss and perplexity, early stopping, checkpoints)
-    after  -> best weights on the test split, generations on held-out prompts, model/ + adapter/, model card
+data   -> sft: chats rendered with the model's chat template, loss on the assistant tokens; split by prompt
+          lm:  raw documents streamed, split by document, cut into max_length pieces (token budget)
+          both: one sample per row, or packed rows (positions restart, no attention across samples)
+model  -> pretrained causal LM (GGUF de-quantised and cached); method full / lora / frozen top-k
+before -> the base model on the test split: perplexity (sft: of the reference answers) and, for sft, generations
+fit    -> the shared loop (validation loss and perplexity, early stopping, checkpoints)
+after  -> best weights on the test split, generations on held-out prompts, model/ + adapter/, model card
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ class LMData:
     held_out: list[tuple[list[dict], str]] = field(default_factory=list)  # sft: (prompt messages, reference answer)
 
 
-def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None) -> dict:
+def train(
+    cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
+) -> dict:
     accelerator = make_accelerator(cfg.train.num_threads)
     seed_everything(cfg.train.seed)
     _check_method(cfg)
@@ -67,11 +69,25 @@ def train(cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = 
     model = apply_method(load_causal_lm(local, cfg.model), cfg.method, "CAUSAL_LM")
     apply_fast_paths(model, cfg.train)
     spec = CausalLM(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-    return fit_and_report(cfg, run, model, tokenizer, spec, data, source, accelerator, "text-generation", resume, show_progress, on_step)
+    return fit_and_report(
+        cfg, run, model, tokenizer, spec, data, source, accelerator, "text-generation", resume, show_progress, on_step
+    )
 
 
-def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMData", source, accelerator, pipeline_tag: str,
-                   resume: bool, show_progress: bool, on_step) -> dict:
+def fit_and_report(
+    cfg: Config,
+    run: RunDir,
+    model,
+    tokenizer,
+    spec,
+    data: "LMData",
+    source,
+    accelerator,
+    pipeline_tag: str,
+    resume: bool,
+    show_progress: bool,
+    on_step,
+) -> dict:
     """The story every language-modelling task shares once data, model and spec exist:
     base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card."""
     precision = resolve_precision(cfg.train.precision, accelerator.device)
@@ -83,19 +99,48 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
 
     if rank0:
         run.update_info(
-            task=cfg.task, status="running", versions=versions(), pipeline_tag=pipeline_tag,
-            base_model={"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file, "sha256": source.content_hash()},
-            data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
-            preprocessing={"max_length": cfg.data.max_length, "precision": precision, "packing": cfg.data.packing, "train_on": cfg.data.train_on,
-                           "fast_cpu_dropout": cfg.train.fast_cpu_dropout},
+            task=cfg.task,
+            status="running",
+            versions=versions(),
+            pipeline_tag=pipeline_tag,
+            base_model={
+                "name": cfg.model.name,
+                "location": source.location,
+                "gguf_file": source.gguf_file,
+                "sha256": source.content_hash(),
+            },
+            data=data.info | {"fingerprint": data.fingerprint},
+            method=cfg.method.model_dump(),
+            trainable_params=trainable,
+            total_params=total,
+            preprocessing={
+                "max_length": cfg.data.max_length,
+                "precision": precision,
+                "packing": cfg.data.packing,
+                "train_on": cfg.data.train_on,
+                "fast_cpu_dropout": cfg.train.fast_cpu_dropout,
+            },
             selection={"metric": metric, "mode": "max" if higher else "min"},
         )
         (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
 
     # ---- the base model, measured once (kept in run.json so a resumed run does not redo it)
     def measure(m) -> dict:
-        out = {"test": evaluate(m, data.test, lengths(data.test), spec, spec.new_metrics(), cfg.eval.batch_size, precision,
-                                accelerator.process_index, accelerator.num_processes) if data.test else {}}
+        out = {
+            "test": evaluate(
+                m,
+                data.test,
+                lengths(data.test),
+                spec,
+                spec.new_metrics(),
+                cfg.eval.batch_size,
+                precision,
+                accelerator.process_index,
+                accelerator.num_processes,
+            )
+            if data.test
+            else {}
+        }
         if data.held_out and rank0:
             out["generation"] = generate_eval(m, tokenizer, data.held_out, cfg, precision)
         return out
@@ -107,8 +152,23 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
             run.update_info(base_eval=base)
 
     # ---- train
-    result = fit(cfg, run, model, data.train, lengths(data.train), spec, data.validation, lengths(data.validation),
-                 accelerator, precision, metric, higher, resume=resume, show_progress=show_progress, on_step=on_step)
+    result = fit(
+        cfg,
+        run,
+        model,
+        data.train,
+        lengths(data.train),
+        spec,
+        data.validation,
+        lengths(data.validation),
+        accelerator,
+        precision,
+        metric,
+        higher,
+        resume=resume,
+        show_progress=show_progress,
+        on_step=on_step,
+    )
 
     # ---- the best weights, tested once
     model = accelerator.unwrap_model(model)
@@ -120,7 +180,9 @@ def fit_and_report(cfg: Config, run: RunDir, model, tokenizer, spec, data: "LMDa
     if rank0:
         save_model(model, tokenizer, run.path)
         run.write_json("metrics.json", metrics)
-        plot_curves(run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})")
+        plot_curves(
+            run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
+        )
         info = run.update_info(**result.run_info(metric))
         (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics) + comparison(metrics), encoding="utf-8")
     accelerator.wait_for_everyone()
@@ -139,33 +201,70 @@ def sft_data(cfg: Config, tokenizer) -> LMData:
         records = read_chats(d.train, d.format)
     records, dropped = dedupe(records, key=_chat_key) if d.dedupe else (records, 0)
     fractions = (0.0 if d.validation else d.validation_fraction, 0.0 if d.test else d.test_fraction)
-    train, val, test = split_groups(records, fractions, cfg.data.split_seed, key=lambda r: _chat_key({"messages": prompt_and_reference(r["messages"])[0]}))
+    train, val, test = split_groups(
+        records,
+        fractions,
+        cfg.data.split_seed,
+        key=lambda r: _chat_key({"messages": prompt_and_reference(r["messages"])[0]}),
+    )
     val = read_chats(d.validation, d.format) if d.validation else val
     test = read_chats(d.test, d.format) if d.test else test
     if d.limit:
         train = train[: d.limit]
-    encoded = {name: encode_chats(part, tokenizer, d.max_length, d.train_on, d.overlong) for name, part in (("train", train), ("validation", val), ("test", test))}
-    info = {"source": str(d.train or f"built-in:{d.dataset}"), "train": len(train), "validation": len(val), "test": len(test),
-            "dropped_duplicates": dropped, "truncated_train": encoded["train"][1]["truncated"], "dropped_overlong": sum(c["dropped"] for _, c in encoded.values()),
-            "truncated_held_out": encoded["validation"][1]["truncated"] + encoded["test"][1]["truncated"],
-            "trained_tokens_per_epoch": sum(sum(x != -100 for x in s["labels"]) for s in encoded["train"][0])}
+    encoded = {
+        name: encode_chats(part, tokenizer, d.max_length, d.train_on, d.overlong)
+        for name, part in (("train", train), ("validation", val), ("test", test))
+    }
+    info = {
+        "source": str(d.train or f"built-in:{d.dataset}"),
+        "train": len(train),
+        "validation": len(val),
+        "test": len(test),
+        "dropped_duplicates": dropped,
+        "truncated_train": encoded["train"][1]["truncated"],
+        "dropped_overlong": sum(c["dropped"] for _, c in encoded.values()),
+        "truncated_held_out": encoded["validation"][1]["truncated"] + encoded["test"][1]["truncated"],
+        "trained_tokens_per_epoch": sum(sum(x != -100 for x in s["labels"]) for s in encoded["train"][0]),
+    }
     if not encoded["train"][0]:
-        raise TunelabError(f"{info['source']}: no training conversation left after checking lengths (data.max_length={d.max_length}). Raise data.max_length.")
+        raise TunelabError(
+            f"{info['source']}: no training conversation left after checking lengths "
+            f"(data.max_length={d.max_length}). Raise data.max_length."
+        )
     fp = _fingerprint([[name, s["input_ids"], s["labels"]] for name, (samples, _) in encoded.items() for s in samples])
     held_out = [prompt_and_reference(r["messages"]) for r in test[: cfg.eval.num_generate]]
-    return LMData(as_rows(encoded["train"][0], d.max_length, d.packing, info["source"]), as_rows(encoded["validation"][0], d.max_length, False),
-                  as_rows(encoded["test"][0], d.max_length, False), fp, info, held_out)
+    return LMData(
+        as_rows(encoded["train"][0], d.max_length, d.packing, info["source"]),
+        as_rows(encoded["validation"][0], d.max_length, False),
+        as_rows(encoded["test"][0], d.max_length, False),
+        fp,
+        info,
+        held_out,
+    )
 
 
 def lm_data(cfg: Config, tokenizer) -> LMData:
     """Raw documents -> max_length pieces; split by document; the training stream stops at the token budget."""
     d = cfg.data
     splits = read_text_splits(cfg, causal_pieces(tokenizer, d.max_length))
-    info = {"source": str(d.train or f"built-in:{d.dataset}"), "documents": splits.documents, "tokens": splits.tokens,
-            "train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test),
-            "dropped_duplicates": splits.dropped_duplicates, "budget_reached": splits.budget_reached, "truncated_train": 0}
-    return LMData(as_rows(splits.train, d.max_length, d.packing, info["source"]), as_rows(splits.validation, d.max_length, False),
-                  as_rows(splits.test, d.max_length, False), splits.fingerprint, info)
+    info = {
+        "source": str(d.train or f"built-in:{d.dataset}"),
+        "documents": splits.documents,
+        "tokens": splits.tokens,
+        "train": len(splits.train),
+        "validation": len(splits.validation),
+        "test": len(splits.test),
+        "dropped_duplicates": splits.dropped_duplicates,
+        "budget_reached": splits.budget_reached,
+        "truncated_train": 0,
+    }
+    return LMData(
+        as_rows(splits.train, d.max_length, d.packing, info["source"]),
+        as_rows(splits.validation, d.max_length, False),
+        as_rows(splits.test, d.max_length, False),
+        splits.fingerprint,
+        info,
+    )
 
 
 def _chat_key(r: dict) -> str:
@@ -191,28 +290,56 @@ def generate_eval(model, tokenizer, held_out: list[tuple[list[dict], str]], cfg:
     model.train(was_training)
     last_user = [next((m["content"] for m in reversed(p) if m["role"] == "user"), "") for p in prompts]
     return generation_metrics(predictions, references) | {
-        "samples": [{"prompt": u, "reference": r, "prediction": g} for u, r, g in zip(last_user, references, predictions)]}
+        "samples": [
+            {"prompt": u, "reference": r, "prediction": g} for u, r, g in zip(last_user, references, predictions)
+        ]
+    }
 
 
 def comparison(metrics: dict) -> str:
     """The model card's base-vs-tuned section: perplexity on the test split, generation metrics, sample answers."""
-    base, tuned = metrics.get("base") or {}, {"test": metrics.get("test", {}), "generation": metrics.get("generation", {})}
+    base, tuned = (
+        metrics.get("base") or {},
+        {"test": metrics.get("test", {}), "generation": metrics.get("generation", {})},
+    )
     rows = []
     for key, label in (("perplexity", "test perplexity (sft: of the reference answers)"),):
         rows.append((label, base.get("test", {}).get(key), tuned["test"].get(key)))
     for key in ("exact_match", "contains_answer"):
         if tuned["generation"]:
-            rows.append((f"{key} ({tuned['generation'].get('generated')} held-out prompts)", base.get("generation", {}).get(key), tuned["generation"].get(key)))
+            rows.append(
+                (
+                    f"{key} ({tuned['generation'].get('generated')} held-out prompts)",
+                    base.get("generation", {}).get(key),
+                    tuned["generation"].get(key),
+                )
+            )
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    text = "\n## Base model vs fine-tuned\n| | base | fine-tuned |\n|---|---|---|\n" + "\n".join(f"| {n} | {fmt(b)} | {fmt(t)} |" for n, b, t in rows) + "\n"
+    text = (
+        "\n## Base model vs fine-tuned\n| | base | fine-tuned |\n|---|---|---|\n"
+        + "\n".join(f"| {n} | {fmt(b)} | {fmt(t)} |" for n, b, t in rows)
+        + "\n"
+    )
     samples = tuned["generation"].get("samples") if tuned["generation"] else None
     if samples:
         base_samples = {s["prompt"]: s["prediction"] for s in base.get("generation", {}).get("samples", [])}
-        text += "\n## Sample generations (held-out prompts, greedy)\n" + sample_table(
-            [s["prompt"] for s in samples], [s["reference"] for s in samples], [s["prediction"] for s in samples]) + "\n"
+        text += (
+            "\n## Sample generations (held-out prompts, greedy)\n"
+            + sample_table(
+                [s["prompt"] for s in samples], [s["reference"] for s in samples], [s["prediction"] for s in samples]
+            )
+            + "\n"
+        )
         if base_samples:
-            text += "\nBase model on the same prompts:\n" + sample_table(
-                [s["prompt"] for s in samples], [s["reference"] for s in samples], [base_samples.get(s["prompt"], "") for s in samples]) + "\n"
+            text += (
+                "\nBase model on the same prompts:\n"
+                + sample_table(
+                    [s["prompt"] for s in samples],
+                    [s["reference"] for s in samples],
+                    [base_samples.get(s["prompt"], "") for s in samples],
+                )
+                + "\n"
+            )
     return text
 
 
@@ -222,6 +349,8 @@ def comparison(metrics: dict) -> str:
 def _check_method(cfg: Config) -> None:
     if cfg.method.name == "frozen" and cfg.method.unfreeze_top_layers == 0:
         raise TunelabError(
-            "method frozen with unfreeze_top_layers: 0 trains only the output head, which causal LMs such as SmolLM2 tie to "
-            "their input embeddings, so 'head only' is not offered for sft/lm. Set method.unfreeze_top_layers (e.g. 4), or use lora or full."
+            "method frozen with unfreeze_top_layers: 0 trains only the output head, which causal LMs such as SmolLM2 "
+            "tie to "
+            "their input embeddings, so 'head only' is not offered for sft/lm. Set method.unfreeze_top_layers (e.g. "
+            "4), or use lora or full."
         )

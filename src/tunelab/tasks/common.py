@@ -13,7 +13,9 @@ def selection_metric(cfg: Config, spec, default: str) -> tuple[str, bool]:
     metric = default if cfg.eval.metric == "auto" else cfg.eval.metric
     known = spec.new_metrics().higher_is_better
     if metric not in known and metric != "loss":
-        raise TunelabError(f"eval.metric '{metric}' is not a metric of task '{cfg.task}'. Choose one of: {', '.join(known)}.")
+        raise TunelabError(
+            f"eval.metric '{metric}' is not a metric of task '{cfg.task}'. Choose one of: {', '.join(known)}."
+        )
     higher = known.get(metric, False) if cfg.eval.mode == "auto" else cfg.eval.mode == "max"
     return metric, higher
 
@@ -29,7 +31,9 @@ def check_same_data(run, fingerprint: str, resume: bool) -> None:
 
 
 def tokenizer_id(tokenizer, source) -> str:
-    return hashlib.sha256(f"{source.location}|{source.gguf_file}|{type(tokenizer).__name__}|{len(tokenizer)}".encode()).hexdigest()[:12]
+    return hashlib.sha256(
+        f"{source.location}|{source.gguf_file}|{type(tokenizer).__name__}|{len(tokenizer)}".encode()
+    ).hexdigest()[:12]
 
 
 def versions() -> dict:
@@ -39,4 +43,9 @@ def versions() -> dict:
 
     import tunelab
 
-    return {"tunelab": tunelab.__version__, "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+    return {
+        "tunelab": tunelab.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }

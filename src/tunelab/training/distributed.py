@@ -34,7 +34,9 @@ def all_reduce_sum(values):
     """Sum a number, numpy array or tensor over all processes (identity in a single process)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
-    t = torch.as_tensor(np.asarray(values, dtype=np.float64) if not torch.is_tensor(values) else values, dtype=torch.float64).clone()
+    t = torch.as_tensor(
+        np.asarray(values, dtype=np.float64) if not torch.is_tensor(values) else values, dtype=torch.float64
+    ).clone()
     dist.all_reduce(t)
     if torch.is_tensor(values):
         return t.to(values.dtype)

@@ -12,16 +12,28 @@ from tunelab.training.precision import autocast
 
 
 @torch.inference_mode()
-def evaluate(model, rows: Sequence[dict], lengths: Sequence[int], spec, metrics, batch_size: int, precision: str,
-             rank: int = 0, world_size: int = 1, on_batch: Callable[[int], None] = lambda n: None) -> dict:
+def evaluate(
+    model,
+    rows: Sequence[dict],
+    lengths: Sequence[int],
+    spec,
+    metrics,
+    batch_size: int,
+    precision: str,
+    rank: int = 0,
+    world_size: int = 1,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> dict:
     """Loss and metrics of `model` on `rows`; each process takes every world_size-th example."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = np.argsort(-np.asarray(lengths), kind="stable")[rank::world_size]  # long first: similar lengths batch together
+    order = np.argsort(-np.asarray(lengths), kind="stable")[
+        rank::world_size
+    ]  # long first: similar lengths batch together
     loss_sum, units = 0.0, 0.0
     for start in range(0, len(order), batch_size):
-        batch = spec.collate([rows[int(i)] for i in order[start:start + batch_size]])
+        batch = spec.collate([rows[int(i)] for i in order[start : start + batch_size]])
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(precision, device):
             outputs, loss = spec.forward(model, batch)

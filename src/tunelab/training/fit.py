@@ -53,13 +53,22 @@ class FitResult:
 
     def metrics(self) -> dict:
         """What metrics.json reports of the training itself (the task adds its test results)."""
-        return {"validation": self.best_metrics, "best_step": self.best_step, "steps": self.step, "status": self.status,
-                "train_seconds": round(self.train_seconds, 1)}
+        return {
+            "validation": self.best_metrics,
+            "best_step": self.best_step,
+            "steps": self.step,
+            "status": self.status,
+            "train_seconds": round(self.train_seconds, 1),
+        }
 
     def run_info(self, metric: str) -> dict:
         """What run.json records at the end of training."""
-        return {"status": self.status, "best": {"step": self.best_step, "metric": metric, "value": self.best_value},
-                "train_seconds": round(self.train_seconds, 1), "steps": self.step}
+        return {
+            "status": self.status,
+            "best": {"step": self.best_step, "metric": metric, "value": self.best_value},
+            "train_seconds": round(self.train_seconds, 1),
+            "steps": self.step,
+        }
 
 
 class Interrupted(Exception):
@@ -70,10 +79,23 @@ class NonFiniteLoss(TunelabError):
     pass
 
 
-def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengths: Sequence[int], spec: TaskSpec,
-        val_rows: Sequence[dict], val_lengths: Sequence[int], accelerator, precision: str, metric: str,
-        higher_is_better: bool, resume: bool = False, show_progress: bool = True,
-        on_step: Callable[[int], None] = lambda step: None) -> FitResult:
+def fit(
+    cfg: Config,
+    run: RunDir,
+    model,
+    train_rows: Sequence[dict],
+    train_lengths: Sequence[int],
+    spec: TaskSpec,
+    val_rows: Sequence[dict],
+    val_lengths: Sequence[int],
+    accelerator,
+    precision: str,
+    metric: str,
+    higher_is_better: bool,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_step: Callable[[int], None] = lambda step: None,
+) -> FitResult:
     t = cfg.train
     rank, world = accelerator.process_index, accelerator.num_processes
     device = accelerator.device
@@ -109,7 +131,10 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
     if resume:
         ckpt = checkpointer.latest()
         if ckpt is None:
-            raise TunelabError(f"{run.path}: no checkpoint to resume from (the run stopped before its first save). Start it again without --resume.")
+            raise TunelabError(
+                f"{run.path}: no checkpoint to resume from (the run stopped before its first save). Start it again "
+                "without --resume."
+            )
         state = checkpointer.load(ckpt, raw_model)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -120,9 +145,17 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
             run.truncate_history(step)
 
     def trainer_state() -> dict:
-        return {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(),
-                "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "window": window.tolist(), "window_units": window_units,
-                "best_metrics": best_metrics}
+        return {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "stopper": stopper.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "window": window.tolist(),
+            "window_units": window_units,
+            "best_metrics": best_metrics,
+        }
 
     def save() -> None:
         checkpointer.save(step, raw_model, trainer_state(), barrier=accelerator.wait_for_everyone)
@@ -130,14 +163,19 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
     status = "completed"
     started = time.perf_counter()
     last_log = time.perf_counter()
-    with _catch_signals() as signalled, Bar("train", total_steps, enabled=show_progress and rank == 0, completed=step) as bar:
+    with (
+        _catch_signals() as signalled,
+        Bar("train", total_steps, enabled=show_progress and rank == 0, completed=step) as bar,
+    ):
         model.train()
         while step < total_steps and status == "completed":
             batches = sampler.epoch(epoch)
             while batch_in_epoch < len(batches) and step < total_steps:
                 # ---- one optimizer step
                 mine = shard(batches[batch_in_epoch], rank, world)
-                micros = [spec.collate([train_rows[int(i)] for i in mb]) for mb in micro_batches(mine, micro_bs, lengths)]
+                micros = [
+                    spec.collate([train_rows[int(i)] for i in mb]) for mb in micro_batches(mine, micro_bs, lengths)
+                ]
                 step_units = all_reduce_sum(float(sum(spec.units(b) for b in micros)))
                 step_loss = torch.zeros((), device=device)
                 for k, batch in enumerate(micros):
@@ -155,8 +193,10 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
                 if not torch.isfinite(grad_norm) or not torch.isfinite(step_loss):
                     optimizer.zero_grad(set_to_none=True)
                     raise NonFiniteLoss(
-                        f"Training diverged at step {step + 1}: the loss or gradient is {float(step_loss):.3g}/{float(grad_norm):.3g} (not finite). "
-                        f"The last good checkpoint is in {run.checkpoints}. Lower optim.lr, keep optim.max_grad_norm set, or use precision: fp32."
+                        f"Training diverged at step {step + 1}: the loss or gradient is "
+                        f"{float(step_loss):.3g}/{float(grad_norm):.3g} (not finite). "
+                        f"The last good checkpoint is in {run.checkpoints}. Lower optim.lr, keep optim.max_grad_norm "
+                        "set, or use precision: fp32."
                     )
                 lr = scheduler.get_last_lr()[0]
                 optimizer.step()
@@ -172,8 +212,14 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
                 if step % t.log_every == 0 or step == total_steps:
                     loss_sum_all, tokens_all = all_reduce_sum(window)
                     now = time.perf_counter()
-                    record = {"step": step, "epoch": round(epoch + batch_in_epoch / len(batches), 4), "loss": loss_sum_all / max(window_units, 1),
-                              "lr": lr, "grad_norm": float(grad_norm), "tokens_per_s": tokens_all / max(now - last_log, 1e-9)}
+                    record = {
+                        "step": step,
+                        "epoch": round(epoch + batch_in_epoch / len(batches), 4),
+                        "loss": loss_sum_all / max(window_units, 1),
+                        "lr": lr,
+                        "grad_norm": float(grad_norm),
+                        "tokens_per_s": tokens_all / max(now - last_log, 1e-9),
+                    }
                     last_log, window, window_units = now, np.zeros(2), 0.0
                     bar.update(step, loss=record["loss"], lr=lr, **{"tok/s": f"{record['tokens_per_s']:.0f}"})
                 else:
@@ -181,16 +227,35 @@ def fit(cfg: Config, run: RunDir, model, train_rows: Sequence[dict], train_lengt
 
                 # ---- validate, keep the best, stop early
                 end_of_epoch = batch_in_epoch == len(batches)
-                if len(val_rows) and (step % eval_every == 0 or step == total_steps or (t.eval_every is None and end_of_epoch)):
-                    val = evaluate(raw_model, val_rows, val_lengths, spec, spec.new_metrics(), cfg.eval.batch_size, precision, rank, world)
+                if len(val_rows) and (
+                    step % eval_every == 0 or step == total_steps or (t.eval_every is None and end_of_epoch)
+                ):
+                    val = evaluate(
+                        raw_model,
+                        val_rows,
+                        val_lengths,
+                        spec,
+                        spec.new_metrics(),
+                        cfg.eval.batch_size,
+                        precision,
+                        rank,
+                        world,
+                    )
                     scalars = {k: v for k, v in val.items() if isinstance(v, (int, float))}
-                    record.update({"step": step, "epoch": round(epoch + batch_in_epoch / len(batches), 4)} | {f"val_{k}": v for k, v in scalars.items()})
+                    record.update(
+                        {"step": step, "epoch": round(epoch + batch_in_epoch / len(batches), 4)}
+                        | {f"val_{k}": v for k, v in scalars.items()}
+                    )
                     if metric not in val:
-                        raise TunelabError(f"eval.metric '{metric}' is not computed for this task. Available: {', '.join(scalars)}.")
+                        raise TunelabError(
+                            f"eval.metric '{metric}' is not computed for this task. Available: {', '.join(scalars)}."
+                        )
                     if stopper.update(val[metric], step):
                         best_metrics = scalars
                         checkpointer.save_best(raw_model)
-                    bar.print(f"step {step}: validation " + "  ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k != "n"))
+                    bar.print(
+                        f"step {step}: validation " + "  ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k != "n")
+                    )
                     if stopper.should_stop:
                         status = "stopped_early"
                 if record and rank == 0:
