@@ -119,7 +119,6 @@ def arm_tunelab_compile(args) -> dict:
 
 def arm_tunelab(args, train_options: dict | None = None) -> dict:
     import tunelab
-    import tunelab.tasks.classify as task
     from tunelab.config import ModelConfig
     from tunelab.models.load import load_tokenizer, resolve
 
@@ -159,7 +158,7 @@ def arm_tunelab(args, train_options: dict | None = None) -> dict:
         }
         | (train_options or {}),
     }
-    run, marks = common.train_tunelab(task, recipe)  # no validation in the run: the loop ends at the last step
+    run, marks = common.train_tunelab(recipe)  # no validation in the run: the loop ends at the last step
     peak = common.peak_rss()
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     val_metrics = tunelab.evaluate(run.dir, work / "val.csv")

@@ -61,11 +61,12 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def train_tunelab(task, recipe: dict):
-    """tunelab.train(recipe), instrumented the way every tunelab arm measures it: `task` is the task module whose
-    fit() the story calls. When fit starts: the loop's start time and the RSS with model + data loaded (and the model,
+def train_tunelab(recipe: dict):
+    """tunelab.train(recipe), instrumented the way every tunelab arm measures it (every task story calls fit through
+    tunelab.tasks.common). When fit starts: the loop's start time and the RSS with model + data loaded (and the model,
     for FLOP counts); after each optimizer step: its time and the peak RSS so far. Returns (run, marks)."""
     import tunelab
+    import tunelab.tasks.common as task
 
     marks: dict = {"steps": [], "peaks": []}
     fit = task.fit

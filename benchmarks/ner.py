@@ -82,8 +82,6 @@ def arm_tunelab(args) -> dict:
 
     from transformers import AutoTokenizer
 
-    import tunelab.tasks.tokens as task
-
     train, val, tags, location = data(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-ner-"))
     recipe = {
@@ -111,7 +109,7 @@ def arm_tunelab(args) -> dict:
             "eval_every": 10**6,
         },
     }
-    run, marks = common.train_tunelab(task, recipe)
+    run, marks = common.train_tunelab(recipe)
     train_s, peak = common.loop_before_final_validation(marks)
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(location)

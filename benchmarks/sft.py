@@ -225,8 +225,6 @@ def warmup_steps(steps: int) -> int:
 def arm_tunelab(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import tunelab.tasks.causal_lm as task
-
     train, val = data(args)
     location = model_dir(args)
     work = Path(tempfile.mkdtemp(prefix="bench-tunelab-sft-"))
@@ -278,7 +276,7 @@ def arm_tunelab(args) -> dict:
         },
         "eval": {"num_generate": 0, "compare_base": False},
     }
-    run, marks = common.train_tunelab(task, recipe)
+    run, marks = common.train_tunelab(recipe)
     train_s, peak = common.loop_before_final_validation(marks)
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
     tok = AutoTokenizer.from_pretrained(location)

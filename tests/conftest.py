@@ -1,13 +1,15 @@
-"""Shared fixtures: a tiny random BERT (real MiniLM tokenizer, 2 layers of width 32) and small synthetic data."""
+"""Shared fixtures: tiny random models (BERT with MiniLM's tokenizer, llama with SmolLM2's) and small synthetic data."""
 
 from __future__ import annotations
 
 import csv
+import json
 import random
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from tunelab.assets import package_file
 
@@ -16,7 +18,8 @@ NEGATIVE = "bad awful boring dull terrible weak tedious bland clumsy poor".split
 FILLER = "the film movie story plot actors was is a really quite very and but".split()
 
 
-REPO_RUNS = Path(__file__).resolve().parents[1] / "runs"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+REPO_RUNS = ROOT / "runs"
 
 
 @pytest.fixture(autouse=True)
@@ -205,3 +208,42 @@ def tiny_lm_recipe(model_dir: Path, data_file: Path, out: Path, task: str = "sft
     recipe["data"]["max_length"] = sections.get("data", {}).get("max_length", 64)
     recipe["eval"].update({"num_generate": 4, "max_new_tokens": 4, **sections.get("eval", {})})
     return recipe
+
+
+PEOPLE = ["Alice Smith", "Bob", "Carlos Díaz", "Dana Lee", "Émile Zola"]
+PLACES = ["Paris", "New York", "Zürich", "Lagos"]
+NER_FILLER = "the we saw met in at today and then a big game was fun".split()
+
+
+def make_sentences(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for part in rng.sample(["filler", "person", "place", "filler"], 4):
+            if part == "filler":
+                words, kind = rng.sample(NER_FILLER, rng.randint(1, 3)), None
+            else:
+                words, kind = (
+                    rng.choice(PEOPLE if part == "person" else PLACES).split(),
+                    ("person" if part == "person" else "geo-loc"),
+                )
+            tokens += words
+            tags += ["O"] * len(words) if kind is None else [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
+        rows.append({"tokens": tokens + ["!"], "tags": tags + ["O"]})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+class TinyNet(torch.nn.Module):
+    """A linear layer, a LayerNorm and a frozen layer: what optimizer groups and checkpoints tell apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.LayerNorm = torch.nn.LayerNorm(4)
+        self.frozen = torch.nn.Linear(4, 4).requires_grad_(False)

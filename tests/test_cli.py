@@ -8,7 +8,7 @@ import sys
 import yaml
 
 from tests.conftest import tiny_recipe
-from tests.test_bad_input import run_cli
+from tests.test_errors import run_cli
 
 
 def test_cli_train_eval_predict_export(tiny_bert, sentiment_csv, tmp_path, monkeypatch, capsys):

@@ -20,7 +20,7 @@ import torch
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
 from tunelab.data.readers import read_table
-from tunelab.data.splits import Splits, dedupe, quantile_bins, split
+from tunelab.data.splits import Splits, make_splits, quantile_bins
 from tunelab.errors import TunelabError
 
 
@@ -74,32 +74,9 @@ def read_records(cfg: Config) -> Splits:
         train_records = read_labelled_file(d.train, cfg)
     val_records = read_labelled_file(d.validation, cfg) if d.validation else None
     test_records = read_labelled_file(d.test, cfg) if d.test else None
-
-    dropped = 0
-    if d.dedupe:
-        train_records, dropped = dedupe(train_records, key=_text_key)
-        held_out = {_text_key(r) for r in (val_records or []) + (test_records or [])}
-        before = len(train_records)
-        train_records = [r for r in train_records if _text_key(r) not in held_out]
-        dropped += before - len(train_records)
-
-    fractions = (
-        0.0 if val_records is not None else d.validation_fraction,
-        0.0 if test_records is not None else d.test_fraction,
+    return make_splits(
+        train_records, val_records, test_records, d, _text_key, lambda records: _strata(records, cfg.task)
     )
-    strata = _strata(train_records, cfg.task)
-    train, val, test = split(train_records, fractions, d.split_seed, strata)
-    splits = Splits(
-        train,
-        val_records if val_records is not None else val,
-        test_records if test_records is not None else test,
-        dropped,
-    )
-    if d.limit and len(splits.train) > d.limit:  # after splitting: validation/test keep their size
-        splits.train = split(
-            splits.train, (0.0, 1 - d.limit / len(splits.train)), d.split_seed, _strata(splits.train, cfg.task)
-        )[0]
-    return splits
 
 
 def _text_key(r: dict):

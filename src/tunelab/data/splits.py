@@ -7,6 +7,8 @@ from typing import Callable, Hashable, Optional
 
 import numpy as np
 
+from tunelab.config import DataConfig
+
 
 @dataclass
 class Splits:
@@ -52,6 +54,39 @@ def split(
         val += idx[n_test : n_test + n_val].tolist()
         train += idx[n_test + n_val :].tolist()
     return [records[i] for i in sorted(train)], [records[i] for i in sorted(val)], [records[i] for i in sorted(test)]
+
+
+def make_splits(
+    train: list[dict],
+    validation: Optional[list[dict]],
+    test: Optional[list[dict]],
+    data: DataConfig,
+    key: Callable[[dict], Hashable],
+    strata: Callable[[list[dict]], Optional[list]] = lambda records: None,
+) -> Splits:
+    """The split every labelled task shares.
+
+    Deduplicate train (also against given validation/test files), split off what no file gives (seeded, stratified
+    by `strata`), then cap train at data.limit (validation and test keep their size)."""
+    dropped = 0
+    if data.dedupe:
+        train, dropped = dedupe(train, key=key)
+        held_out = {key(r) for r in (validation or []) + (test or [])}
+        before = len(train)
+        train = [r for r in train if key(r) not in held_out]
+        dropped += before - len(train)
+    fractions = (
+        0.0 if validation is not None else data.validation_fraction,
+        0.0 if test is not None else data.test_fraction,
+    )
+    parts = split(train, fractions, data.split_seed, strata(train))
+    splits = Splits(
+        parts[0], parts[1] if validation is None else validation, parts[2] if test is None else test, dropped
+    )
+    if data.limit and len(splits.train) > data.limit:
+        limit = (0.0, 1 - data.limit / len(splits.train))
+        splits.train = split(splits.train, limit, data.split_seed, strata(splits.train))[0]
+    return splits
 
 
 def quantile_bins(values: list[float], bins: int = 10) -> list[int]:

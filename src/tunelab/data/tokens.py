@@ -18,7 +18,7 @@ import torch
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
 from tunelab.data.readers import read_table
-from tunelab.data.splits import Splits, dedupe, split
+from tunelab.data.splits import Splits, make_splits
 from tunelab.data.tags import continuation, expected_tags, invalid_tag, repair, split_tag, tags_from_spans, to_iob2
 from tunelab.errors import TunelabError, where
 
@@ -112,20 +112,7 @@ def read_sentences(cfg: Config) -> Splits:
         train = read_tagged_file(d.train, cfg)
     val = read_tagged_file(d.validation, cfg) if d.validation else None
     test = read_tagged_file(d.test, cfg) if d.test else None
-
-    dropped = 0
-    if d.dedupe:
-        train, dropped = dedupe(train, key=_words)
-        held_out = {_words(r) for r in (val or []) + (test or [])}
-        before = len(train)
-        train = [r for r in train if _words(r) not in held_out]
-        dropped += before - len(train)
-    fractions = (0.0 if val is not None else d.validation_fraction, 0.0 if test is not None else d.test_fraction)
-    parts = split(train, fractions, cfg.data.split_seed)
-    splits = Splits(parts[0], val if val is not None else parts[1], test if test is not None else parts[2], dropped)
-    if d.limit and len(splits.train) > d.limit:
-        splits.train = split(splits.train, (0.0, 1 - d.limit / len(splits.train)), cfg.data.split_seed)[0]
-    return splits
+    return make_splits(train, val, test, d, _words)
 
 
 def _words(r: dict) -> tuple:

@@ -9,8 +9,8 @@ import torch
 
 from tunelab.config import load_config
 from tunelab.data.classify import LabelSpace, check_known, read_labelled_file, tokenize
-from tunelab.errors import TunelabError
 from tunelab.models.heads import SequenceClassification
+from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
 from tunelab.training.evaluate import evaluate
 from tunelab.training.precision import autocast
@@ -22,8 +22,6 @@ class TextClassifier:
     -> [{"label": ..., "score": ..., "scores": {...}}, ...]"""
 
     def __init__(self, run: RunDir, device: str | None = None):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         self.run = run
         self.info = run.info
         self.config = load_config(run / "config.yaml")
@@ -31,14 +29,7 @@ class TextClassifier:
         self.labels = LabelSpace.from_run(self.task, self.info["labels"])
         pre = self.info["preprocessing"]
         self.max_length, self.threshold, self.precision = pre["max_length"], pre["threshold"], pre["precision"]
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if not (run / "model").exists():
-            raise TunelabError(
-                f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume "
-                f"{run.path}`."
-            )
-        self.tokenizer = AutoTokenizer.from_pretrained(run / "model")
-        self.model = AutoModelForSequenceClassification.from_pretrained(run / "model").to(self.device).eval()
+        self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForSequenceClassification", device)
         self.spec = SequenceClassification(
             self.task, self.labels.names, self.tokenizer.pad_token_id or 0, None, self.threshold
         )

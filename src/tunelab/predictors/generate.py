@@ -9,6 +9,7 @@ from typing import Callable, Optional, Union
 import torch
 
 from tunelab.errors import TunelabError
+from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
 from tunelab.training.precision import autocast
 
@@ -19,20 +20,8 @@ class Generator:
     """`gen = tunelab.load("runs/sft-..."); gen.generate(["Who wrote Hamlet?"])` -> ["William Shakespeare ..."]"""
 
     def __init__(self, run: RunDir, device: Optional[str] = None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from tunelab.training.distributed import quiet_libraries
-
-        quiet_libraries()
-        if not (run / "model").exists():
-            raise TunelabError(
-                f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume "
-                f"{run.path}`."
-            )
         info = run.info
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model = AutoModelForCausalLM.from_pretrained(run / "model").to(device)
-        tokenizer = AutoTokenizer.from_pretrained(run / "model")
+        tokenizer, model, _ = load_run_model(run, "AutoModelForCausalLM", device)
         self._setup(
             model,
             tokenizer,

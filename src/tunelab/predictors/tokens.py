@@ -11,11 +11,10 @@ import torch
 from tunelab.config import load_config
 from tunelab.data.tags import spans
 from tunelab.data.tokens import TagSpace, encode, read_tagged_file
-from tunelab.errors import TunelabError
 from tunelab.metrics.token import sentences
 from tunelab.models.heads import TokenClassification
+from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
-from tunelab.training.distributed import quiet_libraries
 from tunelab.training.evaluate import evaluate
 from tunelab.training.precision import autocast
 
@@ -29,9 +28,6 @@ class EntityTagger:
     """
 
     def __init__(self, run: RunDir, device: str | None = None):
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-        quiet_libraries()  # no transformers load report / progress bars in predictions
         self.run = run
         self.info = run.info
         self.config = load_config(run / "config.yaml")
@@ -39,14 +35,7 @@ class EntityTagger:
         pre = self.info["preprocessing"]
         self.max_length, self.stride, self.precision = pre["max_length"], pre["stride"], pre["precision"]
         self.word = re.compile(pre["word_pattern"])
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if not (run / "model").exists():
-            raise TunelabError(
-                f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume "
-                f"{run.path}`."
-            )
-        self.tokenizer = AutoTokenizer.from_pretrained(run / "model")
-        self.model = AutoModelForTokenClassification.from_pretrained(run / "model").to(self.device).eval()
+        self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForTokenClassification", device)
         self.spec = TokenClassification(self.space.names, self.tokenizer.pad_token_id or 0)
 
     # ------------------------------------------------------------------ predict

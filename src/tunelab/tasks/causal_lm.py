@@ -23,20 +23,12 @@ from tunelab.data.text import causal_pieces, read_text_splits
 from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.generation import generation_metrics, sample_table
-from tunelab.metrics.plots import plot_curves
 from tunelab.models.causal_lm import CausalLM
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.predictors.generate import Generator
-from tunelab.runs.card import model_card
-from tunelab.runs.checkpoint import restore_best
-from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.common import check_same_data, selection_metric, versions
-from tunelab.training.distributed import make_accelerator, seed_everything
-from tunelab.training.evaluate import evaluate
-from tunelab.training.fit import fit
-from tunelab.training.precision import resolve as resolve_precision
+from tunelab.tasks.common import Story, check_same_data, selection_metric
 
 
 @dataclass
@@ -52,8 +44,7 @@ class LMData:
 def train(
     cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
 ) -> dict:
-    accelerator = make_accelerator(cfg.train.num_threads)
-    seed_everything(cfg.train.seed)
+    story = Story.start(cfg, run, resume, show_progress, on_step)
     _check_method(cfg)
 
     # ---- data
@@ -69,123 +60,46 @@ def train(
     model = apply_method(load_causal_lm(local, cfg.model), cfg.method, "CAUSAL_LM")
     apply_fast_paths(model, cfg.train)
     spec = CausalLM(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-    return fit_and_report(
-        cfg, run, model, tokenizer, spec, data, source, accelerator, "text-generation", resume, show_progress, on_step
-    )
+    return fit_and_report(story, model, tokenizer, spec, data, source, "text-generation")
 
 
-def fit_and_report(
-    cfg: Config,
-    run: RunDir,
-    model,
-    tokenizer,
-    spec,
-    data: "LMData",
-    source,
-    accelerator,
-    pipeline_tag: str,
-    resume: bool,
-    show_progress: bool,
-    on_step,
-) -> dict:
+def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source, pipeline_tag: str) -> dict:
     """The story every language-modelling task shares once data, model and spec exist:
     base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card."""
-    precision = resolve_precision(cfg.train.precision, accelerator.device)
-    rank0 = accelerator.is_main_process
-    check_same_data(run, data.fingerprint, resume)
+    cfg, run = story.cfg, story.run
+    check_same_data(run, data.fingerprint, story.resume)
     trainable, total = count_parameters(model)
-    metric, higher = selection_metric(cfg, spec, default="perplexity")
-    lengths = lambda rows: [r["length"] for r in rows]  # noqa: E731
-
-    if rank0:
-        run.update_info(
-            task=cfg.task,
-            status="running",
-            versions=versions(),
-            pipeline_tag=pipeline_tag,
-            base_model={
-                "name": cfg.model.name,
-                "location": source.location,
-                "gguf_file": source.gguf_file,
-                "sha256": source.content_hash(),
-            },
-            data=data.info | {"fingerprint": data.fingerprint},
-            method=cfg.method.model_dump(),
-            trainable_params=trainable,
-            total_params=total,
-            preprocessing={
-                "max_length": cfg.data.max_length,
-                "precision": precision,
-                "packing": cfg.data.packing,
-                "train_on": cfg.data.train_on,
-                "fast_cpu_dropout": cfg.train.fast_cpu_dropout,
-            },
-            selection={"metric": metric, "mode": "max" if higher else "min"},
-        )
-        (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    selection = selection_metric(cfg, spec, default="perplexity")
+    story.started(
+        source, pipeline_tag, selection,
+        data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable,
+        total_params=total,
+        preprocessing={"max_length": cfg.data.max_length, "precision": story.precision, "packing": cfg.data.packing,
+                       "train_on": cfg.data.train_on, "fast_cpu_dropout": cfg.train.fast_cpu_dropout},
+    )  # fmt: skip
 
     # ---- the base model, measured once (kept in run.json so a resumed run does not redo it)
     def measure(m) -> dict:
-        out = {
-            "test": evaluate(
-                m,
-                data.test,
-                lengths(data.test),
-                spec,
-                spec.new_metrics(),
-                cfg.eval.batch_size,
-                precision,
-                accelerator.process_index,
-                accelerator.num_processes,
-            )
-            if data.test
-            else {}
-        }
-        if data.held_out and rank0:
-            out["generation"] = generate_eval(m, tokenizer, data.held_out, cfg, precision)
+        out = {"test": story.test(m, spec, data.test)}
+        if data.held_out and story.rank0:
+            out["generation"] = generate_eval(m, tokenizer, data.held_out, cfg, story.precision)
         return out
 
     base = run.info.get("base_eval")
     if cfg.eval.compare_base and base is None:
         base = measure(model)
-        if rank0:
+        if story.rank0:
             run.update_info(base_eval=base)
 
-    # ---- train
-    result = fit(
-        cfg,
-        run,
-        model,
-        data.train,
-        lengths(data.train),
-        spec,
-        data.validation,
-        lengths(data.validation),
-        accelerator,
-        precision,
-        metric,
-        higher,
-        resume=resume,
-        show_progress=show_progress,
-        on_step=on_step,
-    )
-
-    # ---- the best weights, tested once
-    model = accelerator.unwrap_model(model)
-    restore_best(model, run.checkpoints)
+    # ---- train, then the best weights measured once
+    model, result = story.fit_best(model, spec, data.train, data.validation, selection)
     tuned = measure(model)
     metrics = {"test": tuned["test"], "generation": tuned.get("generation", {}), "base": base or {}, **result.metrics()}
 
     # ---- outputs
-    if rank0:
-        save_model(model, tokenizer, run.path)
-        run.write_json("metrics.json", metrics)
-        plot_curves(
-            run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
-        )
-        info = run.update_info(**result.run_info(metric))
-        (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics) + comparison(metrics), encoding="utf-8")
-    accelerator.wait_for_everyone()
+    if story.rank0:
+        story.outputs(model, tokenizer, metrics, result, selection[0], card_extra=comparison(metrics))
+    story.accelerator.wait_for_everyone()
     return metrics
 
 
@@ -245,8 +159,12 @@ def sft_data(cfg: Config, tokenizer) -> LMData:
 
 def lm_data(cfg: Config, tokenizer) -> LMData:
     """Raw documents -> max_length pieces; split by document; the training stream stops at the token budget."""
+    return text_data(cfg, read_text_splits(cfg, causal_pieces(tokenizer, cfg.data.max_length)), cfg.data.packing)
+
+
+def text_data(cfg: Config, splits, packing: bool) -> LMData:
+    """Rows (packed or not) and run.json's data record from raw-text splits (lm here, mlm in tasks/masked_lm.py)."""
     d = cfg.data
-    splits = read_text_splits(cfg, causal_pieces(tokenizer, d.max_length))
     info = {
         "source": str(d.train or f"built-in:{d.dataset}"),
         "documents": splits.documents,
@@ -259,7 +177,7 @@ def lm_data(cfg: Config, tokenizer) -> LMData:
         "truncated_train": 0,
     }
     return LMData(
-        as_rows(splits.train, d.max_length, d.packing, info["source"]),
+        as_rows(splits.train, d.max_length, packing, info["source"]),
         as_rows(splits.validation, d.max_length, False),
         as_rows(splits.test, d.max_length, False),
         splits.fingerprint,

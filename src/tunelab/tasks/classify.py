@@ -12,19 +12,12 @@ from tunelab.config import Config
 from tunelab.data.classify import build_label_space, count_truncated, fingerprint, read_records, tokenize
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.classification import DEFAULT_METRIC
-from tunelab.metrics.plots import plot_confusion, plot_curves
+from tunelab.metrics.plots import plot_confusion
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.heads import SequenceClassification, class_weights
 from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
-from tunelab.runs.card import model_card
-from tunelab.runs.checkpoint import restore_best
-from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.common import check_same_data, selection_metric, tokenizer_id, versions
-from tunelab.training.distributed import make_accelerator, seed_everything
-from tunelab.training.evaluate import evaluate
-from tunelab.training.fit import fit
-from tunelab.training.precision import resolve as resolve_precision
+from tunelab.tasks.common import Story, check_same_data, selection_metric, tokenizer_id
 
 PROBLEM_TYPE = {
     "classification": "single_label_classification",
@@ -36,10 +29,7 @@ PROBLEM_TYPE = {
 def train(
     cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
 ) -> dict:
-    accelerator = make_accelerator(cfg.train.num_threads)
-    seed_everything(cfg.train.seed)
-    precision = resolve_precision(cfg.train.precision, accelerator.device)
-    rank0 = accelerator.is_main_process
+    story = Story.start(cfg, run, resume, show_progress, on_step)
 
     # ---- data
     splits = read_records(cfg)
@@ -55,108 +45,41 @@ def train(
     )
     train_rows, val_rows, test_rows = train_ds.to_list(), val_ds.to_list(), test_ds.to_list()
 
-    # ---- model and method
+    # ---- model and method; the last layer computes only the token the head reads
     model = load_sequence_classifier(source, cfg.model, labels.id2label, PROBLEM_TYPE[cfg.task])
     model = apply_method(model, cfg.method, "SEQ_CLS")
-    fast_paths = apply_fast_paths(
-        model, cfg.train, first_token=True
-    )  # the last layer computes only the token the head reads
+    fast_paths = apply_fast_paths(model, cfg.train, first_token=True)
     trainable, total = count_parameters(model)
+    train_labels = [r["labels"] for r in train_rows]
     weights = (
-        class_weights(cfg.train.class_weights, [r["labels"] for r in train_rows], labels.num_outputs)
+        class_weights(cfg.train.class_weights, train_labels, labels.num_outputs)
         if cfg.task == "classification"
         else None
     )
     spec = SequenceClassification(cfg.task, labels.names, tokenizer.pad_token_id or 0, weights, cfg.eval.threshold)
-    metric, higher = selection_metric(cfg, spec, DEFAULT_METRIC[cfg.task])
+    selection = selection_metric(cfg, spec, DEFAULT_METRIC[cfg.task])
 
-    if rank0:
-        run.update_info(
-            task=cfg.task,
-            status="running",
-            versions=versions(),
-            pipeline_tag="text-classification",
-            base_model={
-                "name": cfg.model.name,
-                "location": source.location,
-                "gguf_file": source.gguf_file,
-                "sha256": source.content_hash(),
-            },
-            data={
-                "source": str(cfg.data.train or f"built-in:{cfg.data.dataset}"),
-                "fingerprint": data_fp,
-                "train": len(train_rows),
-                "validation": len(val_rows),
-                "test": len(test_rows),
-                "dropped_duplicates": splits.dropped_duplicates,
-                "truncated_train": count_truncated(splits.train, tokenizer, cfg.data.max_length),
-            },
-            labels=labels.id2label,
-            method=cfg.method.model_dump(),
-            trainable_params=trainable,
-            total_params=total,
-            preprocessing={
-                "max_length": cfg.data.max_length,
-                "threshold": cfg.eval.threshold,
-                "precision": precision,
-                **fast_paths,
-                "text_column": cfg.data.text_column,
-                "text_pair_column": cfg.data.text_pair_column,
-                "label_column": cfg.data.label_column,
-            },
-            selection={"metric": metric, "mode": "max" if higher else "min"},
-        )
-        (run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    d = cfg.data
+    story.started(
+        source, "text-classification", selection,
+        data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
+              "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
+              "truncated_train": count_truncated(splits.train, tokenizer, d.max_length)},
+        labels=labels.id2label, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
+        preprocessing={"max_length": d.max_length, "threshold": cfg.eval.threshold, "precision": story.precision,
+                       **fast_paths, "text_column": d.text_column, "text_pair_column": d.text_pair_column,
+                       "label_column": d.label_column},
+    )  # fmt: skip
 
-    # ---- train
-    result = fit(
-        cfg,
-        run,
-        model,
-        train_rows,
-        train_ds["length"],
-        spec,
-        val_rows,
-        val_ds["length"] if len(val_rows) else [],
-        accelerator,
-        precision,
-        metric,
-        higher,
-        resume=resume,
-        show_progress=show_progress,
-        on_step=on_step,
-    )
-
-    # ---- the best weights, tested once
-    model = accelerator.unwrap_model(model)
-    restore_best(model, run.checkpoints)
-    test = (
-        evaluate(
-            model,
-            test_rows,
-            test_ds["length"],
-            spec,
-            spec.new_metrics(),
-            cfg.eval.batch_size,
-            precision,
-            accelerator.process_index,
-            accelerator.num_processes,
-        )
-        if len(test_rows)
-        else {}
-    )
+    # ---- train, then the best weights tested once
+    model, result = story.fit_best(model, spec, train_rows, val_rows, selection)
+    test = story.test(model, spec, test_rows)
     metrics = {"test": test, **result.metrics()}
 
     # ---- outputs
-    if rank0:
-        save_model(model, tokenizer, run.path)
-        run.write_json("metrics.json", metrics)
-        plot_curves(
-            run.history(), metric, run / "curves.png", title=f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
-        )
+    if story.rank0:
         if cfg.task == "classification" and test:
             plot_confusion(test["confusion_matrix"], test["labels"], run / "confusion_matrix.png")
-        info = run.update_info(**result.run_info(metric))
-        (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics), encoding="utf-8")
-    accelerator.wait_for_everyone()
+        story.outputs(model, tokenizer, metrics, result, selection[0])
+    story.accelerator.wait_for_everyone()
     return metrics

@@ -1,11 +1,23 @@
-"""Small pieces every task story uses: which metric picks the best checkpoint, and what run.json records."""
+"""What every task story shares: the selection metric, the resume check, and the steps prepare -> fit -> best -> test ->
+outputs (`Story`), so a family writes only what differs."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from tunelab.config import Config
 from tunelab.errors import TunelabError
+from tunelab.metrics.plots import plot_curves
+from tunelab.runs.card import model_card
+from tunelab.runs.checkpoint import restore_best
+from tunelab.runs.export import save_model
+from tunelab.runs.rundir import RunDir
+from tunelab.training.distributed import make_accelerator, seed_everything
+from tunelab.training.evaluate import evaluate
+from tunelab.training.fit import fit
+from tunelab.training.precision import resolve as resolve_precision
 
 
 def selection_metric(cfg: Config, spec, default: str) -> tuple[str, bool]:
@@ -49,3 +61,93 @@ def versions() -> dict:
         "transformers": transformers.__version__,
         "peft": peft.__version__,
     }
+
+
+# ------------------------------------------------------------------ the steps every task story shares
+
+
+@dataclass
+class Story:
+    """What a task story runs with: the recipe, its run directory, the processes, and how it reports progress."""
+
+    cfg: Config
+    run: RunDir
+    accelerator: Any
+    precision: str  # resolved: bf16 or fp32
+    resume: bool
+    show_progress: bool
+    on_step: Callable[[int], None]
+
+    @classmethod
+    def start(cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step) -> "Story":
+        """Processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
+        accelerator = make_accelerator(cfg.train.num_threads)
+        seed_everything(cfg.train.seed)
+        precision = resolve_precision(cfg.train.precision, accelerator.device)
+        return cls(cfg, run, accelerator, precision, resume, show_progress, on_step)
+
+    @property
+    def rank0(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def started(self, source, pipeline_tag: str, selection: tuple[str, bool], **fields) -> None:
+        """run.json and config.yaml as training starts: the fields every task writes, and the task's own."""
+        if not self.rank0:
+            return
+        cfg = self.cfg
+        base_model = {"name": cfg.model.name, "location": source.location, "gguf_file": source.gguf_file}
+        metric, higher = selection
+        self.run.update_info(
+            task=cfg.task,
+            status="running",
+            versions=versions(),
+            pipeline_tag=pipeline_tag,
+            base_model=base_model | {"sha256": source.content_hash()},
+            **fields,
+            selection={"metric": metric, "mode": "max" if higher else "min"},
+        )
+        (self.run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+
+    def fit_best(self, model, spec, train: list, validation: list, selection: tuple[str, bool]):
+        """The shared loop, then the best checkpoint's weights back in the model: (model, FitResult)."""
+        metric, higher = selection
+        result = fit(
+            self.cfg, self.run, model, train, lengths(train), spec, validation, lengths(validation), self.accelerator,
+            self.precision, metric, higher, resume=self.resume, show_progress=self.show_progress, on_step=self.on_step,
+        )  # fmt: skip
+        model = self.accelerator.unwrap_model(model)
+        restore_best(model, self.run.checkpoints)
+        return model, result
+
+    def test(self, model, spec, rows: list) -> dict:
+        """Loss and metrics on held-out rows ({} when there are none), across processes."""
+        if not len(rows):
+            return {}
+        a = self.accelerator
+        batch = self.cfg.eval.batch_size
+        return evaluate(
+            model,
+            rows,
+            lengths(rows),
+            spec,
+            spec.new_metrics(),
+            batch,
+            self.precision,
+            a.process_index,
+            a.num_processes,
+        )
+
+    def outputs(self, model, tokenizer, metrics: dict, result, metric: str, card_extra: str = "") -> dict:
+        """model/ (+ adapter/), metrics.json, curves.png, the final run.json and the model card; returns run.json."""
+        cfg, run = self.cfg, self.run
+        save_model(model, tokenizer, run.path)
+        run.write_json("metrics.json", metrics)
+        title = f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
+        plot_curves(run.history(), metric, run / "curves.png", title=title)
+        info = run.update_info(**result.run_info(metric))
+        (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics) + card_extra, encoding="utf-8")
+        return info
+
+
+def lengths(rows) -> list[int]:
+    return [r["length"] for r in rows]

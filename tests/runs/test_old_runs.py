@@ -7,15 +7,14 @@ numbers: the values below were read from the fixtures with the version that wrot
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 import tunelab
+from tests.conftest import ROOT
 from tunelab.errors import TunelabError
 
-V010 = Path(__file__).parent / "fixtures" / "runs" / "v0.1.0"
+V010 = ROOT / "tests" / "fixtures" / "runs" / "v0.1.0"
 TOL = 1e-6
 
 

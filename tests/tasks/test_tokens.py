@@ -5,7 +5,6 @@ Run directory, equivalences, LoRA/frozen heads, predictor spans, CLI, recipes.""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -13,36 +12,7 @@ import pytest
 import torch
 
 import tunelab
-from tests.conftest import tiny_recipe
-
-PEOPLE = ["Alice Smith", "Bob", "Carlos Díaz", "Dana Lee", "Émile Zola"]
-PLACES = ["Paris", "New York", "Zürich", "Lagos"]
-FILLER = "the we saw met in at today and then a big game was fun".split()
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_sentences(n: int, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        tokens, tags = [], []
-        for part in rng.sample(["filler", "person", "place", "filler"], 4):
-            if part == "filler":
-                words, kind = rng.sample(FILLER, rng.randint(1, 3)), None
-            else:
-                words, kind = (
-                    rng.choice(PEOPLE if part == "person" else PLACES).split(),
-                    ("person" if part == "person" else "geo-loc"),
-                )
-            tokens += words
-            tags += ["O"] * len(words) if kind is None else [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
-        rows.append({"tokens": tokens + ["!"], "tags": tags + ["O"]})
-    return rows
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
+from tests.conftest import make_sentences, tiny_recipe, write_jsonl
 
 
 @pytest.fixture
@@ -188,24 +158,6 @@ def test_cli_predict_prints_and_writes_entities(tiny_bert, ner_files, tmp_path):
     assert [r["text"] for r in rows] == ["Bob met Alice Smith in Paris", "We saw Lagos!"] and all(
         "entities" in r for r in rows
     )
-
-
-@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("ner*.yaml")))
-def test_shipped_ner_recipe_runs_a_few_steps(tiny_bert, tmp_path, recipe):
-    overrides = {
-        "model.name": str(tiny_bert),
-        "data.limit": 40,
-        "data.validation_fraction": 0.02,
-        "data.test_fraction": 0.02,
-        "train.max_steps": 2,
-        "train.batch_size": 8,
-        "train.output_dir": str(tmp_path / "run"),
-        "train.precision": "fp32",
-        "train.num_threads": None,
-    }  # torch's thread count is process-wide: leave it to the test run
-    run = tunelab.train(ROOT / "recipes" / recipe, overrides=overrides, show_progress=False)
-    assert run.metrics["steps"] == 2 and run.metrics["test"]["n"] > 0
-    assert run.info["data"]["source"] == "built-in:wnut16"
 
 
 def test_interrupt_and_resume_reproduce_the_uninterrupted_run(tiny_bert, ner_files, tmp_path):

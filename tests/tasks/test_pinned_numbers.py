@@ -14,7 +14,7 @@ import random
 import pytest
 
 import tunelab
-from tests.conftest import make_chats, make_sentiment, tiny_lm_recipe, tiny_recipe, write_csv
+from tests.conftest import make_chats, make_sentences, make_sentiment, tiny_lm_recipe, tiny_recipe, write_csv
 
 # 1e-6, relative above 1: an fp32 loss near 10 has a resolution (ulp) of about 1e-6, and CPUs with other vector units
 # (AVX2 against AVX-512 kernels) round a few of these values differently by about one ulp. Perplexity is exp(loss),
@@ -161,8 +161,6 @@ def _recipe(case: str, tmp_path, tiny_bert, tiny_llama) -> dict:
     if case == "regression":
         return tiny_recipe(tiny_bert, _regression_csv(tmp_path / "reg.csv"), out, task="regression", train=common_train)
     if case == "ner_lora":
-        from tests.test_ner_train import make_sentences
-
         rows = make_sentences(150)
         recipe = tiny_recipe(
             tiny_bert,

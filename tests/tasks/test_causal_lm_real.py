@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import tunelab
+from tests.conftest import ROOT
 from tunelab.config import ModelConfig
 
 pytestmark = [
@@ -62,8 +63,6 @@ def test_a_few_lora_sft_steps_lower_the_held_out_loss(shared_cache, tmp_path):
         "eval.num_generate": 0,
         "eval.patience": None,
     }
-    run = tunelab.train(
-        Path(__file__).parent.parent / "recipes" / "sft_smollm2_lora.yaml", overrides=overrides, show_progress=False
-    )
+    run = tunelab.train(ROOT / "recipes" / "sft_smollm2_lora.yaml", overrides=overrides, show_progress=False)
     base, tuned = run.metrics["base"]["test"]["loss"], run.metrics["test"]["loss"]
     assert tuned < base, (base, tuned)

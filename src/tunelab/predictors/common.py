@@ -1,0 +1,26 @@
+"""What every predictor does first: open the run's model/ folder (plain transformers), quietly, on a device."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from tunelab.errors import TunelabError
+from tunelab.runs.rundir import RunDir
+from tunelab.training.distributed import quiet_libraries
+
+
+def load_run_model(run: RunDir, auto_class: str, device: Optional[str] = None):
+    """(tokenizer, model in eval mode, device) from the run's model/ folder; a clear error when the run has none."""
+    import transformers
+
+    quiet_libraries()  # no transformers load report or progress bars in predictions
+    if not (run / "model").exists():
+        raise TunelabError(
+            f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`."
+        )
+    where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(run / "model")
+    model = getattr(transformers, auto_class).from_pretrained(run / "model").to(where).eval()
+    return tokenizer, model, where

@@ -1,0 +1,13 @@
+"""Task heads: class weights."""
+
+from __future__ import annotations
+
+import torch
+
+from tunelab.models.heads import class_weights
+
+
+def test_class_weights():
+    w = class_weights("balanced", [0, 0, 0, 1], 2)
+    assert torch.allclose(w, torch.tensor([4 / 6, 4 / 2]))
+    assert class_weights("none", [0, 1], 2) is None
