@@ -7,7 +7,6 @@ tunelab.evaluate(run.dir, "test.csv"); tunelab.export(run.dir, "exported/")
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,17 +15,7 @@ from typing import Callable, Optional, Union
 from tunelab.config import DEMO_RECIPE, Config, load_config
 from tunelab.errors import TunelabError
 from tunelab.runs.rundir import RunDir
-
-# task -> module with `train(cfg, run, resume, show_progress, on_step) -> metrics`
-TASKS = {
-    "classification": "tunelab.tasks.classify",
-    "multilabel": "tunelab.tasks.classify",
-    "regression": "tunelab.tasks.classify",
-    "ner": "tunelab.tasks.tokens",
-    "sft": "tunelab.tasks.causal_lm",
-    "lm": "tunelab.tasks.causal_lm",
-    "mlm": "tunelab.tasks.masked_lm",
-}
+from tunelab.tasks import TASKS, load_object
 
 
 @dataclass
@@ -55,8 +44,6 @@ def train(
         cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
     else:
         cfg = load_config(DEMO_RECIPE if config is None else config, overrides)
-    if cfg.task not in TASKS:
-        raise TunelabError(f"task '{cfg.task}' is not available in this version (available: {', '.join(TASKS)}).")
     import torch
 
     threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process
@@ -68,9 +55,9 @@ def train(
 
 def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step) -> Run:
     run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite)
-    task = importlib.import_module(TASKS[cfg.task])
     try:
-        metrics = task.train(
+        story = load_object(TASKS[cfg.task].story)
+        metrics = story(
             cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None)
         )
     except BaseException as e:

@@ -137,15 +137,12 @@ def export(
     """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
     from tunelab import api
     from tunelab.runs.rundir import RunDir
+    from tunelab.tasks import TASKS
 
     path = api.export(run, out)
     task = RunDir(run).info.get("task")
-    auto = {
-        "sft": "AutoModelForCausalLM",
-        "lm": "AutoModelForCausalLM",
-        "mlm": "AutoModelForMaskedLM",
-        "ner": "AutoModelForTokenClassification",
-    }.get(task, "AutoModelForSequenceClassification")
+    family = TASKS.get(task)
+    auto = family.auto_class if family else "AutoModel"  # a task this version does not know: the generic class
     Console().print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
 
 

@@ -15,23 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.errors import TunelabError
+from tunelab.tasks import TASKS
 
 # The demo recipe ships inside the package: `tunelab train` with no recipe runs exactly this file (recipes/ links to it)
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "classify_movie_reviews.yaml"
 
-Task = Literal["classification", "multilabel", "regression", "ner", "sft", "lm", "mlm"]
-
-
-# task -> (built-in dataset, built-in model) used when the recipe names none
-TASK_DEFAULTS = {
-    "classification": ("movie_reviews", "minilm"),
-    "multilabel": ("movie_reviews", "minilm"),
-    "regression": ("movie_reviews", "minilm"),
-    "ner": ("wnut16", "minilm"),
-    "sft": ("chatterbot", "smollm2"),
-    "lm": ("news", "smollm2"),
-    "mlm": ("news", "minilm"),
-}
+Task = Literal[tuple(TASKS)]  # the registry's task names
 
 
 class Section(BaseModel):
@@ -266,7 +255,7 @@ class EvalConfig(Section):
 class Config(Section):
     """A tunelab recipe."""
 
-    task: Task = Field("classification", description="classification | multilabel | regression | ner | sft | lm | mlm")
+    task: Task = Field("classification", description=" | ".join(TASKS))
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -277,11 +266,11 @@ class Config(Section):
     @model_validator(mode="after")
     def _task_defaults(self) -> "Config":
         """A recipe that names no dataset or model gets the task's own built-ins."""
-        dataset, model = TASK_DEFAULTS[self.task]
+        family = TASKS[self.task]
         if self.data.dataset is None:
-            self.data.dataset = dataset
+            self.data.dataset = family.dataset
         if self.model.name is None:
-            self.model.name = model
+            self.model.name = family.model
         return self
 
     def to_yaml(self) -> str:
@@ -326,6 +315,26 @@ def load_config(recipe: Union[str, Path, dict, Config, None] = None, overrides: 
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     return validate(raw, source)
+
+
+def load_run_config(path: Path) -> Config:
+    """A finished run's config.yaml, read leniently: a field this version no longer knows (renamed or removed) or no
+    longer accepts is left at its default, so old runs keep loading. run.json, not this file, is the contract."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {} if Path(path).is_file() else {}
+    for _ in range(100):  # each round drops the fields the last validation refused
+        try:
+            return Config.model_validate(raw)
+        except ValidationError as e:
+            refused = [tuple(err["loc"]) for err in e.errors()]
+        if ("task",) in refused:
+            raise TunelabError(f"{path}: task {raw.get('task')!r} is unknown to this version of tunelab.")
+        for loc in refused:
+            node = raw
+            for part in loc[:-1]:
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            if isinstance(node, dict):
+                node.pop(loc[-1], None)
+    raise TunelabError(f"{path}: not a tunelab recipe this version can read.")
 
 
 def validate(raw: dict, source: str = "the recipe") -> Config:

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from tunelab.config import load_config
+from tunelab.data import IGNORE
 from tunelab.data.tags import from_iob2, repair, spans, tags_from_spans, to_iob2
-from tunelab.data.tokens import IGNORE, TagSpace, collate, encode, read_tagged_file, windows, words_with_offsets
+from tunelab.data.tokens import TagSpace, collate, encode, read_tagged_file, windows, words_with_offsets
 from tunelab.errors import TunelabError
 from tunelab.metrics.token import EntityMetrics, WordOutputs
 

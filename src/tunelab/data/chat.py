@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunelab.data import IGNORE
 from tunelab.data.readers import read_table
 from tunelab.errors import TunelabError, where
 
 ROLES = ("system", "user", "assistant")
-IGNORE = -100
 
 # For models without a chat template (base models): ChatML, ending each turn with the tokenizer's EOS.
 FALLBACK_TEMPLATE = (

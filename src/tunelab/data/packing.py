@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from tunelab.data import IGNORE
 from tunelab.errors import TunelabError
-
-IGNORE = -100
 
 
 def as_rows(samples: list[dict], block_size: int, packing: bool, source: str = "the training data") -> list[dict]:

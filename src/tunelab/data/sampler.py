@@ -17,12 +17,11 @@ class StepSampler:
     batch_size: int  # examples per optimizer step, across all processes
     seed: int
     group_by_length: bool = True
-    drop_last: bool = False
     mega_batch: int = 50  # length grouping sorts within windows of this many batches: random across, similar within
 
     def steps_per_epoch(self) -> int:
         n = len(self.lengths)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return -(-n // self.batch_size)  # the last, smaller batch included
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """The list of global batches (arrays of example indices) for one epoch."""
@@ -35,8 +34,6 @@ class StepSampler:
                 [w[np.argsort(-lengths[w], kind="stable")] for w in np.split(order, range(window, len(order), window))]
             )
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
         if self.group_by_length:  # shuffle batch order so lengths don't trend within an epoch
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Hashable, Optional
 
 import numpy as np
@@ -16,7 +16,6 @@ class Splits:
     validation: list
     test: list
     dropped_duplicates: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def dedupe(records: list[dict], key: Callable[[dict], Hashable]) -> tuple[list[dict], int]:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from tunelab.config import Config
+from tunelab.data import IGNORE
 from tunelab.data.builtin import load_builtin
 from tunelab.data.readers import FORMATS, read_table
 from tunelab.errors import TunelabError
 
-IGNORE = -100
 PLAIN = {".txt", ".md"}
 
 
@@ -140,10 +140,6 @@ def causal_pieces(tokenizer, max_length: int):
         return [{"input_ids": p, "labels": [IGNORE] + p[1:]} for p in pieces if len(p) > 1]
 
     return encode
-
-
-def source_name(cfg: Config) -> str:
-    return str(cfg.data.train) if cfg.data.train else f"built-in:{cfg.data.dataset}"
 
 
 def mlm_pieces(tokenizer, max_length: int, probability: float, seed: int):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from tunelab.config import Config
+from tunelab.data import IGNORE
 from tunelab.data.builtin import load_builtin
 from tunelab.data.readers import read_table
 from tunelab.data.splits import Splits, make_splits
@@ -23,7 +24,6 @@ from tunelab.data.tags import continuation, expected_tags, invalid_tag, repair, 
 from tunelab.errors import TunelabError, where
 
 CONLL_SUFFIXES = {".conll", ".conll03", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".txt", ".tsv"}
-IGNORE = -100  # label of sub-tokens that do not count in the loss
 
 # words of raw text (JSONL `text` + `entities`, and prediction): URLs, @mentions, #hashtags, a possessive 's split
 # off ("Obama's" -> "Obama" "'s", as in WNUT/PTB), words with inner apostrophes or hyphens, any other symbol alone

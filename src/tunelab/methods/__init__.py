@@ -24,10 +24,3 @@ def count_parameters(model) -> tuple[int, int]:
     """(trainable, total)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
-
-def plain_model(model):
-    """The model as plain transformers sees it: LoRA adapters merged into the weights."""
-    from tunelab.methods.lora import is_peft, merged
-
-    return merged(model) if is_peft(model) else model

@@ -155,6 +155,3 @@ def metrics_for(task: str, names: list[str], threshold: float = 0.5):
     if task == "multilabel":
         return MultiLabelMetrics(names, threshold)
     return ConfusionMetrics(names)
-
-
-DEFAULT_METRIC = {"classification": "accuracy", "multilabel": "f1_samples", "regression": "mse"}

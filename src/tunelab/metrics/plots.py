@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_curves(history: list[dict], metric: str, path: Path, title: str = "") -> None:
-    """Left: train vs validation loss by step. Right: the validation metric by step."""
+def plot_curves(history: list[dict], metric: str, path: Path, title: str = "", higher_is_better: bool = True) -> None:
+    """Left: train vs validation loss by step. Right: the validation metric by step, its best step marked (the
+    direction is the run's selection: eval.mode, or the metric's own)."""
     train = [(r["step"], r["loss"]) for r in history if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
     val_metric = [(r["step"], r[f"val_{metric}"]) for r in history if f"val_{metric}" in r]
@@ -29,7 +30,7 @@ def plot_curves(history: list[dict], metric: str, path: Path, title: str = "") -
     ax1.legend(), ax1.grid(alpha=0.3)
     if val_metric:
         ax2.plot(*zip(*val_metric), "o-", color="tab:green", label=f"validation {metric}")
-        best = (max if metric not in ("mse", "mae", "loss", "perplexity") else min)(val_metric, key=lambda x: x[1])
+        best = (max if higher_is_better else min)(val_metric, key=lambda x: x[1])
         ax2.axvline(best[0], color="grey", ls="--", lw=1, label=f"best step {best[0]}")
         ax2.legend()
     (

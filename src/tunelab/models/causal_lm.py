@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tunelab.data.packing import IGNORE, collate
+from tunelab.data import IGNORE
+from tunelab.data.packing import collate
 from tunelab.metrics.perplexity import PerplexityMetrics
 
 # positions per head chunk: 512 x 49k vocab x 4 bytes = 100 MB at a time (as fast as 1024 here, half the memory)

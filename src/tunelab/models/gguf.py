@@ -17,16 +17,15 @@ def cache_root() -> Path:
     return cache_dir() / "models"
 
 
-def dequantized(location: str, gguf_file: str, content_hash: str, model_class: str = "AutoModelForCausalLM") -> Path:
+def dequantized(location: str, gguf_file: str, content_hash: str) -> Path:
     """A plain HF directory holding the de-quantised weights of `location/gguf_file` (created on first use)."""
     out = cache_root() / f"{Path(gguf_file).stem}-{content_hash}"
     if (out / "config.json").exists():
         return out
-    import transformers
-    from transformers import AutoTokenizer, GgufConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     try:
-        model = getattr(transformers, model_class).from_pretrained(
+        model = AutoModelForCausalLM.from_pretrained(
             location, gguf_file=gguf_file, quantization_config=GgufConfig(dequantize=True)
         )
         tokenizer = AutoTokenizer.from_pretrained(location, gguf_file=gguf_file)

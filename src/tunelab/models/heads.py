@@ -7,8 +7,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from tunelab.data import IGNORE
 from tunelab.data.classify import collate
-from tunelab.data.tokens import IGNORE
 from tunelab.data.tokens import collate as collate_windows
 from tunelab.metrics.classification import metrics_for
 from tunelab.metrics.token import EntityMetrics, WordOutputs

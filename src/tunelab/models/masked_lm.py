@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tunelab.data.packing import IGNORE
+from tunelab.data import IGNORE
 from tunelab.metrics.perplexity import PerplexityMetrics
 
 

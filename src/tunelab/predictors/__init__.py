@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunelab.errors import TunelabError
 from tunelab.runs.rundir import RunDir
-
-PREDICTORS = {
-    "classification": ("tunelab.predictors.classify", "TextClassifier"),
-    "multilabel": ("tunelab.predictors.classify", "TextClassifier"),
-    "regression": ("tunelab.predictors.classify", "TextClassifier"),
-    "ner": ("tunelab.predictors.tokens", "EntityTagger"),
-    "sft": ("tunelab.predictors.generate", "Generator"),
-    "lm": ("tunelab.predictors.generate", "Generator"),
-}
+from tunelab.tasks import TASKS, load_object
 
 
 def load(run_dir: str | Path):
-    import importlib
-
-    from tunelab.errors import TunelabError
-
+    """The predictor the registry names for the run's task (run.json says which task)."""
     run = RunDir.open(run_dir)
     task = run.info.get("task")
-    if task not in PREDICTORS:
-        raise TunelabError(f"{run.path}: task '{task}' has no predictor (known: {', '.join(PREDICTORS)}).")
-    module, name = PREDICTORS[task]
-    return getattr(importlib.import_module(module), name)(run)
+    family = TASKS.get(task)
+    if family is None or family.predictor is None:
+        with_predictor = ", ".join(name for name, f in TASKS.items() if f.predictor)
+        raise TunelabError(
+            f"{run.path}: task '{task}' has no predictor (tasks with one: {with_predictor}). Its model/ folder loads "
+            f"with transformers: {family.auto_class if family else 'the Auto class of its kind'}.from_pretrained."
+        )
+    return load_object(family.predictor)(run)

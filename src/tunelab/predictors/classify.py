@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunelab.config import load_config
+from tunelab.config import load_run_config
 from tunelab.data.classify import LabelSpace, check_known, read_labelled_file, tokenize
 from tunelab.models.heads import SequenceClassification
 from tunelab.predictors.common import load_run_model
@@ -24,7 +24,7 @@ class TextClassifier:
     def __init__(self, run: RunDir, device: str | None = None):
         self.run = run
         self.info = run.info
-        self.config = load_config(run / "config.yaml")
+        self.config = load_run_config(run / "config.yaml")
         self.task = self.info["task"]
         self.labels = LabelSpace.from_run(self.task, self.info["labels"])
         pre = self.info["preprocessing"]

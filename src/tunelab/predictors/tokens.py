@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunelab.config import load_config
+from tunelab.config import load_run_config
 from tunelab.data.tags import spans
 from tunelab.data.tokens import TagSpace, encode, read_tagged_file
 from tunelab.metrics.token import sentences
@@ -30,7 +30,7 @@ class EntityTagger:
     def __init__(self, run: RunDir, device: str | None = None):
         self.run = run
         self.info = run.info
-        self.config = load_config(run / "config.yaml")
+        self.config = load_run_config(run / "config.yaml")
         self.space = TagSpace.from_run(self.info["labels"])
         pre = self.info["preprocessing"]
         self.max_length, self.stride, self.precision = pre["max_length"], pre["stride"], pre["precision"]

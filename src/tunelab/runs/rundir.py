@@ -24,6 +24,11 @@ from tunelab.errors import TunelabError
 from tunelab.runs.checkpoint import write_atomic
 
 SCHEMA_VERSION = 1
+# run.json `kind`: what made the run (a training run, a cross-validation, an ensemble, a search and its trials);
+# `parent` names the run directory it belongs to (a trial's study, a fold's cross-validation), or null
+KINDS = ("train", "cv", "ensemble", "study", "trial")
+# run.json `status`, the same words for every kind (a run without `kind` was written before it existed: a "train")
+STATUSES = ("running", "completed", "stopped_early", "interrupted", "failed", "pruned")
 
 
 class RunDir:
@@ -100,6 +105,10 @@ class RunDir:
 
     def update_info(self, **fields) -> dict:
         """Merge fields into run.json."""
+        if fields.get("status", "running") not in STATUSES or fields.get("kind", "train") not in KINDS:
+            raise ValueError(
+                f"run.json: status {fields.get('status')!r} / kind {fields.get('kind')!r} outside {STATUSES} / {KINDS}"
+            )
         info = self.read_json("run.json") or {"schema_version": SCHEMA_VERSION, "created": now()}
         info.update(fields)
         info["updated"] = now()

@@ -28,6 +28,7 @@ from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.predictors.generate import Generator
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story, check_same_data, selection_metric
 
 
@@ -57,21 +58,21 @@ def train(
         data.info["chat_template"] = "the model's own" if own_template else "fallback ChatML (the model has none)"
 
     # ---- model and method
-    model = apply_method(load_causal_lm(local, cfg.model), cfg.method, "CAUSAL_LM")
+    model = apply_method(load_causal_lm(local, cfg.model), cfg.method, TASKS[cfg.task].peft_task)
     apply_fast_paths(model, cfg.train)
     spec = CausalLM(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-    return fit_and_report(story, model, tokenizer, spec, data, source, "text-generation")
+    return fit_and_report(story, model, tokenizer, spec, data, source)
 
 
-def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source, pipeline_tag: str) -> dict:
+def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source) -> dict:
     """The story every language-modelling task shares once data, model and spec exist:
     base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card."""
     cfg, run = story.cfg, story.run
     check_same_data(run, data.fingerprint, story.resume)
     trainable, total = count_parameters(model)
-    selection = selection_metric(cfg, spec, default="perplexity")
+    selection = selection_metric(cfg, spec)
     story.started(
-        source, pipeline_tag, selection,
+        source, selection,
         data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable,
         total_params=total,
         preprocessing={"max_length": cfg.data.max_length, "precision": story.precision, "packing": cfg.data.packing,
@@ -98,7 +99,7 @@ def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source,
 
     # ---- outputs
     if story.rank0:
-        story.outputs(model, tokenizer, metrics, result, selection[0], card_extra=comparison(metrics))
+        story.outputs(model, tokenizer, metrics, result, selection, card_extra=comparison(metrics))
     story.accelerator.wait_for_everyone()
     return metrics
 

@@ -11,19 +11,13 @@ from __future__ import annotations
 from tunelab.config import Config
 from tunelab.data.classify import build_label_space, count_truncated, fingerprint, read_records, tokenize
 from tunelab.methods import apply_method, count_parameters
-from tunelab.metrics.classification import DEFAULT_METRIC
 from tunelab.metrics.plots import plot_confusion
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.heads import SequenceClassification, class_weights
 from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story, check_same_data, selection_metric, tokenizer_id
-
-PROBLEM_TYPE = {
-    "classification": "single_label_classification",
-    "multilabel": "multi_label_classification",
-    "regression": "regression",
-}
 
 
 def train(
@@ -46,8 +40,8 @@ def train(
     train_rows, val_rows, test_rows = train_ds.to_list(), val_ds.to_list(), test_ds.to_list()
 
     # ---- model and method; the last layer computes only the token the head reads
-    model = load_sequence_classifier(source, cfg.model, labels.id2label, PROBLEM_TYPE[cfg.task])
-    model = apply_method(model, cfg.method, "SEQ_CLS")
+    model = load_sequence_classifier(source, cfg.model, labels.id2label, TASKS[cfg.task].problem_type)
+    model = apply_method(model, cfg.method, TASKS[cfg.task].peft_task)
     fast_paths = apply_fast_paths(model, cfg.train, first_token=True)
     trainable, total = count_parameters(model)
     train_labels = [r["labels"] for r in train_rows]
@@ -57,11 +51,11 @@ def train(
         else None
     )
     spec = SequenceClassification(cfg.task, labels.names, tokenizer.pad_token_id or 0, weights, cfg.eval.threshold)
-    selection = selection_metric(cfg, spec, DEFAULT_METRIC[cfg.task])
+    selection = selection_metric(cfg, spec)
 
     d = cfg.data
     story.started(
-        source, "text-classification", selection,
+        source, selection,
         data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
               "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
               "truncated_train": count_truncated(splits.train, tokenizer, d.max_length)},
@@ -80,6 +74,6 @@ def train(
     if story.rank0:
         if cfg.task == "classification" and test:
             plot_confusion(test["confusion_matrix"], test["labels"], run / "confusion_matrix.png")
-        story.outputs(model, tokenizer, metrics, result, selection[0])
+        story.outputs(model, tokenizer, metrics, result, selection)
     story.accelerator.wait_for_everyone()
     return metrics

@@ -14,15 +14,17 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks import TASKS
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit
 from tunelab.training.precision import resolve as resolve_precision
 
 
-def selection_metric(cfg: Config, spec, default: str) -> tuple[str, bool]:
-    """(metric, higher_is_better) from eval.metric/eval.mode; `default` when the recipe says auto."""
-    metric = default if cfg.eval.metric == "auto" else cfg.eval.metric
+def selection_metric(cfg: Config, spec) -> tuple[str, bool]:
+    """(metric, higher_is_better) from eval.metric/eval.mode; the registry's default metric when the recipe says auto.
+    The direction of any metric is its metrics object's (the registry's `mode` states it for the default)."""
+    metric = TASKS[cfg.task].metric if cfg.eval.metric == "auto" else cfg.eval.metric
     known = spec.new_metrics().higher_is_better
     if metric not in known and metric != "loss":
         raise TunelabError(
@@ -90,7 +92,7 @@ class Story:
     def rank0(self) -> bool:
         return self.accelerator.is_main_process
 
-    def started(self, source, pipeline_tag: str, selection: tuple[str, bool], **fields) -> None:
+    def started(self, source, selection: tuple[str, bool], **fields) -> None:
         """run.json and config.yaml as training starts: the fields every task writes, and the task's own."""
         if not self.rank0:
             return
@@ -99,9 +101,11 @@ class Story:
         metric, higher = selection
         self.run.update_info(
             task=cfg.task,
+            kind="train",
+            parent=None,
             status="running",
             versions=versions(),
-            pipeline_tag=pipeline_tag,
+            pipeline_tag=TASKS[cfg.task].pipeline_tag,
             base_model=base_model | {"sha256": source.content_hash()},
             **fields,
             selection={"metric": metric, "mode": "max" if higher else "min"},
@@ -137,13 +141,16 @@ class Story:
             a.num_processes,
         )
 
-    def outputs(self, model, tokenizer, metrics: dict, result, metric: str, card_extra: str = "") -> dict:
+    def outputs(
+        self, model, tokenizer, metrics: dict, result, selection: tuple[str, bool], card_extra: str = ""
+    ) -> dict:
         """model/ (+ adapter/), metrics.json, curves.png, the final run.json and the model card; returns run.json."""
         cfg, run = self.cfg, self.run
+        metric, higher = selection
         save_model(model, tokenizer, run.path)
         run.write_json("metrics.json", metrics)
         title = f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
-        plot_curves(run.history(), metric, run / "curves.png", title=title)
+        plot_curves(run.history(), metric, run / "curves.png", title=title, higher_is_better=higher)
         info = run.update_info(**result.run_info(metric))
         (run / "README.md").write_text(model_card(info, cfg.to_yaml(), metrics) + card_extra, encoding="utf-8")
         return info

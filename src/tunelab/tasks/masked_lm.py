@@ -16,6 +16,7 @@ from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_masked_lm, load_tokenizer, plain, resolve
 from tunelab.models.masked_lm import MaskedLM
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks import TASKS
 from tunelab.tasks.causal_lm import fit_and_report, text_data
 from tunelab.tasks.common import Story
 
@@ -30,7 +31,7 @@ def train(
     d = cfg.data
     splits = read_text_splits(cfg, mlm_pieces(tokenizer, d.max_length, d.mlm_probability, cfg.train.seed))
     data = text_data(cfg, splits, packing=False)  # [CLS] piece [SEP]: one piece per row
-    model = apply_method(load_masked_lm(local, cfg.model), cfg.method, None)
+    model = apply_method(load_masked_lm(local, cfg.model), cfg.method, TASKS[cfg.task].peft_task)
     apply_fast_paths(model, cfg.train)
     spec = MaskedLM(tokenizer.pad_token_id or 0)
-    return fit_and_report(story, model, tokenizer, spec, data, source, "fill-mask")
+    return fit_and_report(story, model, tokenizer, spec, data, source)

@@ -21,9 +21,8 @@ from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.heads import TokenClassification
 from tunelab.models.load import load_token_classifier, load_tokenizer, resolve
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story, check_same_data, selection_metric
-
-DEFAULT_METRIC = "f1"  # entity-level micro F1 (seqeval's default)
 
 
 def train(
@@ -46,15 +45,15 @@ def train(
 
     # ---- model and method
     model = load_token_classifier(source, cfg.model, space.id2label)
-    model = apply_method(model, cfg.method, "TOKEN_CLS")
+    model = apply_method(model, cfg.method, TASKS[cfg.task].peft_task)
     fast_paths = apply_fast_paths(model, cfg.train)
     trainable, total = count_parameters(model)
     spec = TokenClassification(space.names, tokenizer.pad_token_id or 0)
-    selection = selection_metric(cfg, spec, DEFAULT_METRIC)
+    selection = selection_metric(cfg, spec)
 
     parts = (splits.train, splits.validation, splits.test)
     story.started(
-        source, "token-classification", selection,
+        source, selection,
         data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
               "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
               "truncated_train": 0, "windowed_train": sum(len(r["input_ids"]) > 1 for r in train_rows),
@@ -80,7 +79,7 @@ def train(
             plot_confusion(test["confusion_matrix"], test["labels"], confusion, title="entity types per word (test)")
             (run / "per_type.md").write_text(per_type_table(test), encoding="utf-8")
         per_type = "\n## Per entity type (test)\n\n" + per_type_table(test) if test else ""
-        story.outputs(model, tokenizer, metrics, result, selection[0], card_extra=per_type)
+        story.outputs(model, tokenizer, metrics, result, selection, card_extra=per_type)
     story.accelerator.wait_for_everyone()
     return metrics
 
