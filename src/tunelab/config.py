@@ -8,6 +8,7 @@ schema as a commented YAML recipe.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -42,12 +43,19 @@ class DataConfig(Section):
     )
     validation: Optional[Path] = Field(None, description="Validation file; default: a split of `train`.")
     test: Optional[Path] = Field(None, description="Test file; default: a split of `train`.")
-    text_column: str = Field("text", description="Column holding the input text.")
-    text_pair_column: Optional[str] = Field(None, description="Optional second text (sentence pairs).")
-    label_column: str = Field(
-        "label", description="Column holding the label (a list, or `label_separator`-joined, for multilabel)."
+    text_column: str = Field(
+        "text",
+        description="classification/multilabel/regression/ner: column holding the input text (ner: raw-text JSONL).",
     )
-    label_separator: str = Field("|", description="Multilabel: separator of labels inside one CSV cell.")
+    text_pair_column: Optional[str] = Field(
+        None, description="classification/multilabel/regression: optional second text (sentence pairs)."
+    )
+    label_column: str = Field(
+        "label",
+        description="classification/multilabel/regression: column holding the label (multilabel: a list, or "
+        "`label_separator`-joined).",
+    )
+    label_separator: str = Field("|", description="multilabel: separator of labels inside one CSV cell.")
     max_length: int = Field(
         128,
         gt=1,
@@ -227,7 +235,9 @@ class EvalConfig(Section):
     """Validation, early stopping and the final report."""
 
     metric: str = Field(
-        "auto", description="Metric that picks the best checkpoint: auto = accuracy / f1_samples / mse by task."
+        "auto",
+        description="Metric that picks the best checkpoint: auto = the task's own (accuracy, f1_samples, mse, "
+        "entity f1, perplexity).",
     )
     mode: Literal["auto", "max", "min"] = Field(
         "auto", description="Whether the metric is better when higher or lower."
@@ -275,6 +285,38 @@ class Config(Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def card_yaml(self) -> str:
+        """The recipe as the model card shows it: only the fields of this task and method (a field is scoped by its
+        description's prefix, e.g. "ner:", "sft/lm:", "lora:"), files and local models by name (no path of this
+        machine), no output directory."""
+        raw = self.model_dump(mode="json")
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, BaseModel):
+                for key, f in type(section).model_fields.items():
+                    if not _applies(f.description or "", self.task, self.method.name):
+                        raw[name].pop(key)
+        for key in ("train", "validation", "test"):
+            if raw["data"].get(key):
+                raw["data"][key] = Path(raw["data"][key]).name
+        if raw["model"]["name"] and Path(raw["model"]["name"]).is_absolute():
+            raw["model"]["name"] = Path(raw["model"]["name"]).name
+        raw["train"].pop("output_dir")
+        return yaml.safe_dump(raw, sort_keys=False)
+
+
+METHODS = ("full", "lora", "frozen")
+
+
+def _applies(description: str, task: str, method: str) -> bool:
+    """Whether a field applies to this task and method: its description starts with its scope ("ner:", "lora:",
+    "sft/lm:", "ner, JSONL:")."""
+    scope = re.match(r"([a-z]+(?:/[a-z]+)*)[:,]", description)
+    names = scope.group(1).split("/") if scope else []
+    if not names or not all(n in TASKS or n in METHODS for n in names):
+        return True  # unscoped: every task
+    return task in names or method in names
 
 
 # ---------------------------------------------------------------- loading and overriding

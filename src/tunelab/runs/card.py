@@ -1,21 +1,46 @@
-"""The model card (README.md in the run directory): what was trained, on what, how, and how well."""
+"""The model card (README.md in the run directory): what was trained, on what, how, and how well.
+
+A card is shareable as it is: no path of the machine that trained it (local models and files by name only), only the
+recipe fields of this task and method, and how to use the run with tunelab (from the task registry).
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from tunelab.tasks import TASKS
 
 
-def model_card(info: dict, config_yaml: str, metrics: dict) -> str:
+def _shareable(info: dict) -> dict:
+    """run.json without this machine's paths: a local base model or data file by its name only."""
+    info = json.loads(json.dumps(info, default=str))
+    base, data = info.get("base_model") or {}, info.get("data") or {}
+    if base.get("location") and Path(str(base["location"])).is_absolute():
+        base["location"] = None  # a local directory (the sha256 identifies the weights)
+        base["name"] = (
+            Path(str(base.get("name"))).name if Path(str(base.get("name"))).is_absolute() else base.get("name")
+        )
+    if data.get("source") and not str(data["source"]).startswith("built-in:"):
+        data["source"] = Path(str(data["source"])).name
+    return info
+
+
+def model_card(info: dict, recipe_yaml: str, metrics: dict) -> str:
+    info = _shareable(info)
     test = metrics.get("test", {})
     scalars = {k: v for k, v in test.items() if isinstance(v, (int, float))}
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scalars.items())
-    data = info.get("data", {})
-    base = info.get("base_model", {})
-    labels = info.get("labels", {})
-    pipeline_tag = info.get("pipeline_tag", "text-classification")
+    data, base = info.get("data", {}), info.get("base_model", {})
+    family = TASKS.get(info.get("task"))
+    pipeline_tag = info.get("pipeline_tag") or (family.pipeline_tag if family else "text-classification")
     method = info.get("method", {}).get("name")
     trained = f"{info.get('trainable_params', 0):,} of {info.get('total_params', 0):,} parameters trained"
     sizes = f"train {data.get('train')}, validation {data.get('validation')}, test {data.get('test')} examples"
+    where = f"{base['location']}, " if base.get("location") else ""
+    labels = info.get("labels") or {}
+    label_line = f"\n- **Labels:** {', '.join(map(str, labels.values()))}" if len(labels) > 1 else ""
+    usage = family.usage.replace("RUN", "<this run>") if family else "tunelab predict <this run> ..."
     return f"""---
 library_name: transformers
 pipeline_tag: {pipeline_tag}
@@ -24,11 +49,11 @@ tags: [tunelab, {info.get("task")}, {method}]
 ---
 # {info.get("task")} model fine-tuned with tunelab
 
-- **Base model:** `{base.get("name")}` ({base.get("location")}, sha256 {base.get("sha256")})
+- **Base model:** `{base.get("name")}` ({where}sha256 {base.get("sha256")})
 - **Method:** {method} — {trained}
 - **Data:** {data.get("source")} — {sizes}
-  (fingerprint {data.get("fingerprint")}; {data.get("dropped_duplicates", 0)} duplicate texts dropped before splitting)
-- **Labels:** {", ".join(labels.values()) if isinstance(labels, dict) else labels}
+  (fingerprint {data.get("fingerprint")}; {data.get("dropped_duplicates", 0)} duplicate texts dropped before splitting)\
+{label_line}
 - **Best validation:** {info.get("best", {})}
 - **Training time:** {info.get("train_seconds", 0):.0f} s; status {info.get("status")}
 
@@ -40,13 +65,13 @@ tags: [tunelab, {info.get("task")}, {method}]
 ## Use it
 ```python
 from transformers import pipeline
-clf = pipeline("{pipeline_tag}", model="model")   # this run's model/ folder, no tunelab needed
+pipe = pipeline("{pipeline_tag}", model="model")   # this run's model/ folder, no tunelab needed
 ```
-or `tunelab predict <this run> "some text"`.
+or `{usage}`.
 
 ## Recipe
 ```yaml
-{config_yaml}```
+{recipe_yaml}```
 
 <details><summary>run.json</summary>
 

@@ -24,6 +24,7 @@ class TaskFamily:
     peft_task: Optional[str]  # PEFT TaskType name for LoRA (None: a plain PeftModel)
     metric: str  # the validation metric that picks the best checkpoint by default (eval.metric: auto)
     mode: str  # "max" or "min": the direction of that metric
+    usage: str  # how to use a finished run with tunelab (the model card and the report say it)
     problem_type: Optional[str] = None  # transformers config.problem_type (sequence-level heads)
     endpoints: tuple[str, ...] = ()  # what `tunelab serve` answers for it
     stratify: Optional[str] = None  # how folds and splits stratify examples: "label", "quantile" or None
@@ -34,10 +35,14 @@ class TaskFamily:
 _SEQUENCE = dict(story="tunelab.tasks.classify:train", predictor="tunelab.predictors.classify:TextClassifier",
                  dataset="movie_reviews", model="minilm", auto_class="AutoModelForSequenceClassification",
                  pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify",),
+                 usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True)  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.causal_lm:train", predictor="tunelab.predictors.generate:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min")  # fmt: skip
+_CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
+_CONTINUE = 'tunelab generate RUN "text to continue"'
+_ADAPTED = "tunelab train recipe.yaml --model RUN/model   (an adapted encoder to fine-tune)"
 
 TASKS: dict[str, TaskFamily] = {
     "classification": TaskFamily(**_SEQUENCE, metric="accuracy", mode="max", problem_type="single_label_classification",
@@ -48,12 +53,13 @@ TASKS: dict[str, TaskFamily] = {
     "ner": TaskFamily(story="tunelab.tasks.tokens:train", predictor="tunelab.predictors.tokens:EntityTagger",
                       dataset="wnut16", model="minilm", auto_class="AutoModelForTokenClassification",
                       pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
+                      usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
                       endpoints=("entities",), cross_validate=True),
-    "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate")),
-    "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",)),
+    "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
+    "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
     "mlm": TaskFamily(story="tunelab.tasks.masked_lm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
-                      mode="min"),
+                      mode="min", usage=_ADAPTED),
 }  # fmt: skip
 
 
