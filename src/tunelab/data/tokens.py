@@ -9,7 +9,6 @@ its label (the rest are -100 unless `label_all_subtokens`), and each word is *ow
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import torch
 from tunelab.config import Config
 from tunelab.data import IGNORE
 from tunelab.data.builtin import load_builtin
+from tunelab.data.conll import read_conll, tagged_sentence, warn_repaired
 from tunelab.data.readers import read_table
 from tunelab.data.splits import Splits, make_splits
-from tunelab.data.tags import continuation, expected_tags, invalid_tag, repair, split_tag, tags_from_spans, to_iob2
+from tunelab.data.tags import continuation, split_tag, tags_from_spans
 from tunelab.errors import TunelabError, where
 
 CONLL_SUFFIXES = {".conll", ".conll03", ".conllu", ".iob", ".iob2", ".bio", ".bioes", ".txt", ".tsv"}
@@ -141,41 +141,7 @@ def read_tagged_file(path: Path, cfg: Config) -> list[dict]:
             )
     if not records:
         raise TunelabError(f"{path}: no sentences. Give a file with at least a few tagged sentences.")
-    _warn_repaired(records, path)
-    return records
-
-
-def read_conll(path: Path, scheme: str = "IOB2", strict: bool = False) -> list[dict]:
-    """CoNLL: one `token ... tag` line per word (2-column, or 4-column CoNLL-2003: the tag is the last column),
-    a blank line between sentences, -DOCSTART- lines skipped."""
-    path = Path(path)
-    if not path.exists():
-        raise TunelabError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise TunelabError(f"{path}: not UTF-8 text. Re-save the file as UTF-8.") from None
-    records, tokens, tags, line_nos = [], [], [], []
-
-    def close():
-        if tokens:
-            records.append(_sentence(path, line_nos, list(tokens), list(tags), scheme, strict))
-            tokens.clear(), tags.clear(), line_nos.clear()
-
-    for i, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            close()
-        elif fields[0] == "-DOCSTART-":
-            close()
-        elif len(fields) < 2:
-            raise TunelabError(
-                f"{path}, line {i}: '{line.strip()}' has no tag column. Each word line is `token<TAB>tag` "
-                f"(or the 4 columns of CoNLL-2003), with a blank line between sentences."
-            )
-        else:
-            tokens.append(fields[0]), tags.append(fields[-1]), line_nos.append(i)
-    close()
+    warn_repaired(records, path)
     return records
 
 
@@ -189,7 +155,7 @@ def _tagged_row(path: Path, line: int, values: dict, cfg: Config) -> dict:
         raise TunelabError(
             f"{path}, line {line}: {len(tokens)} tokens but {len(tags)} tags. Give exactly one tag per token."
         )
-    return _sentence(path, [line] * max(1, len(tokens)), tokens, tags, d.tag_scheme, d.strict_tags)
+    return tagged_sentence(path, [line] * max(1, len(tokens)), tokens, tags, d.tag_scheme, d.strict_tags)
 
 
 def _entities_row(path: Path, line: int, values: dict, cfg: Config) -> dict:
@@ -235,42 +201,9 @@ def _entities_row(path: Path, line: int, values: dict, cfg: Config) -> dict:
             raise TunelabError(f"{path}, line {line}: entity {text[s:e]!r} [{s}, {e}) holds no word (only spaces?).")
         entity_words.append((kind, inside[0], inside[-1] + 1))
     tokens = [w for w, _, _ in words]
-    return _sentence(
+    return tagged_sentence(
         path, [line] * max(1, len(tokens)), tokens, tags_from_spans(len(tokens), entity_words), "IOB2", True
     )
-
-
-def _sentence(path: Path, lines: list[int], tokens: list[str], tags: list[str], scheme: str, strict: bool) -> dict:
-    """Check one sentence's tags against the scheme, convert to IOB2, repair (or with strict, reject) bad I- tags."""
-    if not tokens:
-        raise TunelabError(f"{path}, line {lines[0]}: empty sentence (no tokens). Remove it.")
-    for tok, tag, line in zip(tokens, tags, lines):
-        if not tok.strip():
-            raise TunelabError(f"{path}, line {line}: empty token. Every word needs some text.")
-        if invalid_tag(tag, scheme):
-            raise TunelabError(
-                f"{path}, line {line}: tag '{tag}' is not in the declared scheme {scheme} ({expected_tags(scheme)}). "
-                f"Fix the tag or set data.tag_scheme (IOB2, IOB1, BIOES)."
-            )
-    iob2, repaired = repair(to_iob2(tags, scheme))
-    if repaired and strict:
-        i = repaired[0]
-        raise TunelabError(
-            f"{path}, line {lines[i]}: '{tags[i]}' after '{tags[i - 1] if i else 'the sentence start'}' "
-            "does not continue an entity (invalid IOB2). Start the entity with B-, or set data.strict_tags: false to "
-            "repair it."
-        )
-    return {"tokens": tokens, "tags": iob2, "line": lines[0], "source": str(path), "repaired": len(repaired)}
-
-
-def _warn_repaired(records: list[dict], path: Path) -> None:
-    n = sum(r.get("repaired", 0) for r in records)
-    if n:
-        warnings.warn(
-            f"{path}: repaired {n} I- tag(s) that did not continue an entity (I-X after O -> B-X); "
-            f"set data.strict_tags: true to reject them instead.",
-            stacklevel=3,
-        )
 
 
 # ------------------------------------------------------------------ encoding into windows
