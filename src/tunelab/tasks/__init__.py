@@ -50,7 +50,7 @@ TASKS: dict[str, TaskFamily] = {
     "multilabel": TaskFamily(**_SEQUENCE, metric="f1_samples", mode="max", problem_type="multi_label_classification",
                              calibrate=True),
     "regression": TaskFamily(**_SEQUENCE, metric="mse", mode="min", problem_type="regression", stratify="quantile"),
-    "ner": TaskFamily(story="tunelab.tasks.tokens:train", predictor="tunelab.predictors.tokens:EntityTagger",
+    "ner": TaskFamily(story="tunelab.tasks.ner.story:train", predictor="tunelab.tasks.ner.predictor:EntityTagger",
                       dataset="wnut16", model="minilm", auto_class="AutoModelForTokenClassification",
                       pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',

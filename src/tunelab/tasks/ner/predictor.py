@@ -10,11 +10,11 @@ import torch
 
 from tunelab.config import load_run_config
 from tunelab.data.tags import spans
-from tunelab.data.tokens import TagSpace, encode, read_tagged_file
-from tunelab.metrics.token import sentences
-from tunelab.models.heads import TokenClassification
 from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks.ner.data import TagSpace, encode, read_tagged_file
+from tunelab.tasks.ner.metrics import sentences
+from tunelab.tasks.ner.spec import TokenClassification
 from tunelab.training.evaluate import evaluate
 from tunelab.training.precision import autocast
 

@@ -11,9 +11,9 @@ import torch
 from tunelab.config import load_config
 from tunelab.data import IGNORE
 from tunelab.data.tags import from_iob2, repair, spans, tags_from_spans, to_iob2
-from tunelab.data.tokens import TagSpace, collate, encode, read_tagged_file, windows, words_with_offsets
 from tunelab.errors import TunelabError
-from tunelab.metrics.token import EntityMetrics, WordOutputs
+from tunelab.tasks.ner.data import TagSpace, collate, encode, read_tagged_file, windows, words_with_offsets
+from tunelab.tasks.ner.metrics import EntityMetrics, WordOutputs
 
 TYPES = ["geo-loc", "person", "product"]
 

@@ -10,10 +10,10 @@ import torch
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from tests.data.test_tokens import LONG_WORD, TYPES, random_iob2
+from tests.tasks.ner.test_data import LONG_WORD, TYPES, random_iob2
 from tunelab.data.tags import spans
-from tunelab.data.tokens import TagSpace, collate, encode
-from tunelab.metrics.token import EntityMetrics, WordOutputs
+from tunelab.tasks.ner.data import TagSpace, collate, encode
+from tunelab.tasks.ner.metrics import EntityMetrics, WordOutputs
 
 SPACE = TagSpace(TYPES)
 
