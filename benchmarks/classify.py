@@ -46,8 +46,8 @@ def add_args(p):
 def data(args) -> tuple[list[dict], list[dict], str]:
     """The benchmark's examples: steps x 32 of tunelab's train split (seed 42), and its validation split."""
     from tunelab.config import load_config
-    from tunelab.data.classify import read_records
     from tunelab.models.load import resolve
+    from tunelab.tasks.classify.data import read_records
 
     cfg = load_config(
         {

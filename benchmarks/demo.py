@@ -44,8 +44,8 @@ def recipe(args, out: Path) -> dict:
 
 def splits(args):
     from tunelab.config import load_config
-    from tunelab.data.classify import read_records
     from tunelab.models.load import resolve
+    from tunelab.tasks.classify.data import read_records
 
     cfg = load_config(recipe(args, Path(tempfile.mkdtemp())))
     s = read_records(cfg)

@@ -115,7 +115,7 @@ def test_failed_overwrite_keeps_the_earlier_run(tiny_bert, sentiment_csv, tmp_pa
 
 
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_bert, sentiment_csv, tmp_path):
-    import tunelab.models.heads as heads
+    import tunelab.tasks.classify.spec as heads
 
     original = heads.SequenceClassification.forward
     calls = {"n": 0}

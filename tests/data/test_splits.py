@@ -3,8 +3,8 @@
 from collections import Counter
 
 from tunelab.config import load_config
-from tunelab.data.classify import read_records
 from tunelab.data.splits import dedupe, split
+from tunelab.tasks.classify.data import read_records
 
 
 def test_sms_spam_duplicates_are_dropped_before_a_stratified_split():

@@ -12,7 +12,7 @@ from tunelab.errors import TunelabError
 
 
 def cache_root() -> Path:
-    from tunelab.data.classify import cache_dir
+    from tunelab.data.cache import cache_dir
 
     return cache_dir() / "models"
 

@@ -32,8 +32,9 @@ class TaskFamily:
     cross_validate: bool = False  # `--folds K` applies
 
 
-_SEQUENCE = dict(story="tunelab.tasks.classify:train", predictor="tunelab.predictors.classify:TextClassifier",
-                 dataset="movie_reviews", model="minilm", auto_class="AutoModelForSequenceClassification",
+_SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
+                 predictor="tunelab.tasks.classify.predictor:TextClassifier", dataset="movie_reviews", model="minilm",
+                 auto_class="AutoModelForSequenceClassification",
                  pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify",),
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True)  # fmt: skip

@@ -19,6 +19,7 @@ import torch
 
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
+from tunelab.data.cache import cache_dir
 from tunelab.data.readers import read_table
 from tunelab.data.splits import Splits, make_splits, quantile_bins
 from tunelab.errors import TunelabError
@@ -252,10 +253,6 @@ def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
         [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None,
     )["input_ids"]
     return sum(len(x) > max_length for x in lengths)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TUNELAB_CACHE", Path.home() / ".cache" / "tunelab"))
 
 
 def collate(rows: list[dict], pad_id: int, task: str) -> dict[str, torch.Tensor]:

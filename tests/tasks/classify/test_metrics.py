@@ -9,7 +9,7 @@ from sklearn.metrics import (
     r2_score,
 )
 
-from tunelab.metrics.classification import ConfusionMetrics, MultiLabelMetrics, RegressionMetrics
+from tunelab.tasks.classify.metrics import ConfusionMetrics, MultiLabelMetrics, RegressionMetrics
 
 
 def _stream(acc, logits, labels, chunk=7):

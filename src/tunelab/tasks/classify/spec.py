@@ -1,4 +1,5 @@
-"""Task heads as the training loop sees them: collate, loss units, forward (outputs, summed loss), metrics."""
+"""The sequence-level spec, as the training loop sees it: collate, loss units, forward (logits, summed loss), metrics;
+and class weights."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from tunelab.data.classify import collate
-from tunelab.metrics.classification import metrics_for
+from tunelab.tasks.classify.data import collate
+from tunelab.tasks.classify.metrics import metrics_for
 
 
 class SequenceClassification:

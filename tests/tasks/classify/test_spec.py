@@ -1,10 +1,10 @@
-"""Task heads: class weights."""
+"""The sequence-level spec: class weights."""
 
 from __future__ import annotations
 
 import torch
 
-from tunelab.models.heads import class_weights
+from tunelab.tasks.classify.spec import class_weights
 
 
 def test_class_weights():

@@ -7,8 +7,8 @@ import pytest
 import tunelab
 from tests.conftest import tiny_recipe
 from tunelab.config import load_config
-from tunelab.data.classify import build_label_space, read_records
 from tunelab.errors import TunelabError
+from tunelab.tasks.classify.data import build_label_space, read_records
 
 
 def _cfg(tmp_path, **data):

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from tunelab.config import load_run_config
-from tunelab.data.classify import LabelSpace, check_known, read_labelled_file, tokenize
-from tunelab.models.heads import SequenceClassification
 from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks.classify.data import LabelSpace, check_known, read_labelled_file, tokenize
+from tunelab.tasks.classify.spec import SequenceClassification
 from tunelab.training.evaluate import evaluate
 from tunelab.training.precision import autocast
 
