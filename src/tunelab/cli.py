@@ -206,7 +206,7 @@ def chat(
 
 
 def _generator(predictor, run: Path):
-    from tunelab.predictors.generate import Generator
+    from tunelab.tasks.lm.predictor import Generator
 
     if not isinstance(predictor, Generator):
         raise TunelabError(
@@ -224,7 +224,7 @@ def data_preview(
 ):
     """Show training examples rendered as the model sees them; for sft the trained tokens are highlighted."""
     from tunelab.config import DEMO_RECIPE, load_config, parse_set
-    from tunelab.data.preview import preview_examples
+    from tunelab.tasks.preview import preview_examples
 
     cfg = load_config(recipe or DEMO_RECIPE, parse_set(set_))
     plain_text = not out.is_terminal

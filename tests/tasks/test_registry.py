@@ -33,8 +33,8 @@ def test_every_entry_names_code_that_exists(task):
 
 
 def test_the_default_metric_of_each_task_is_computed_with_the_registry_direction():
-    from tunelab.metrics.perplexity import PerplexityMetrics
     from tunelab.tasks.classify.metrics import metrics_for
+    from tunelab.tasks.lm.metrics import PerplexityMetrics
     from tunelab.tasks.ner.metrics import EntityMetrics
 
     computed = {

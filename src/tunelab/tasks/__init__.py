@@ -38,7 +38,7 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify",),
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True)  # fmt: skip
-_CAUSAL = dict(story="tunelab.tasks.causal_lm:train", predictor="tunelab.predictors.generate:Generator",
+_CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min")  # fmt: skip
 _CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
@@ -58,7 +58,7 @@ TASKS: dict[str, TaskFamily] = {
                       endpoints=("entities",), cross_validate=True),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
-    "mlm": TaskFamily(story="tunelab.tasks.masked_lm:train", predictor=None, dataset="news", model="minilm",
+    "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
                       mode="min", usage=_ADAPTED),
 }  # fmt: skip

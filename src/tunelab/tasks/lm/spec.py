@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.data import IGNORE
-from tunelab.data.packing import collate
-from tunelab.metrics.perplexity import PerplexityMetrics
+from tunelab.tasks.lm.metrics import PerplexityMetrics
+from tunelab.tasks.lm.packing import collate
 
 # positions per head chunk: 512 x 49k vocab x 4 bytes = 100 MB at a time (as fast as 1024 here, half the memory)
 CHUNK = 512

@@ -1,6 +1,6 @@
 """Masked-token language modelling (task `mlm`, the adapt stage for encoders) as the training loop sees it.
 
-Masks are drawn once per document with a fixed seed (data/text.py: mlm_pieces), so every epoch, every resumed
+Masks are drawn once per document with a fixed seed (tasks/lm/text.py: mlm_pieces), so every epoch, every resumed
 run and every evaluation sees the same masked positions. The loss is summed over the masked tokens.
 """
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.data import IGNORE
-from tunelab.metrics.perplexity import PerplexityMetrics
+from tunelab.tasks.lm.metrics import PerplexityMetrics
 
 
 class MaskedLM:

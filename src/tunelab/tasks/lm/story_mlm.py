@@ -2,7 +2,7 @@
 
     data  -> raw documents streamed, split by document, [CLS] piece [SEP] rows, masks drawn once with train.seed
     model -> AutoModelForMaskedLM (MiniLM ships no MLM head: a fresh one is trained with the encoder)
-    rest  -> as for causal LMs: base perplexity, fit, tuned perplexity, model/ + card (tasks/causal_lm.fit_and_report)
+    rest  -> as for causal LMs: base perplexity, fit, tuned perplexity, model/ + card (story.fit_and_report)
 
 Pretrain -> adapt -> fine-tune: a classification recipe's model.name can point at runs/<mlm run>/model.
 """
@@ -10,15 +10,15 @@ Pretrain -> adapt -> fine-tune: a classification recipe's model.name can point a
 from __future__ import annotations
 
 from tunelab.config import Config
-from tunelab.data.text import mlm_pieces, read_text_splits
 from tunelab.methods import apply_method
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_masked_lm, load_tokenizer, plain, resolve
-from tunelab.models.masked_lm import MaskedLM
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks import TASKS
-from tunelab.tasks.causal_lm import fit_and_report, text_data
 from tunelab.tasks.common import Story
+from tunelab.tasks.lm.spec_mlm import MaskedLM
+from tunelab.tasks.lm.story import fit_and_report, text_data
+from tunelab.tasks.lm.text import mlm_pieces, read_text_splits
 
 
 def train(

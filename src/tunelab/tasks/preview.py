@@ -14,7 +14,7 @@ def preview_examples(cfg: Config, n: int = 2, markup: bool = True) -> list[str]:
     tokenizer = load_tokenizer(plain(resolve(cfg.model)))
     if cfg.task == "sft":
         from tunelab.data.builtin import load_builtin
-        from tunelab.data.chat import ensure_chat_template, preview, read_chats
+        from tunelab.tasks.lm.chat import ensure_chat_template, preview, read_chats
 
         ensure_chat_template(tokenizer)
         records = (
@@ -22,7 +22,7 @@ def preview_examples(cfg: Config, n: int = 2, markup: bool = True) -> list[str]:
         )
         return [preview(tokenizer, r["messages"], cfg.data.train_on, markup) for r in records[:n]]
     if cfg.task in ("lm", "mlm"):
-        from tunelab.data.text import iter_documents
+        from tunelab.tasks.lm.text import iter_documents
 
         shown = []
         for doc in islice(iter_documents(cfg, cfg.data.train), n):

@@ -16,20 +16,20 @@ from dataclasses import dataclass, field
 
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
-from tunelab.data.chat import encode_chats, ensure_chat_template, prompt_and_reference, read_chats
-from tunelab.data.packing import as_rows
 from tunelab.data.splits import dedupe, split_groups
-from tunelab.data.text import causal_pieces, read_text_splits
 from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
-from tunelab.metrics.generation import generation_metrics, sample_table
-from tunelab.models.causal_lm import CausalLM
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
-from tunelab.predictors.generate import Generator
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story, check_same_data, selection_metric
+from tunelab.tasks.lm.chat import encode_chats, ensure_chat_template, prompt_and_reference, read_chats
+from tunelab.tasks.lm.generation import generation_metrics, sample_table
+from tunelab.tasks.lm.packing import as_rows
+from tunelab.tasks.lm.predictor import Generator
+from tunelab.tasks.lm.spec import CausalLM
+from tunelab.tasks.lm.text import causal_pieces, read_text_splits
 
 
 @dataclass
@@ -164,7 +164,7 @@ def lm_data(cfg: Config, tokenizer) -> LMData:
 
 
 def text_data(cfg: Config, splits, packing: bool) -> LMData:
-    """Rows (packed or not) and run.json's data record from raw-text splits (lm here, mlm in tasks/masked_lm.py)."""
+    """Rows (packed or not) and run.json's data record from raw-text splits (lm here, mlm in story_mlm.py)."""
     d = cfg.data
     info = {
         "source": str(d.train or f"built-in:{d.dataset}"),

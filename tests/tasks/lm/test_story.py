@@ -45,7 +45,7 @@ CHAT = [
 
 
 def test_only_assistant_tokens_train_and_eos_is_trained_once_per_reply(tokenizer):
-    from tunelab.data.chat import render
+    from tunelab.tasks.lm.chat import render
 
     s = render(tokenizer, CHAT)
     trained = [t for t, label in zip(s["input_ids"], s["labels"]) if label != -100]
@@ -61,7 +61,7 @@ def test_only_assistant_tokens_train_and_eos_is_trained_once_per_reply(tokenizer
 
 
 def test_preview_marks_the_trained_tokens(tokenizer):
-    from tunelab.data.chat import preview
+    from tunelab.tasks.lm.chat import preview
 
     shown = preview(tokenizer, CHAT, markup=False)
     assert "«Shakespeare.<|im_end|>\n»" in shown and "«Who wrote" not in shown
@@ -81,7 +81,7 @@ def test_preview_marks_the_trained_tokens(tokenizer):
     ],
 )
 def test_bad_chats_are_clear_errors(tmp_path, row, message):
-    from tunelab.data.chat import read_chats
+    from tunelab.tasks.lm.chat import read_chats
 
     path = tmp_path / "bad.jsonl"
     path.write_text(
@@ -98,7 +98,7 @@ def test_bad_chats_are_clear_errors(tmp_path, row, message):
 
 
 def test_formats_are_detected(tmp_path):
-    from tunelab.data.chat import read_chats
+    from tunelab.tasks.lm.chat import read_chats
 
     alpaca = tmp_path / "a.jsonl"
     alpaca.write_text(json.dumps({"instruction": "Translate", "input": "chat", "output": "cat"}) + "\n")
@@ -112,7 +112,7 @@ def test_formats_are_detected(tmp_path):
 
 
 def test_overlong_samples_are_truncated_and_counted_or_rejected(tokenizer):
-    from tunelab.data.chat import encode_chats
+    from tunelab.tasks.lm.chat import encode_chats
 
     records = [{"messages": CHAT, "line": 3, "source": "x.jsonl"}]
     samples, counts = encode_chats(records, tokenizer, 45, "assistant", "truncate")
@@ -137,8 +137,8 @@ def _samples(n=6, seed=0):
 
 
 def test_packed_loss_equals_unpacked_loss(model):
-    from tunelab.data.packing import as_rows
-    from tunelab.models.causal_lm import CausalLM
+    from tunelab.tasks.lm.packing import as_rows
+    from tunelab.tasks.lm.spec import CausalLM
 
     spec, samples = CausalLM(pad_id=2), _samples()
     packed, unpacked = spec.collate(as_rows(samples, 48, True)), spec.collate(as_rows(samples, 48, False))
@@ -153,7 +153,7 @@ def test_packed_loss_equals_unpacked_loss(model):
 
 
 def test_a_sample_longer_than_a_packed_row_is_a_clear_error():
-    from tunelab.data.packing import as_rows
+    from tunelab.tasks.lm.packing import as_rows
 
     with pytest.raises(
         TunelabError,
@@ -163,7 +163,7 @@ def test_a_sample_longer_than_a_packed_row_is_a_clear_error():
 
 
 def test_chunked_cross_entropy_equals_plain_loss_and_gradients():
-    from tunelab.models.causal_lm import chunked_cross_entropy
+    from tunelab.tasks.lm.spec import chunked_cross_entropy
 
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=True)
@@ -182,7 +182,7 @@ def test_chunked_cross_entropy_equals_plain_loss_and_gradients():
 
 def test_chunked_cross_entropy_under_bf16_autocast_with_a_frozen_head():
     """The LoRA case: the (tied) head is frozen, only the hidden states need gradients; matmuls in bf16."""
-    from tunelab.models.causal_lm import chunked_cross_entropy
+    from tunelab.tasks.lm.spec import chunked_cross_entropy
 
     torch.manual_seed(0)
     head = torch.nn.Linear(32, 300, bias=False).requires_grad_(False)
@@ -200,8 +200,8 @@ def test_chunked_cross_entropy_under_bf16_autocast_with_a_frozen_head():
 
 def test_model_loss_equals_transformers_loss(model):
     """The spec's summed loss over trained tokens equals transformers' own (mean) causal-LM loss x tokens."""
-    from tunelab.data.packing import as_rows
-    from tunelab.models.causal_lm import CausalLM
+    from tunelab.tasks.lm.packing import as_rows
+    from tunelab.tasks.lm.spec import CausalLM
 
     spec = CausalLM(pad_id=2, chunk=5)
     batch = spec.collate(as_rows(_samples(3), 48, False))
@@ -214,10 +214,10 @@ def test_gradient_checkpointing_keeps_the_lora_gradients(tiny_llama):
     """Recomputing activations (train.gradient_checkpointing) must give the LoRA weights the same gradients:
     a reentrant checkpoint over frozen inputs would silently give them none."""
     from tunelab.config import MethodConfig, ModelConfig
-    from tunelab.data.packing import as_rows
     from tunelab.methods import apply_method
-    from tunelab.models.causal_lm import CausalLM
     from tunelab.models.load import load_causal_lm, resolve
+    from tunelab.tasks.lm.packing import as_rows
+    from tunelab.tasks.lm.spec import CausalLM
 
     spec = CausalLM(pad_id=2)
     batch = spec.collate(as_rows(_samples(4), 48, True))

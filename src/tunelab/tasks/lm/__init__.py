@@ -1,0 +1,12 @@
+"""Generative language modelling: chat SFT and continued pre-training of causal LMs, masked-LM adaptation of encoders.
+
+chat.py        chats (messages / prompt-response / Alpaca) rendered with the model's template, assistant-only labels
+text.py        raw documents streamed, split by document hash, cut into pieces (causal) or masked (mlm)
+packing.py     rows: one sample each, or packed with restarting positions (no attention across samples)
+spec.py        the causal-LM spec: the fused linear cross-entropy (no batch x length x vocab logits)
+spec_mlm.py    the masked-LM spec
+metrics.py     perplexity as streaming sums; generation.py: exact match, contains-answer, sample tables
+predictor.py   Generator: generate / chat / stream (tunelab.load)
+story.py       the sft and lm runs, and the story every language-modelling task shares (base -> fit -> tuned)
+story_mlm.py   the mlm run
+"""
