@@ -14,8 +14,8 @@ from typing import Callable, Optional, Union
 
 from tunelab.config import DEMO_RECIPE, Config, load_config
 from tunelab.errors import TunelabError
+from tunelab.registry import TASKS, load_object
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS, load_object
 
 
 @dataclass

@@ -136,8 +136,8 @@ def export(
 ):
     """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
     from tunelab import api
+    from tunelab.registry import TASKS
     from tunelab.runs.rundir import RunDir
-    from tunelab.tasks import TASKS
 
     path = api.export(run, out)
     task = RunDir(run).info.get("task")

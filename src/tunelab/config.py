@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.errors import TunelabError
-from tunelab.tasks import TASKS
+from tunelab.registry import TASKS
 
 # The demo recipe ships inside the package: `tunelab train` with no recipe runs exactly this file (recipes/ links to it)
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "classify_movie_reviews.yaml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunelab.errors import TunelabError
+from tunelab.registry import TASKS, load_object
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS, load_object
 
 
 def load(run_dir: str | Path):

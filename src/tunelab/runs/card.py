@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunelab.tasks import TASKS
+from tunelab.registry import TASKS
 
 
 def _shareable(info: dict) -> dict:

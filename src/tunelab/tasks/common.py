@@ -10,11 +10,11 @@ from typing import Any, Callable
 from tunelab.config import Config
 from tunelab.errors import TunelabError
 from tunelab.metrics.plots import plot_curves
+from tunelab.registry import TASKS
 from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import fit

@@ -13,8 +13,8 @@ from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
+from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS
 from tunelab.tasks.classify.data import build_label_space, count_truncated, fingerprint, read_records, tokenize
 from tunelab.tasks.classify.spec import SequenceClassification, class_weights
 from tunelab.tasks.common import Story, check_same_data, selection_metric, tokenizer_id

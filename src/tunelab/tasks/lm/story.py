@@ -21,8 +21,8 @@ from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
+from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story, check_same_data, selection_metric
 from tunelab.tasks.lm.chat import encode_chats, ensure_chat_template, prompt_and_reference, read_chats
 from tunelab.tasks.lm.generation import generation_metrics, sample_table

@@ -13,8 +13,8 @@ from tunelab.config import Config
 from tunelab.methods import apply_method
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_masked_lm, load_tokenizer, plain, resolve
+from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story
 from tunelab.tasks.lm.spec_mlm import MaskedLM
 from tunelab.tasks.lm.story import fit_and_report, text_data

@@ -18,8 +18,8 @@ from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_token_classifier, load_tokenizer, resolve
+from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks import TASKS
 from tunelab.tasks.common import Story, check_same_data, selection_metric
 from tunelab.tasks.ner.data import WORD, build_tag_space, encode, read_sentences
 from tunelab.tasks.ner.spec import TokenClassification

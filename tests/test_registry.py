@@ -1,4 +1,4 @@
-"""The registry (tunelab/tasks/__init__.py): one table of what each task needs, read by config, api, cli, predictors."""
+"""The registry (tunelab/registry.py): one table of what each task needs, read by config, api, cli, predictors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import inspect
 
 import pytest
 
-import tunelab.tasks as registry
+import tunelab.registry as registry
 from tests.conftest import ROOT
 from tunelab.config import Config, load_config
-from tunelab.tasks import TASKS, load_object
+from tunelab.registry import TASKS, load_object
 
 
 def test_the_registry_imports_nothing_of_tunelab():

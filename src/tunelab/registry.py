@@ -1,0 +1,72 @@
+"""THE registry: every task, and every fact about it that code outside its family needs, as plain data.
+
+config, api, cli, predictors and every later capability (serve, tune, cross-validation, doctor, the dashboard) ask
+this table; none keeps a copy. It imports nothing of tunelab, so anything may read it without an import cycle: the
+code of a family is named by dotted paths ("module:attribute") and imported only when used (`load_object`).
+
+Adding a task = one folder (or module) under tasks/ with its story, plus one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    story: str  # "module:function" that trains it: train(cfg, run, resume, show_progress, on_step) -> metrics
+    predictor: Optional[str]  # "module:class" that loads a finished run (tunelab.load); None: no predictor yet
+    dataset: str  # built-in dataset when the recipe names none
+    model: str  # built-in model when the recipe names none
+    auto_class: str  # the transformers class that loads the run's model/ folder
+    pipeline_tag: str  # Hugging Face pipeline tag (model card, transformers.pipeline)
+    peft_task: Optional[str]  # PEFT TaskType name for LoRA (None: a plain PeftModel)
+    metric: str  # the validation metric that picks the best checkpoint by default (eval.metric: auto)
+    mode: str  # "max" or "min": the direction of that metric
+    usage: str  # how to use a finished run with tunelab (the model card and the report say it)
+    problem_type: Optional[str] = None  # transformers config.problem_type (sequence-level heads)
+    endpoints: tuple[str, ...] = ()  # what `tunelab serve` answers for it
+    stratify: Optional[str] = None  # how folds and splits stratify examples: "label", "quantile" or None
+    calibrate: bool = False  # its probabilities can be calibrated (a temperature)
+    cross_validate: bool = False  # `--folds K` applies
+
+
+_SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
+                 predictor="tunelab.tasks.classify.predictor:TextClassifier", dataset="movie_reviews", model="minilm",
+                 auto_class="AutoModelForSequenceClassification",
+                 pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify",),
+                 usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
+                 cross_validate=True)  # fmt: skip
+_CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
+               model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
+               peft_task="CAUSAL_LM", metric="perplexity", mode="min")  # fmt: skip
+_CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
+_CONTINUE = 'tunelab generate RUN "text to continue"'
+_ADAPTED = "tunelab train recipe.yaml --model RUN/model   (an adapted encoder to fine-tune)"
+
+TASKS: dict[str, TaskFamily] = {
+    "classification": TaskFamily(**_SEQUENCE, metric="accuracy", mode="max", problem_type="single_label_classification",
+                                 stratify="label", calibrate=True),
+    "multilabel": TaskFamily(**_SEQUENCE, metric="f1_samples", mode="max", problem_type="multi_label_classification",
+                             calibrate=True),
+    "regression": TaskFamily(**_SEQUENCE, metric="mse", mode="min", problem_type="regression", stratify="quantile"),
+    "ner": TaskFamily(story="tunelab.tasks.ner.story:train", predictor="tunelab.tasks.ner.predictor:EntityTagger",
+                      dataset="wnut16", model="minilm", auto_class="AutoModelForTokenClassification",
+                      pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
+                      usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
+                      endpoints=("entities",), cross_validate=True),
+    "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
+    "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
+    "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
+                      auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
+                      mode="min", usage=_ADAPTED),
+}  # fmt: skip
+
+
+def load_object(dotted: str):
+    """The object a dotted path "module:attribute" names, imported now."""
+    import importlib
+
+    module, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module), attribute)
