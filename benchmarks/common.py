@@ -71,10 +71,10 @@ def train_tunelab(recipe: dict):
     marks: dict = {"steps": [], "peaks": []}
     fit = task.fit
 
-    def timed_fit(cfg, run, model, *a, **k):  # instrumentation only
+    def timed_fit(model, *a, **k):  # instrumentation only
         marks["rss_loaded"], marks["model"] = loaded_rss(model), model
         marks["start"] = time.perf_counter()
-        return fit(cfg, run, model, *a, **k)
+        return fit(model, *a, **k)
 
     def on_step(step):
         marks["steps"].append(time.perf_counter())

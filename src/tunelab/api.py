@@ -36,10 +36,13 @@ def train(
     overwrite: bool = False,
     show_progress: bool = True,
     on_step: Optional[Callable[[int], None]] = None,
+    on_validation: Optional[Callable[[int, dict], bool]] = None,
 ) -> Run:
     """Fine-tune as the recipe says (no recipe: the demo's).
 
-    `resume=RUN_DIR` continues an interrupted run exactly where it stopped."""
+    `resume=RUN_DIR` continues an interrupted run exactly where it stopped. `on_step(step)` is called after every
+    optimizer step; `on_validation(step, metrics)` after every validation, and returning True there stops the run
+    (status "pruned": how a hyper-parameter search prunes a trial)."""
     if resume is not None:
         cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
     else:
@@ -48,18 +51,16 @@ def train(
 
     threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process
     try:
-        return _train(cfg, resume, overwrite, show_progress, on_step)
+        return _train(cfg, resume, overwrite, show_progress, on_step, on_validation)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step) -> Run:
+def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, on_validation) -> Run:
     run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite)
     try:
         story = load_object(TASKS[cfg.task].story)
-        metrics = story(
-            cfg, run, resume=resume is not None, show_progress=show_progress, on_step=on_step or (lambda step: None)
-        )
+        metrics = story(cfg, run, resume is not None, show_progress, on_step, on_validation)
     except BaseException as e:
         from tunelab.training.fit import Interrupted
 

@@ -315,16 +315,14 @@ def report(run_dir: Path, metrics: dict) -> None:
 
 def base_vs_tuned(metrics: dict) -> None:
     """sft/lm: the base model next to the fine-tuned one on the test split, and a few sample generations."""
-    base, table = metrics.get("base") or {}, Table(title="base vs fine-tuned (test split)")
+    table = Table(title="base vs fine-tuned (test split)")
     for c in ("", "base", "fine-tuned"):
         table.add_column(c, justify="right" if c else "left")
+    from tunelab.tasks.lm.generation import base_vs_tuned as rows
+
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    table.add_row(
-        "perplexity", fmt(base.get("test", {}).get("perplexity")), fmt(metrics.get("test", {}).get("perplexity"))
-    )
-    for key in ("exact_match", "contains_answer"):
-        if metrics.get("generation"):
-            table.add_row(key, fmt(base.get("generation", {}).get(key)), fmt(metrics["generation"].get(key)))
+    for what, before, after in rows(metrics):
+        table.add_row(what, fmt(before), fmt(after))
     out.print(table)
     samples = (metrics.get("generation") or {}).get("samples", [])[:5]
     if samples:

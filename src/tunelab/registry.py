@@ -15,7 +15,7 @@ from typing import Optional
 
 @dataclass(frozen=True)
 class TaskFamily:
-    story: str  # "module:function" that trains it: train(cfg, run, resume, show_progress, on_step) -> metrics
+    story: str  # "module:function" that trains it: train(cfg, run, resume, show_progress, on_step, on_validation)
     predictor: Optional[str]  # "module:class" that loads a finished run (tunelab.load); None: no predictor yet
     dataset: str  # built-in dataset when the recipe names none
     model: str  # built-in model when the recipe names none

@@ -17,7 +17,7 @@ from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
-from tunelab.training.fit import fit
+from tunelab.training.fit import Loop, fit
 from tunelab.training.precision import resolve as resolve_precision
 
 
@@ -79,14 +79,16 @@ class Story:
     resume: bool
     show_progress: bool
     on_step: Callable[[int], None]
+    on_validation: Callable[[int, dict], bool]  # after each validation; True stops the run as "pruned"
 
     @classmethod
-    def start(cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step) -> "Story":
+    def start(cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step, on_validation=None) -> "Story":
         """Processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
         accelerator = make_accelerator(cfg.train.num_threads)
         seed_everything(cfg.train.seed)
         precision = resolve_precision(cfg.train.precision, accelerator.device)
-        return cls(cfg, run, accelerator, precision, resume, show_progress, on_step)
+        on_validation = on_validation or (lambda step, metrics: False)
+        return cls(cfg, run, accelerator, precision, resume, show_progress, on_step, on_validation)
 
     @property
     def rank0(self) -> bool:
@@ -114,11 +116,10 @@ class Story:
 
     def fit_best(self, model, spec, train: list, validation: list, selection: tuple[str, bool]):
         """The shared loop, then the best checkpoint's weights back in the model: (model, FitResult)."""
-        metric, higher = selection
-        result = fit(
-            self.cfg, self.run, model, train, lengths(train), spec, validation, lengths(validation), self.accelerator,
-            self.precision, metric, higher, resume=self.resume, show_progress=self.show_progress, on_step=self.on_step,
-        )  # fmt: skip
+        cfg = self.cfg
+        loop = Loop(self.run, self.accelerator, self.precision, self.resume, self.show_progress, self.on_step,
+                    self.on_validation)  # fmt: skip
+        result = fit(model, spec, train, validation, cfg.train, cfg.optim, cfg.eval, selection, loop)
         model = self.accelerator.unwrap_model(model)
         restore_best(model, self.run.checkpoints)
         return model, result

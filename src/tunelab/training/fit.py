@@ -4,7 +4,7 @@
         take the step's examples (sampler), this process's share of them (shard), split into micro-batches
         forward + backward each micro-batch, loss normalised over the whole step's units (examples or tokens)
         clip, step, schedule
-        log; validate; keep the best; checkpoint; stop early / on signal / on NaN
+        log; validate; keep the best; checkpoint; stop early / when on_validation asks / on signal / on NaN
 
 A task family hands the loop a `spec` with four things: collate(rows), units(batch), forward(model, batch)
 -> (outputs, loss summed over units), and new_metrics().
@@ -17,12 +17,12 @@ import math
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
 
-from tunelab.config import Config
+from tunelab.config import EvalConfig, OptimConfig, TrainConfig
 from tunelab.data.sampler import StepSampler, micro_batches, shard
 from tunelab.errors import TunelabError
 from tunelab.runs.checkpoint import Checkpointer
@@ -48,7 +48,7 @@ class FitResult:
     best_step: Optional[int]
     best_value: Optional[float]
     best_metrics: dict = field(default_factory=dict)
-    status: str = "completed"  # completed | stopped_early | interrupted
+    status: str = "completed"  # completed | stopped_early | pruned (interrupted raises Interrupted)
     train_seconds: float = 0.0
 
     def metrics(self) -> dict:
@@ -79,24 +79,37 @@ class NonFiniteLoss(TunelabError):
     pass
 
 
+@dataclass
+class Loop:
+    """Where and how fit runs: the run directory, the processes, the precision, and who hears of its progress."""
+
+    run: RunDir
+    accelerator: Any
+    precision: str  # resolved: bf16 or fp32
+    resume: bool = False
+    show_progress: bool = True
+    on_step: Callable[[int], None] = lambda step: None  # after every optimizer step
+    # after every validation, with its scalar metrics; returning True stops the run now as "pruned" (a search pruner)
+    on_validation: Callable[[int, dict], bool] = lambda step, metrics: False
+
+
 def fit(
-    cfg: Config,
-    run: RunDir,
     model,
-    train_rows: Sequence[dict],
-    train_lengths: Sequence[int],
     spec: TaskSpec,
+    train_rows: Sequence[dict],
     val_rows: Sequence[dict],
-    val_lengths: Sequence[int],
-    accelerator,
-    precision: str,
-    metric: str,
-    higher_is_better: bool,
-    resume: bool = False,
-    show_progress: bool = True,
-    on_step: Callable[[int], None] = lambda step: None,
+    train: TrainConfig,
+    optim: OptimConfig,
+    evaluation: EvalConfig,
+    selection: tuple[str, bool],
+    loop: Loop,
 ) -> FitResult:
-    t = cfg.train
+    """Train `model` on rows (each with a `length`) as train/optim/evaluation say; `selection` is the (metric,
+    higher_is_better) that picks the best checkpoint."""
+    t, run, accelerator, precision = train, loop.run, loop.accelerator, loop.precision
+    metric, higher_is_better = selection
+    resume, show_progress, on_step = loop.resume, loop.show_progress, loop.on_step
+    train_lengths, val_lengths = [r["length"] for r in train_rows], [r["length"] for r in val_rows]
     rank, world = accelerator.process_index, accelerator.num_processes
     device = accelerator.device
     micro_bs = t.micro_batch_size or t.batch_size
@@ -113,15 +126,15 @@ def fit(
 
     # ---- the pieces
     model.to(device)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, total_steps)
+    optimizer = build_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
     if t.compile:  # the training forward only: evaluation and checkpoints use the plain module (same parameters)
         model = torch.compile(model, dynamic=True)
     params = [p for p in model.parameters() if p.requires_grad]
     checkpointer = Checkpointer(run.checkpoints, rank, world)
-    stopper = EarlyStopper(metric, higher_is_better, cfg.eval.patience)
+    stopper = EarlyStopper(metric, higher_is_better, evaluation.patience)
     best_metrics: dict = {}
 
     # ---- where we start: fresh, or exactly where a checkpoint left off
@@ -189,7 +202,7 @@ def fit(
                         # units divided by their total (batch 8 x accum 1 == batch 2 x accum 4 == 2 processes x 4)
                         accelerator.backward(loss_sum * (world / step_units))
                     step_loss += loss_sum.detach().float()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm or float("inf"))
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm or float("inf"))
                 if not torch.isfinite(grad_norm) or not torch.isfinite(step_loss):
                     optimizer.zero_grad(set_to_none=True)
                     raise NonFiniteLoss(
@@ -236,7 +249,7 @@ def fit(
                         val_lengths,
                         spec,
                         spec.new_metrics(),
-                        cfg.eval.batch_size,
+                        evaluation.batch_size,
                         precision,
                         rank,
                         world,
@@ -258,6 +271,8 @@ def fit(
                     )
                     if stopper.should_stop:
                         status = "stopped_early"
+                    if loop.on_validation(step, scalars):  # e.g. a search's pruner: this trial will not win
+                        status = "pruned"
                 if record and rank == 0:
                     run.log(record)
                 on_step(step)

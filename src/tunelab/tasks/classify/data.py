@@ -20,6 +20,7 @@ import torch
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
 from tunelab.data.cache import cache_dir
+from tunelab.data.padding import attention_mask, pad
 from tunelab.data.readers import read_table
 from tunelab.data.splits import Splits, make_splits, quantile_bins
 from tunelab.errors import TunelabError
@@ -257,19 +258,10 @@ def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
 
 def collate(rows: list[dict], pad_id: int, task: str) -> dict[str, torch.Tensor]:
     """Pad a micro-batch to its longest example."""
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.as_tensor(r["input_ids"])
-        mask[i, :n] = 1
-    batch = {"input_ids": ids, "attention_mask": mask}
+    inputs = [r["input_ids"] for r in rows]
+    batch = {"input_ids": pad(inputs, pad_id), "attention_mask": attention_mask(inputs)}
     if "token_type_ids" in rows[0]:
-        tt = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            tt[i, : len(r["token_type_ids"])] = torch.as_tensor(r["token_type_ids"])
-        batch["token_type_ids"] = tt
+        batch["token_type_ids"] = pad([r["token_type_ids"] for r in rows], 0, batch["input_ids"].shape[1])
     dtype = torch.long if task == "classification" else torch.float
     batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=dtype)
     return batch

@@ -20,10 +20,8 @@ from tunelab.tasks.classify.spec import SequenceClassification, class_weights
 from tunelab.tasks.common import Story, check_same_data, selection_metric, tokenizer_id
 
 
-def train(
-    cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
-) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step)
+def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
+    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
 
     # ---- data
     splits = read_records(cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from typing import Optional
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 
@@ -21,6 +22,20 @@ def generation_metrics(predictions: list[str], references: list[str]) -> dict:
         "contains_answer": sum(bool(r) and r in p for p, r in pairs) / n if n else 0.0,
         "generated": n,
     }
+
+
+def base_vs_tuned(metrics: dict) -> list[tuple[str, Optional[float], Optional[float]]]:
+    """The base-vs-fine-tuned rows every report shows (the model card, the CLI's report): (what, base, fine-tuned)."""
+    base, generation = metrics.get("base") or {}, metrics.get("generation") or {}
+    test_perplexity = metrics.get("test", {}).get("perplexity")
+    rows = [
+        ("test perplexity (sft: of the reference answers)", base.get("test", {}).get("perplexity"), test_perplexity)
+    ]
+    if generation:
+        n = generation.get("generated")
+        for key in ("exact_match", "contains_answer"):
+            rows.append((f"{key} ({n} held-out prompts)", base.get("generation", {}).get(key), generation.get(key)))
+    return rows
 
 
 def sample_table(

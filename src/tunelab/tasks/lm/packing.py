@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from tunelab.data import IGNORE
+from tunelab.data.padding import pad
 from tunelab.errors import TunelabError
 
 
@@ -62,14 +63,7 @@ def pack(samples: list[dict], block_size: int, source: str = "the training data"
 def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad to the longest row. No attention_mask: padding sits after the real tokens (causal attention never
     looks ahead) and its positions restart at 0, so it is a separate, untrained 'sample'."""
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    positions = torch.arange(width).repeat(len(rows), 1)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.as_tensor(r["input_ids"])
-        labels[i, :n] = torch.as_tensor(r["labels"])
-        positions[i, :n] = torch.as_tensor(r["position_ids"])
-        positions[i, n:] = torch.arange(width - n)
+    ids, labels = pad([r["input_ids"] for r in rows], pad_id), pad([r["labels"] for r in rows], IGNORE)
+    width = ids.shape[1]
+    positions = pad([r["position_ids"] + list(range(width - len(r["input_ids"]))) for r in rows], 0)
     return {"input_ids": ids, "labels": labels, "position_ids": positions}

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.data import IGNORE
+from tunelab.data.padding import attention_mask, pad
 from tunelab.tasks.lm.metrics import PerplexityMetrics
 
 
@@ -18,14 +19,9 @@ class MaskedLM:
         self.pad_id = pad_id
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n], labels[i, :n], mask[i, :n] = torch.as_tensor(r["input_ids"]), torch.as_tensor(r["labels"]), 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        inputs = [r["input_ids"] for r in rows]
+        return {"input_ids": pad(inputs, self.pad_id), "attention_mask": attention_mask(inputs),
+                "labels": pad([r["labels"] for r in rows], IGNORE)}  # fmt: skip
 
     def units(self, batch: dict) -> int:
         return int((batch["labels"] != IGNORE).sum())

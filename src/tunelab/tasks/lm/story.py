@@ -25,7 +25,7 @@ from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.common import Story, check_same_data, selection_metric
 from tunelab.tasks.lm.chat import encode_chats, ensure_chat_template, prompt_and_reference, read_chats
-from tunelab.tasks.lm.generation import generation_metrics, sample_table
+from tunelab.tasks.lm.generation import base_vs_tuned, generation_metrics, sample_table
 from tunelab.tasks.lm.packing import as_rows
 from tunelab.tasks.lm.predictor import Generator
 from tunelab.tasks.lm.spec import CausalLM
@@ -42,10 +42,8 @@ class LMData:
     held_out: list[tuple[list[dict], str]] = field(default_factory=list)  # sft: (prompt messages, reference answer)
 
 
-def train(
-    cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
-) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step)
+def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
+    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
     _check_method(cfg)
 
     # ---- data
@@ -217,22 +215,8 @@ def generate_eval(model, tokenizer, held_out: list[tuple[list[dict], str]], cfg:
 
 def comparison(metrics: dict) -> str:
     """The model card's base-vs-tuned section: perplexity on the test split, generation metrics, sample answers."""
-    base, tuned = (
-        metrics.get("base") or {},
-        {"test": metrics.get("test", {}), "generation": metrics.get("generation", {})},
-    )
-    rows = []
-    for key, label in (("perplexity", "test perplexity (sft: of the reference answers)"),):
-        rows.append((label, base.get("test", {}).get(key), tuned["test"].get(key)))
-    for key in ("exact_match", "contains_answer"):
-        if tuned["generation"]:
-            rows.append(
-                (
-                    f"{key} ({tuned['generation'].get('generated')} held-out prompts)",
-                    base.get("generation", {}).get(key),
-                    tuned["generation"].get(key),
-                )
-            )
+    base, tuned = metrics.get("base") or {}, {"generation": metrics.get("generation", {})}
+    rows = base_vs_tuned(metrics)
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
     text = (
         "\n## Base model vs fine-tuned\n| | base | fine-tuned |\n|---|---|---|\n"

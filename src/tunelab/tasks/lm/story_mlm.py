@@ -21,10 +21,8 @@ from tunelab.tasks.lm.story import fit_and_report, text_data
 from tunelab.tasks.lm.text import mlm_pieces, read_text_splits
 
 
-def train(
-    cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
-) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step)
+def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
+    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
     source = resolve(cfg.model)
     local = plain(source)
     tokenizer = load_tokenizer(local)

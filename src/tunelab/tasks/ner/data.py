@@ -18,6 +18,7 @@ from tunelab.config import Config
 from tunelab.data import IGNORE
 from tunelab.data.builtin import load_builtin
 from tunelab.data.conll import read_conll, tagged_sentence, warn_repaired
+from tunelab.data.padding import attention_mask, pad
 from tunelab.data.readers import read_table
 from tunelab.data.splits import Splits, make_splits
 from tunelab.data.tags import continuation, split_tag, tags_from_spans
@@ -287,19 +288,12 @@ def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Sentences -> a batch of their windows, padded to the longest. `word_pos` becomes an index into the batch's
     words (sentences one after another); `word_sentence` says which sentence each of those words belongs to."""
     flat = [(k, r, w) for k, r in enumerate(rows) for w in range(len(r["input_ids"]))]
-    width = max(len(r["input_ids"][w]) for _, r, w in flat)
-    ids = torch.full((len(flat), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(flat), width), dtype=torch.long)
-    labels = torch.full((len(flat), width), IGNORE, dtype=torch.long)
-    word_pos = torch.full((len(flat), width), -1, dtype=torch.long)
-    offsets = torch.tensor([0] + [r["n_words"] for r in rows]).cumsum(0)
-    for i, (k, r, w) in enumerate(flat):
-        n = len(r["input_ids"][w])
-        ids[i, :n] = torch.as_tensor(r["input_ids"][w])
-        mask[i, :n] = 1
-        labels[i, :n] = torch.as_tensor(r["labels"][w])
-        pos = torch.as_tensor(r["word_pos"][w])
-        word_pos[i, :n] = torch.where(pos >= 0, pos + offsets[k], pos)
+    windows_ = [r["input_ids"][w] for _, r, w in flat]
+    ids, mask = pad(windows_, pad_id), attention_mask(windows_)
+    labels = pad([r["labels"][w] for _, r, w in flat], IGNORE)
+    offsets = [0] + torch.tensor([r["n_words"] for r in rows]).cumsum(0).tolist()
+    # each window's word positions as indices into the batch's words (-1: not a word's first sub-token)
+    word_pos = pad([[p + offsets[k] if p >= 0 else p for p in r["word_pos"][w]] for k, r, w in flat], -1)
     word_sentence = torch.repeat_interleave(torch.arange(len(rows)), torch.tensor([r["n_words"] for r in rows]))
     return {
         "input_ids": ids,

@@ -25,10 +25,8 @@ from tunelab.tasks.ner.data import WORD, build_tag_space, encode, read_sentences
 from tunelab.tasks.ner.spec import TokenClassification
 
 
-def train(
-    cfg: Config, run: RunDir, resume: bool = False, show_progress: bool = True, on_step=lambda step: None
-) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step)
+def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
+    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
     d = cfg.data
 
     # ---- data
