@@ -6,8 +6,6 @@ in the training loop.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import shutil
@@ -20,6 +18,7 @@ import torch
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
 from tunelab.data.cache import cache_dir
+from tunelab.data.fingerprint import data_fingerprint
 from tunelab.data.padding import attention_mask, pad
 from tunelab.data.readers import read_table
 from tunelab.data.splits import Splits, make_splits, quantile_bins
@@ -203,12 +202,9 @@ def _source(records):
 
 
 def fingerprint(splits: Splits) -> str:
-    """A hash of exactly what is trained and evaluated on; resume refuses data with another fingerprint."""
-    h = hashlib.sha256()
-    for name in ("train", "validation", "test"):
-        for r in getattr(splits, name):
-            h.update(json.dumps([name, r["text"], r.get("text_pair"), r["label"]], ensure_ascii=False).encode())
-    return h.hexdigest()[:16]
+    """The data fingerprint of labelled texts: text, pair and label of every example."""
+    parts = ((name, getattr(splits, name)) for name in ("train", "validation", "test"))
+    return data_fingerprint(parts, lambda r: [r["text"], r.get("text_pair"), r["label"]])
 
 
 def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int, cache_key: Optional[str] = None):

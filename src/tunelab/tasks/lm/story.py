@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from tunelab.config import Config
 from tunelab.data.builtin import load_builtin
+from tunelab.data.fingerprint import data_fingerprint
 from tunelab.data.splits import dedupe, split_groups
 from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
@@ -144,7 +145,10 @@ def sft_data(cfg: Config, tokenizer) -> LMData:
             f"{info['source']}: no training conversation left after checking lengths "
             f"(data.max_length={d.max_length}). Raise data.max_length."
         )
-    fp = _fingerprint([[name, s["input_ids"], s["labels"]] for name, (samples, _) in encoded.items() for s in samples])
+    # the data fingerprint of chats: the rendered tokens and their labels (template and masking included)
+    fp = data_fingerprint(
+        ((name, samples) for name, (samples, _) in encoded.items()), lambda s: [s["input_ids"], s["labels"]]
+    )
     held_out = [prompt_and_reference(r["messages"]) for r in test[: cfg.eval.num_generate]]
     return LMData(
         as_rows(encoded["train"][0], d.max_length, d.packing, info["source"]),
@@ -186,12 +190,6 @@ def text_data(cfg: Config, splits, packing: bool) -> LMData:
 
 def _chat_key(r: dict) -> str:
     return json.dumps(r["messages"], sort_keys=True, ensure_ascii=False)
-
-
-def _fingerprint(obj) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------ evaluation

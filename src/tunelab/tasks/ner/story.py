@@ -9,10 +9,8 @@ test  -> best weights, entity metrics per type, confusion plot, model/ + adapter
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from tunelab.config import Config
+from tunelab.data.fingerprint import data_fingerprint
 from tunelab.data.splits import Splits
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion
@@ -83,12 +81,9 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
 
 
 def fingerprint(splits: Splits) -> str:
-    """A hash of exactly what is trained and evaluated on; resume refuses data with another fingerprint."""
-    h = hashlib.sha256()
-    for name in ("train", "validation", "test"):
-        for r in getattr(splits, name):
-            h.update(json.dumps([name, r["tokens"], r["tags"]], ensure_ascii=False).encode())
-    return h.hexdigest()[:16]
+    """The data fingerprint of tagged sentences: the words and IOB2 tags of every sentence."""
+    parts = ((name, getattr(splits, name)) for name in ("train", "validation", "test"))
+    return data_fingerprint(parts, lambda r: [r["tokens"], r["tags"]])
 
 
 def per_type_table(metrics: dict) -> str:
