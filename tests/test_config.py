@@ -64,3 +64,12 @@ def test_train_without_a_recipe_runs_the_demo_recipe_file(monkeypatch):
     assert (
         seen["cfg"].eval.patience == 2 and load_config(None).eval.patience is None
     )  # Config's own defaults stay as they are
+
+
+def test_a_recipe_prints_with_the_fields_of_its_task_and_method_only():
+    root = Path(__file__).parent.parent
+    sft = yaml.safe_load(load_config(root / "recipes" / "sft_smollm2_lora.yaml").to_yaml(relevant_only=True))
+    assert {"packing", "train_on"} <= set(sft["data"]) and not {"tag_scheme", "label_column"} & set(sft["data"])
+    assert sft["method"]["r"] == 16 and "unfreeze_top_layers" not in sft["method"]
+    full = yaml.safe_load(load_config(root / "recipes" / "sft_smollm2_lora.yaml").to_yaml())
+    assert "tag_scheme" in full["data"]  # config.yaml in a run keeps every field (resume reads it)

@@ -256,7 +256,7 @@ def config_(
     if defaults or recipe is None:
         print(defaults_yaml(), end="")
     else:
-        print(load_config(recipe).to_yaml(), end="")
+        print(load_config(recipe).to_yaml(relevant_only=True), end="")  # the fields of its task and method
 
 
 @app.callback()
@@ -311,6 +311,11 @@ def report(run_dir: Path, metrics: dict) -> None:
     if metrics.get("base") or metrics.get("generation"):
         base_vs_tuned(metrics)
     out.print(f"outputs: {run_dir}/model (plain HF model), curves.png, metrics.json, README.md")
+    from tunelab.registry import TASKS
+
+    family = TASKS.get(info.get("task"))
+    if family:
+        out.print(f"use it: {family.usage.replace('RUN', str(run_dir))}", highlight=False)
 
 
 def base_vs_tuned(metrics: dict) -> None:

@@ -283,20 +283,26 @@ class Config(Section):
             self.model.name = family.model
         return self
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+    def to_yaml(self, relevant_only: bool = False) -> str:
+        """The recipe as YAML; relevant_only: only the fields of this task and method (a field is scoped by its
+        description's prefix, e.g. "ner:", "sft/lm:", "lora:"), as `tunelab config RECIPE` and the card show it."""
+        return yaml.safe_dump(self._dump(relevant_only), sort_keys=False)
+
+    def _dump(self, relevant_only: bool) -> dict:
+        raw = self.model_dump(mode="json")
+        if relevant_only:
+            for name in type(self).model_fields:
+                section = getattr(self, name)
+                if isinstance(section, BaseModel):
+                    for key, f in type(section).model_fields.items():
+                        if not _applies(f.description or "", self.task, self.method.name):
+                            raw[name].pop(key)
+        return raw
 
     def card_yaml(self) -> str:
-        """The recipe as the model card shows it: only the fields of this task and method (a field is scoped by its
-        description's prefix, e.g. "ner:", "sft/lm:", "lora:"), files and local models by name (no path of this
-        machine), no output directory."""
-        raw = self.model_dump(mode="json")
-        for name in type(self).model_fields:
-            section = getattr(self, name)
-            if isinstance(section, BaseModel):
-                for key, f in type(section).model_fields.items():
-                    if not _applies(f.description or "", self.task, self.method.name):
-                        raw[name].pop(key)
+        """The recipe as the model card shows it: relevant fields only, files and local models by name (no path of
+        this machine), no output directory."""
+        raw = self._dump(relevant_only=True)
         for key in ("train", "validation", "test"):
             if raw["data"].get(key):
                 raw["data"][key] = Path(raw["data"][key]).name
