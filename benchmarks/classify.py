@@ -214,26 +214,8 @@ def _trainer_arm(args, tuned: bool) -> dict:
     )
     rss_loaded = common.loaded_rss(model)
     work = tempfile.mkdtemp(prefix="bench-trainer-")
-    targs = dict(
-        output_dir=work,
-        per_device_train_batch_size=BATCH,
-        per_device_eval_batch_size=128,
-        num_train_epochs=1,
-        learning_rate=LR,
-        weight_decay=WEIGHT_DECAY,
-        lr_scheduler_type="linear",
-        warmup_steps=warmup_steps(args),
-        max_grad_norm=1.0,
-        logging_steps=min(10, args.steps),
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        seed=args.seed,
-        use_cpu=True,
-        disable_tqdm=True,
-    )
-    if tuned:  # bf16 only where tunelab's precision: auto would take it (emulated bf16 is ~600x slower than fp32)
-        targs |= dict(bf16=common.fast_bf16(), train_sampling_strategy="group_by_length")
+    targs = common.trainer_args(args, work=work, batch=BATCH, eval_batch=128, lr=LR, weight_decay=WEIGHT_DECAY,
+                                warmup=warmup_steps(args), tuned=tuned)  # fmt: skip
     marks: dict = {}
 
     def accuracy(p):

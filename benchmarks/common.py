@@ -153,6 +153,21 @@ def fast_bf16() -> bool:
     return has_fast_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def trainer_args(
+    args, *, work: str, batch: int, eval_batch: int, lr: float, weight_decay: float, warmup: int, tuned: bool
+) -> dict:
+    """The TrainingArguments every Trainer arm gives: the harness's hyper-parameters, one epoch, no saving or
+    evaluation in the loop; `tuned` adds the speed flags a knowledgeable user sets on a CPU (length grouping, and bf16
+    only where tunelab's precision: auto would take it: emulated bf16 is ~600x slower than fp32)."""
+    targs = dict(output_dir=work, per_device_train_batch_size=batch, per_device_eval_batch_size=eval_batch,
+                 num_train_epochs=1, learning_rate=lr, weight_decay=weight_decay, lr_scheduler_type="linear",
+                 warmup_steps=warmup, max_grad_norm=1.0, logging_steps=min(10, args.steps), save_strategy="no",
+                 eval_strategy="no", report_to="none", seed=args.seed, use_cpu=True, disable_tqdm=True)  # fmt: skip
+    if tuned:
+        targs |= dict(bf16=fast_bf16(), train_sampling_strategy="group_by_length")
+    return targs
+
+
 def machine() -> dict:
     import torch
 
