@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -286,9 +286,10 @@ class Config(Section):
     def to_yaml(self, relevant_only: bool = False) -> str:
         """The recipe as YAML; relevant_only: only the fields of this task and method (a field is scoped by its
         description's prefix, e.g. "ner:", "sft/lm:", "lora:"), as `tunelab config RECIPE` and the card show it."""
-        return yaml.safe_dump(self._dump(relevant_only), sort_keys=False)
+        return yaml.safe_dump(self.dump(relevant_only), sort_keys=False)
 
-    def _dump(self, relevant_only: bool) -> dict:
+    def dump(self, relevant_only: bool = False) -> dict:
+        """The recipe as plain data (what to_yaml writes)."""
         raw = self.model_dump(mode="json")
         if relevant_only:
             for name in type(self).model_fields:
@@ -299,20 +300,8 @@ class Config(Section):
                             raw[name].pop(key)
         return raw
 
-    def card_yaml(self) -> str:
-        """The recipe as the model card shows it: relevant fields only, files and local models by name (no path of
-        this machine), no output directory."""
-        raw = self._dump(relevant_only=True)
-        for key in ("train", "validation", "test"):
-            if raw["data"].get(key):
-                raw["data"][key] = Path(raw["data"][key]).name
-        if raw["model"]["name"] and Path(raw["model"]["name"]).is_absolute():
-            raw["model"]["name"] = Path(raw["model"]["name"]).name
-        raw["train"].pop("output_dir")
-        return yaml.safe_dump(raw, sort_keys=False)
 
-
-METHODS = ("full", "lora", "frozen")
+METHODS = get_args(MethodConfig.model_fields["name"].annotation)  # full, lora, frozen
 
 
 def _applies(description: str, task: str, method: str) -> bool:
@@ -368,7 +357,7 @@ def load_config(recipe: Union[str, Path, dict, Config, None] = None, overrides: 
 def load_run_config(path: Path) -> Config:
     """A finished run's config.yaml, read leniently: a field this version no longer knows (renamed or removed) or no
     longer accepts is left at its default, so old runs keep loading. run.json, not this file, is the contract."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {} if Path(path).is_file() else {}
+    raw = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}) if Path(path).is_file() else {}
     for _ in range(100):  # each round drops the fields the last validation refused
         try:
             return Config.model_validate(raw)

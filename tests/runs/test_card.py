@@ -17,7 +17,7 @@ def card_of(task: str) -> str:
     run = V010 / task
     cfg = load_run_config(run / "config.yaml")
     info, metrics = json.loads((run / "run.json").read_text()), json.loads((run / "metrics.json").read_text())
-    return model_card(info, cfg.card_yaml(), metrics)
+    return model_card(info, cfg, metrics)
 
 
 def recipe_of(card: str) -> dict:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
+from tunelab.config import Config
 from tunelab.registry import TASKS
+
+
+def _name_only(value):
+    """A path of this machine by its last part; anything else (a built-in or hub name, null) as it is."""
+    return Path(str(value)).name if value and Path(str(value)).is_absolute() else value
 
 
 def _shareable(info: dict) -> dict:
@@ -18,16 +26,26 @@ def _shareable(info: dict) -> dict:
     base, data = info.get("base_model") or {}, info.get("data") or {}
     if base.get("location") and Path(str(base["location"])).is_absolute():
         base["location"] = None  # a local directory (the sha256 identifies the weights)
-        base["name"] = (
-            Path(str(base.get("name"))).name if Path(str(base.get("name"))).is_absolute() else base.get("name")
-        )
+        base["name"] = _name_only(base.get("name"))
     if data.get("source") and not str(data["source"]).startswith("built-in:"):
-        data["source"] = Path(str(data["source"])).name
+        data["source"] = Path(str(data["source"])).name  # relative file names too
     return info
 
 
-def model_card(info: dict, recipe_yaml: str, metrics: dict) -> str:
+def card_recipe(cfg: Config) -> str:
+    """The recipe as the card shows it: the fields of its task and method, files and local models by name, no
+    output directory."""
+    raw = cfg.dump(relevant_only=True)
+    for key in ("train", "validation", "test"):
+        raw["data"][key] = Path(raw["data"][key]).name if raw["data"].get(key) else raw["data"].get(key)
+    raw["model"]["name"] = _name_only(raw["model"]["name"])
+    raw["train"].pop("output_dir")
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def model_card(info: dict, cfg: Config, metrics: dict) -> str:
     info = _shareable(info)
+    recipe_yaml = card_recipe(cfg)
     test = metrics.get("test", {})
     scalars = {k: v for k, v in test.items() if isinstance(v, (int, float))}
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scalars.items())

@@ -153,7 +153,7 @@ class Story:
         title = f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
         plot_curves(run.history(), metric, run / "curves.png", title=title, higher_is_better=higher)
         info = run.update_info(**result.run_info(metric))
-        (run / "README.md").write_text(model_card(info, cfg.card_yaml(), metrics) + card_extra, encoding="utf-8")
+        (run / "README.md").write_text(model_card(info, cfg, metrics) + card_extra, encoding="utf-8")
         return info
 
 

@@ -213,15 +213,14 @@ def generate_eval(model, tokenizer, held_out: list[tuple[list[dict], str]], cfg:
 
 def comparison(metrics: dict) -> str:
     """The model card's base-vs-tuned section: perplexity on the test split, generation metrics, sample answers."""
-    base, tuned = metrics.get("base") or {}, {"generation": metrics.get("generation", {})}
-    rows = base_vs_tuned(metrics)
+    base, rows = metrics.get("base") or {}, base_vs_tuned(metrics)
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
     text = (
         "\n## Base model vs fine-tuned\n| | base | fine-tuned |\n|---|---|---|\n"
         + "\n".join(f"| {n} | {fmt(b)} | {fmt(t)} |" for n, b, t in rows)
         + "\n"
     )
-    samples = tuned["generation"].get("samples") if tuned["generation"] else None
+    samples = (metrics.get("generation") or {}).get("samples")
     if samples:
         base_samples = {s["prompt"]: s["prediction"] for s in base.get("generation", {}).get("samples", [])}
         text += (
