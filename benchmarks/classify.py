@@ -142,22 +142,9 @@ def arm_tunelab(args, train_options: dict | None = None) -> dict:
             "test_fraction": 0.0,
         },
         "model": {"name": args.model},
-        "optim": {
-            "lr": LR,
-            "weight_decay": WEIGHT_DECAY,
-            "warmup_steps": warmup_steps(args),
-            "scheduler": "linear",
-            "max_grad_norm": 1.0,
-        },
-        "train": {
-            "batch_size": BATCH,
-            "epochs": 1,
-            "seed": args.seed,
-            "output_dir": str(work / "run"),
-            "log_every": min(10, args.steps),
-        }
-        | (train_options or {}),
-    }
+        **common.tunelab_sections(args, work=work, batch=BATCH, lr=LR, weight_decay=WEIGHT_DECAY,
+                                  warmup=warmup_steps(args), **(train_options or {})),
+    }  # fmt: skip
     run, marks = common.train_tunelab(recipe)  # no validation in the run: the loop ends at the last step
     peak = common.peak_rss()
     history = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]

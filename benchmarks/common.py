@@ -153,6 +153,21 @@ def fast_bf16() -> bool:
     return has_fast_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def tunelab_sections(args, *, work, batch: int, lr: float, weight_decay: float, warmup: int, **train) -> dict:
+    """The optim and train sections of a tunelab arm's recipe: the same hyper-parameters trainer_args gives the
+    Trainer arms (one epoch, linear decay after the warm-up, clipping at 1.0); `train` adds to the train section."""
+    optim = {
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "warmup_steps": warmup,
+        "scheduler": "linear",
+        "max_grad_norm": 1.0,
+    }
+    loop = {"batch_size": batch, "epochs": 1, "seed": args.seed, "output_dir": str(Path(work) / "run"),
+            "log_every": min(10, args.steps)}  # fmt: skip
+    return {"optim": optim, "train": loop | train}
+
+
 def trainer_args(
     args, *, work: str, batch: int, eval_batch: int, lr: float, weight_decay: float, warmup: int, tuned: bool
 ) -> dict:

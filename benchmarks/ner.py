@@ -93,21 +93,9 @@ def arm_tunelab(args) -> dict:
             "test_fraction": 0.0,
         },
         "model": {"name": args.model},
-        "optim": {
-            "lr": LR,
-            "weight_decay": WEIGHT_DECAY,
-            "warmup_steps": warmup_steps(args),
-            "scheduler": "linear",
-            "max_grad_norm": 1.0,
-        },
-        "train": {
-            "batch_size": BATCH,
-            "epochs": 1,
-            "seed": args.seed,
-            "output_dir": str(work / "run"),
-            "log_every": min(10, args.steps),
-            "eval_every": 10**6,
-        },
+        **common.tunelab_sections(
+            args, work=work, batch=BATCH, lr=LR, weight_decay=WEIGHT_DECAY, warmup=warmup_steps(args), eval_every=10**6
+        ),
     }
     run, marks = common.train_tunelab(recipe)
     train_s, peak = common.loop_before_final_validation(marks)
