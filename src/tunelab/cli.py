@@ -112,7 +112,7 @@ def predict(
 ):
     """Predict labels (or, for ner runs, entity spans) for texts given on the command line or in a file."""
     from tunelab import api
-    from tunelab.data.predict_io import read_texts, write_predictions
+    from tunelab.data.predict_io import prediction_rows, read_texts, write_predictions
 
     if not texts and input is None:
         raise TunelabError('Give texts to predict (tunelab predict RUN "some text") or a file with --input.')
@@ -120,7 +120,7 @@ def predict(
     column = text_column or predictor.config.data.text_column
     items = read_texts(input, column) if input is not None else list(texts)
     preds = predictor.predict(items, batch_size=batch_size)
-    rows = [{"text": t, **(p if isinstance(p, dict) else {"entities": p})} for t, p in zip(items, preds)]
+    rows = prediction_rows(items, preds)
     if output is None:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
@@ -203,6 +203,47 @@ def chat(
         )
         print()
         messages.append({"role": "assistant", "content": reply})
+
+
+@app.command()
+def serve(
+    runs: List[Path] = typer.Argument(None, help="Run directories; each is served under its folder's name."),
+    name: List[str] = typer.Option([], "--name", help="NAME=RUN: serve RUN under NAME (repeatable)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; any but loopback needs an API key."),
+    port: int = typer.Option(8000, help="Port."),
+    api_key: Optional[str] = typer.Option(
+        None, envvar="TUNELAB_API_KEY", help="Required as 'Authorization: Bearer KEY' (also from TUNELAB_API_KEY)."
+    ),
+    max_batch_size: int = typer.Option(32, help="Texts (or replies decoded together) per forward pass."),
+    max_wait_ms: float = typer.Option(10.0, help="How long a request waits for others to share its batch."),
+    max_body_mb: float = typer.Option(4.0, help="Largest request body."),
+    max_texts: int = typer.Option(256, help="Texts (or prompts) per request."),
+    max_tokens: int = typer.Option(1024, help="Cap on a request's max_tokens."),
+    timeout_s: float = typer.Option(120.0, help="Longest a request may take."),
+    max_queue: int = typer.Option(256, help="Requests waiting per endpoint; beyond it: 503 with Retry-After."),
+):
+    """Serve runs over HTTP: OpenAI-compatible chat, completions and embeddings, /v1/classify, /v1/entities."""
+    from tunelab import serve as serving
+
+    named: dict[str, Path] = {}
+    for item in name:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise TunelabError(f"--name {item}: write it NAME=RUN, e.g. --name sentiment=runs/classify-movie_reviews.")
+        if key in named:
+            raise TunelabError(f"--name {key} is given twice: each name serves one run.")
+        named[key] = Path(value)
+    for path in runs or []:
+        key = path.resolve().name
+        if key in named:
+            raise TunelabError(
+                f"Two runs are named '{key}' ({named[key]} and {path}): name one with --name OTHER={path}."
+            )
+        named[key] = path
+    if not named:
+        raise TunelabError("Give the runs to serve: tunelab serve runs/RUN [runs/OTHER ...].")
+    limits = serving.Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)
+    serving.run(named, host=host, port=port, api_key=api_key, limits=limits)
 
 
 def _generator(predictor, run: Path):

@@ -26,7 +26,7 @@ class TaskFamily:
     mode: str  # "max" or "min": the direction of that metric
     usage: str  # how to use a finished run with tunelab (the model card and the report say it)
     problem_type: Optional[str] = None  # transformers config.problem_type (sequence-level heads)
-    endpoints: tuple[str, ...] = ()  # what `tunelab serve` answers for it
+    endpoints: tuple[str, ...] = ()  # what `tunelab serve` answers: classify, entities, embeddings, chat, generate
     stratify: Optional[str] = None  # how folds and splits stratify examples: "label", "quantile" or None
     calibrate: bool = False  # its probabilities can be calibrated (a temperature)
     cross_validate: bool = False  # `--folds K` applies
@@ -35,7 +35,7 @@ class TaskFamily:
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  predictor="tunelab.tasks.classify.predictor:TextClassifier", dataset="movie_reviews", model="minilm",
                  auto_class="AutoModelForSequenceClassification",
-                 pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify",),
+                 pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify", "embeddings"),
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True)  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
@@ -55,12 +55,12 @@ TASKS: dict[str, TaskFamily] = {
                       dataset="wnut16", model="minilm", auto_class="AutoModelForTokenClassification",
                       pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
-                      endpoints=("entities",), cross_validate=True),
+                      endpoints=("entities", "embeddings"), cross_validate=True),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
-                      mode="min", usage=_ADAPTED),
+                      mode="min", usage=_ADAPTED, endpoints=("embeddings",)),
 }  # fmt: skip
 
 

@@ -32,6 +32,12 @@ def read_texts(path: Path, column: str) -> list[str]:
     return texts
 
 
+def prediction_rows(texts: list[str], predictions: list) -> list[dict]:
+    """What `tunelab predict` writes per text (and `POST /v1/classify` / `/v1/entities` answer): the text, then the
+    predictor's fields (classification family), or its spans under "entities" (ner)."""
+    return [{"text": t, **(p if isinstance(p, dict) else {"entities": p})} for t, p in zip(texts, predictions)]
+
+
 def write_predictions(rows: list[dict], path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,3 +28,9 @@ def autocast(precision: str, device: torch.device):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def serving_precision(recorded: str, device: torch.device) -> str:
+    """The precision to predict in: the run's own, except bf16 on a device without fast bf16 (a run trained on an
+    AVX-512 bf16 machine, served on a laptop, where bf16 matmuls are emulated a hundred times slower) -> fp32."""
+    return "fp32" if recorded == "bf16" and not has_fast_bf16(device) else recorded

@@ -13,7 +13,7 @@ from tunelab.runs.rundir import RunDir
 from tunelab.tasks.classify.data import LabelSpace, check_known, read_labelled_file, tokenize
 from tunelab.tasks.classify.spec import SequenceClassification
 from tunelab.training.evaluate import evaluate
-from tunelab.training.precision import autocast
+from tunelab.training.precision import autocast, serving_precision
 
 
 class TextClassifier:
@@ -30,6 +30,7 @@ class TextClassifier:
         pre = self.info["preprocessing"]
         self.max_length, self.threshold, self.precision = pre["max_length"], pre["threshold"], pre["precision"]
         self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForSequenceClassification", device)
+        self.precision = serving_precision(self.precision, self.device)
         self.spec = SequenceClassification(
             self.task, self.labels.names, self.tokenizer.pad_token_id or 0, None, self.threshold
         )

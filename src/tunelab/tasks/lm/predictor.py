@@ -11,7 +11,7 @@ import torch
 from tunelab.errors import TunelabError
 from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
-from tunelab.training.precision import autocast
+from tunelab.training.precision import autocast, serving_precision
 
 Prompt = Union[str, list[dict]]  # plain text, or a conversation (list of {role, content})
 
@@ -39,6 +39,7 @@ class Generator:
     def _setup(self, model, tokenizer, chat: bool, precision: str) -> None:
         self.model, self.tokenizer, self.chat, self.precision = model.eval(), tokenizer, chat, precision
         self.device = next(model.parameters()).device
+        self.precision = serving_precision(precision, self.device)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 

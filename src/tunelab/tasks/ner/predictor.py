@@ -16,7 +16,7 @@ from tunelab.tasks.ner.data import TagSpace, encode, read_tagged_file
 from tunelab.tasks.ner.metrics import sentences
 from tunelab.tasks.ner.spec import TokenClassification
 from tunelab.training.evaluate import evaluate
-from tunelab.training.precision import autocast
+from tunelab.training.precision import autocast, serving_precision
 
 
 class EntityTagger:
@@ -36,6 +36,7 @@ class EntityTagger:
         self.max_length, self.stride, self.precision = pre["max_length"], pre["stride"], pre["precision"]
         self.word = re.compile(pre["word_pattern"])
         self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForTokenClassification", device)
+        self.precision = serving_precision(self.precision, self.device)
         self.spec = TokenClassification(self.space.names, self.tokenizer.pad_token_id or 0)
 
     # ------------------------------------------------------------------ predict

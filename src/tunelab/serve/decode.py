@@ -1,0 +1,214 @@
+"""Decoding several replies at once with one KV cache: the generation loop of `tunelab serve`.
+
+Why not `model.generate` on the batch: a served batch mixes requests with their own `max_tokens`, `stop`, sampling
+parameters and `seed`, and each request streams as it goes. Here every row samples with its own torch.Generator
+(a seeded request gets the same tokens whatever else shares its batch), stops on its own, and leaves the batch when
+it is done (its cache rows are dropped, so the others step faster). Requests that arrive meanwhile join between two
+steps (continuous batching, as vLLM and TGI do): they are prefilled on their own, then their cache is left-padded to
+the running one's length and stacked under it; columns that became padding in every row are trimmed away.
+
+The steps are those of transformers' greedy and sampling search: a left-padded prefill, positions from the attention
+mask, logits in fp32, temperature then top-p; greedy rows give the tokens `tunelab generate` gives for the prompt.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from tunelab.training.precision import autocast
+
+
+@dataclass
+class Reply:
+    """One row: its prompt and parameters in; its text, token count and finish reason out.
+
+    The text is what `tunelab generate` prints: the decoded tokens without special tokens, stripped, cut before the
+    first stop string. `on_text` gets it piece by piece; the pieces add up to the final text exactly, because a
+    piece is only sent when no later token can change it (no half UTF-8 character, no start of a stop string, no
+    trailing space)."""
+
+    prompt_ids: list[int]
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: Optional[int] = None
+    on_text: Callable[[str], None] = lambda piece: None
+    on_done: Callable[["Reply"], None] = lambda reply: None
+    cancelled: Callable[[], bool] = lambda: False
+    ids: list[int] = field(default_factory=list)
+    text: str = ""
+    sent: str = ""
+    finish_reason: Optional[str] = None
+
+    def __post_init__(self):
+        self.generator = torch.Generator()
+        self.generator.manual_seed(self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item()))
+
+    def add(self, token: int, tokenizer, eos: set[int]) -> bool:
+        """Take the next token; False when the reply is finished."""
+        if self.cancelled():
+            return self._finish("cancelled")
+        if token in eos:
+            return self._finish("stop")
+        self.ids.append(token)
+        self.text = tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
+        cut = min((i for i in (self.text.find(s) for s in self.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text = self.text[:cut]
+            return self._finish("stop")
+        if len(self.ids) >= self.max_tokens:
+            return self._finish("length")
+        self._send(self._settled())
+        return True
+
+    def _settled(self) -> str:
+        """The part of the text no later token can change."""
+        text = self.text.rstrip("\ufffd")  # a character whose last UTF-8 bytes are still to come
+        held = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        return text[: len(text) - held].rstrip()
+
+    def _send(self, settled: str) -> None:
+        if len(settled) > len(self.sent) and settled.startswith(self.sent):
+            self.on_text(settled[len(self.sent) :])
+            self.sent = settled
+
+    def _finish(self, reason: str) -> bool:
+        self.text = self.text.strip()
+        self.finish_reason = reason
+        self._send(self.text)
+        self.on_done(self)
+        return False
+
+
+def _choose(logits: torch.Tensor, replies: list[Reply]) -> list[int]:
+    """Next token per row: argmax for greedy rows; temperature, top-p and the row's own generator for the others."""
+    tokens = logits.argmax(-1).tolist()
+    for i, reply in enumerate(replies):
+        if reply.temperature <= 0:
+            continue
+        probs = torch.softmax(logits[i] / reply.temperature, dim=-1)
+        if reply.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)
+            outside = sorted_probs.cumsum(0) - sorted_probs >= reply.top_p  # the top token always stays
+            sorted_probs[outside] = 0.0
+            tokens[i] = int(order[torch.multinomial(sorted_probs, 1, generator=reply.generator)])
+        else:
+            tokens[i] = int(torch.multinomial(probs, 1, generator=reply.generator))
+    return tokens
+
+
+class _Rows:
+    """The running batch: its replies, their KV cache, the attention mask over the cache (left padding is 0), each
+    row's next position, and the logits its next tokens come from."""
+
+    def __init__(self, model, replies: list[Reply], pad: int, precision: str):
+        self.model, self.precision, self.replies = model, precision, list(replies)
+        self.device = next(model.parameters()).device
+        width = max(len(r.prompt_ids) for r in replies)
+        ids = torch.full((len(replies), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(replies), width), dtype=torch.long)
+        for row, reply in enumerate(replies):  # left padding: every row's next token goes in the last column
+            ids[row, width - len(reply.prompt_ids) :] = torch.tensor(reply.prompt_ids)
+            mask[row, width - len(reply.prompt_ids) :] = 1
+        self.mask = mask.to(self.device)
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.cache = DynamicCache(config=model.config)
+        last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        self.logits = self._forward(ids.to(self.device), positions, **last)
+        self.position = positions[:, -1:] + 1
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, **extra) -> torch.Tensor:
+        with autocast(self.precision, self.device):
+            out = self.model(
+                input_ids=ids, attention_mask=self.mask, position_ids=positions, past_key_values=self.cache,
+                use_cache=True, **extra,
+            )  # fmt: skip
+        return out.logits[:, -1, :].float()  # fp32, as transformers' generate takes them
+
+    def step(self, tokens: list[int]) -> None:
+        """Feed each row its chosen token: the logits of the token after it."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(tokens), 1))], dim=1)
+        self.logits = self._forward(torch.tensor(tokens, device=self.device).unsqueeze(1), self.position)
+        self.position = self.position + 1
+
+    @property
+    def reshapeable(self) -> bool:
+        """Rows can join and the cache can be trimmed: plain full-attention layers (not sliding-window or recurrent)."""
+        return all(type(layer) is DynamicLayer for layer in self.cache.layers)
+
+    def keep(self, rows: list[int]) -> None:
+        """Only these rows stay; cache columns that are padding in every remaining row go."""
+        index = torch.tensor(rows, device=self.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.position, self.logits = self.mask[index], self.position[index], self.logits[index]
+        self.replies = [self.replies[i] for i in rows]
+        first = int(self.mask.any(0).nonzero()[0]) if self.reshapeable else 0
+        if first > 0:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+
+    def join(self, other: "_Rows") -> None:
+        """Take in rows prefilled on their own: both caches left-padded to one length, then stacked."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+
+        def left_pad(t: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = width - t.shape[dim]
+            if missing == 0:
+                return t
+            shape = list(t.shape)
+            shape[dim] = missing
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([left_pad(mine.keys, -2), left_pad(theirs.keys, -2)])
+            mine.values = torch.cat([left_pad(mine.values, -2), left_pad(theirs.values, -2)])
+        self.mask = torch.cat([left_pad(self.mask, 1), left_pad(other.mask, 1)])
+        self.position = torch.cat([self.position, other.position])
+        self.logits = torch.cat([self.logits, other.logits])
+        self.replies += other.replies
+
+
+@torch.inference_mode()
+def decode(
+    model,
+    tokenizer,
+    replies: list[Reply],
+    precision: str = "fp32",
+    admit: Callable[[int], list[Reply]] = lambda room: [],
+    max_rows: int = 32,
+    on_step: Callable[[int], None] = lambda rows: None,
+) -> None:
+    """Generate every reply to its end (EOS, a stop string, max_tokens, or cancelled), all rows in one batch.
+
+    Continuous batching: between two steps `admit(room)` may hand over new replies (up to `room`); they are
+    prefilled and join the running rows, so a request arriving mid-decode does not wait for the others to finish."""
+    eos = {tokenizer.eos_token_id} - {None}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows: Optional[_Rows] = _Rows(model, replies, pad, precision)
+    while rows is not None:
+        on_step(len(rows.replies))
+        tokens = _choose(rows.logits, rows.replies)
+        going = [i for i, (reply, token) in enumerate(zip(rows.replies, tokens)) if reply.add(token, tokenizer, eos)]
+        if not going:
+            rows = None
+        else:
+            if len(going) < len(rows.replies):  # finished rows leave the batch and the cache
+                rows.keep(going)
+                tokens = [tokens[i] for i in going]
+            rows.step(tokens)
+        if rows is None or rows.reshapeable:
+            new = admit(max_rows - (len(rows.replies) if rows is not None else 0))
+            if new:
+                joining = _Rows(model, new, pad, precision)
+                if rows is None:
+                    rows = joining
+                else:
+                    rows.join(joining)

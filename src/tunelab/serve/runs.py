@@ -1,0 +1,113 @@
+"""The runs one server answers for: each loaded once through the predictor its registry entry names, each of its
+endpoints behind its own Batcher (one worker thread)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tunelab.data.predict_io import prediction_rows
+from tunelab.errors import TunelabError
+from tunelab.registry import TASKS
+from tunelab.runs.rundir import RunDir
+from tunelab.serve.batching import Batcher, Job
+from tunelab.serve.decode import decode
+from tunelab.serve.limits import Limits
+from tunelab.serve.metrics import Metrics
+
+
+def _batcher_of(endpoint: str) -> str:
+    return "generate" if endpoint in ("chat", "generate") else endpoint  # chat and completions decode together
+
+
+class ServedRun:
+    def __init__(self, name: str, path: str | Path, limits: Limits, metrics: Metrics):
+        from tunelab import predictors
+        from tunelab.predictors.embedder import Embedder
+
+        self.name, self.limits, self.metrics = name, limits, metrics
+        self.run = RunDir.open(path)
+        self.task = self.run.info.get("task")
+        family = TASKS.get(self.task)
+        if family is None or not family.endpoints:
+            served = ", ".join(t for t, f in TASKS.items() if f.endpoints)
+            raise TunelabError(
+                f"{self.run.path}: tunelab serve does not serve task '{self.task}' (it serves {served})."
+            )
+        self.endpoints = family.endpoints
+        self.created = (
+            int((self.run / "run.json").stat().st_mtime) if (self.run / "run.json").exists() else int(time.time())
+        )
+        self.predictor = predictors.load(self.run.path) if family.predictor else None
+        self.embedder = None
+        if "embeddings" in self.endpoints:
+            self.embedder = (
+                Embedder(
+                    self.predictor.model, self.predictor.tokenizer, self.predictor.max_length, self.predictor.precision
+                )
+                if self.predictor is not None
+                else Embedder.from_run(self.run.path)  # mlm: no task predictor, only the encoder
+            )
+        self.batchers = {
+            kind: Batcher(
+                f"{name}/{kind}", getattr(self, f"_{kind}"), limits.max_batch_size, limits.max_wait_ms,
+                limits.max_queue, None if kind == "generate" else metrics.batch_size.labels(name, kind).observe,
+            )  # generation observes its batch size at every step instead: rows join and leave as it decodes
+            for kind in dict.fromkeys(_batcher_of(e) for e in self.endpoints)
+        }  # fmt: skip
+        for kind, batcher in self.batchers.items():
+            metrics.queue_depth.labels(name, kind).set_function(batcher.depth)
+
+    def batcher(self, endpoint: str) -> Batcher:
+        return self.batchers[_batcher_of(endpoint)]
+
+    @property
+    def context(self) -> int:
+        """Prompt plus reply tokens the model's positions allow."""
+        return getattr(self.predictor.model.config, "max_position_embeddings", None) or 2048
+
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
+
+    # ---------------------------------------------------------------- work, on each batcher's thread
+
+    def _texts_work(self, jobs: list[Job], answer) -> None:
+        texts = [text for job in jobs for text in job.payload]
+        results = answer(texts)
+        start = 0
+        for job in jobs:
+            job.finish(results[start : start + job.size])
+            start += job.size
+
+    def _classify(self, jobs: list[Job]) -> None:
+        """Exactly `tunelab predict`'s rows (the same predictor on the same texts)."""
+        self._texts_work(
+            jobs, lambda t: prediction_rows(t, self.predictor.predict(t, batch_size=self.limits.max_batch_size))
+        )
+
+    _entities = _classify
+
+    def _embeddings(self, jobs: list[Job]) -> None:
+        self._texts_work(jobs, lambda t: self.embedder.embed(t, batch_size=self.limits.max_batch_size))
+
+    def _generate(self, jobs: list[Job]) -> None:
+        """Each job holds a Reply wired to it (serve/server.py): it streams and finishes as soon as its row is done.
+        Requests arriving while these decode join them between two steps."""
+        batcher, joined = self.batchers["generate"], []
+
+        def admit(room: int) -> list:
+            taken = batcher.take(room)
+            joined.extend(taken)
+            return [job.payload for job in taken]
+
+        try:
+            decode(
+                self.predictor.model, self.predictor.tokenizer, [job.payload for job in jobs], self.predictor.precision,
+                admit=admit, max_rows=self.limits.max_batch_size,
+                on_step=self.metrics.batch_size.labels(self.name, "generate").observe,
+            )  # fmt: skip
+        except Exception as error:  # the batcher answers the first jobs; those that joined later get the error too
+            for job in joined:
+                job.fail(error)
+            raise
