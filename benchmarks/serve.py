@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,9 +137,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def classify_arms(run: Path, requests: int, clients: int, tmp: Path) -> dict:
+def _median_runs(runs: list[dict]) -> dict:
+    """One arm over its repeats: the median of each number, and the repeats themselves."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+    return {**{k: statistics.median(r[k] for r in runs) for k in keys}, "repeats": len(runs), "runs": runs}
+
+
+def classify_arms(run: Path, requests: int, clients: int, tmp: Path, repeats: int) -> dict:
     bodies = [{"model": "clf", "input": TEXTS[i % len(TEXTS)]} for i in range(requests)]
-    results = {}
     (tmp / "baseline_server.py").write_text(BASELINE_SERVER)
     port = free_port()
     baseline = [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp), "baseline_server:app", "--port", str(port),
@@ -147,22 +153,24 @@ def classify_arms(run: Path, requests: int, clients: int, tmp: Path) -> dict:
         "tunelab": lambda: tunelab_server(run, "clf"),
         "pipeline": lambda: Server(baseline, port, env={"BASELINE_MODEL": str(run / "model")}),
     }
-    for arm, start in arms.items():
-        server = start()
-        try:
-            asyncio.run(load(server.url, "/v1/classify", bodies[: min(64, requests)], clients))  # warm-up
-            latencies, answers, wall = asyncio.run(load(server.url, "/v1/classify", bodies, clients))
-        finally:
-            server.stop()
-        results[arm] = {
-            "requests": requests, "clients": clients, "wall_s": wall, "requests_per_s": requests / wall,
-            "p50_ms": 1000 * percentile(latencies, 0.5), "p99_ms": 1000 * percentile(latencies, 0.99),
-            "labels": [a["data"][0]["label"] for a in answers],
-        }  # fmt: skip
-    same = results["tunelab"]["labels"] == results["pipeline"]["labels"]
-    for r in results.values():
-        del r["labels"]
-    return {"arms": results, "same_labels": same}
+    runs: dict[str, list] = {arm: [] for arm in arms}
+    labels = {}
+    for _ in range(repeats):  # arms alternate: a machine that slows down mid-way slows both
+        for arm, start in arms.items():
+            server = start()
+            try:
+                asyncio.run(load(server.url, "/v1/classify", bodies[: min(64, requests)], clients))  # warm-up
+                latencies, answers, wall = asyncio.run(load(server.url, "/v1/classify", bodies, clients))
+            finally:
+                server.stop()
+            labels[arm] = [a["data"][0]["label"] for a in answers]
+            runs[arm].append({"requests": requests, "clients": clients, "wall_s": wall,
+                              "requests_per_s": requests / wall, "p50_ms": 1000 * percentile(latencies, 0.5),
+                              "p99_ms": 1000 * percentile(latencies, 0.99)})  # fmt: skip
+    return {
+        "arms": {arm: _median_runs(r) for arm, r in runs.items()},
+        "same_labels": labels["tunelab"] == labels["pipeline"],
+    }
 
 
 SEQUENTIAL = """
@@ -173,39 +181,41 @@ prompts, max_tokens = json.loads(sys.argv[2]), int(sys.argv[3])
 gen.generate(prompts[0], max_new_tokens=4)  # warm-up
 start = time.perf_counter()
 answers = [gen.generate(p, max_new_tokens=max_tokens)[0] for p in prompts]  # one prompt at a time
-wall = time.perf_counter() - start
-tokens = sum(len(gen.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
-print(json.dumps({"wall_s": wall, "answers": answers, "tokens": tokens}))
+print(json.dumps({"wall_s": time.perf_counter() - start, "answers": answers}))
 """
 
 
-def chat_arms(run: Path, prompts: list[str], clients: int, max_tokens: int) -> dict:
+def chat_arms(run: Path, prompts: list[str], clients: int, max_tokens: int, repeats: int) -> dict:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
     count = lambda texts: sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)  # noqa: E731
     bodies = [{"model": "bot", "messages": [{"role": "user", "content": p}], "max_tokens": max_tokens} for p in prompts]
-    server = tunelab_server(run, "bot")
-    try:
-        asyncio.run(load(server.url, "/v1/chat/completions", bodies[:clients], clients))  # warm-up
-        latencies, answers, wall = asyncio.run(load(server.url, "/v1/chat/completions", bodies, clients))
-    finally:
-        server.stop()
-    served = [a["choices"][0]["message"]["content"] for a in answers]
-    usage = sum(a["usage"]["completion_tokens"] for a in answers)
-    proc = subprocess.run(
-        [sys.executable, "-c", SEQUENTIAL, str(run), json.dumps(prompts), str(max_tokens)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    seq = json.loads(proc.stdout.strip().splitlines()[-1])
-    arms = {
-        "tunelab": {"prompts": len(prompts), "clients": clients, "wall_s": wall, "tokens": count(served),
-                    "completion_tokens": usage, "tokens_per_s": count(served) / wall,
-                    "p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99)},
-        "sequential_generate": {"prompts": len(prompts), "clients": 1, "wall_s": seq["wall_s"],
-                                "tokens": count(seq["answers"]), "tokens_per_s": count(seq["answers"]) / seq["wall_s"]},
-    }  # fmt: skip
-    return {"arms": arms, "same_answers": served == seq["answers"], "max_tokens": max_tokens}
+    runs: dict[str, list] = {"tunelab": [], "sequential_generate": []}
+    answers = {}
+    for _ in range(repeats):  # arms alternate, as in classify
+        server = tunelab_server(run, "bot")
+        try:
+            asyncio.run(load(server.url, "/v1/chat/completions", bodies[:clients], clients))  # warm-up
+            latencies, replies, wall = asyncio.run(load(server.url, "/v1/chat/completions", bodies, clients))
+        finally:
+            server.stop()
+        answers["tunelab"] = [a["choices"][0]["message"]["content"] for a in replies]
+        runs["tunelab"].append({"prompts": len(prompts), "clients": clients, "wall_s": wall,
+                                "tokens": count(answers["tunelab"]), "tokens_per_s": count(answers["tunelab"]) / wall,
+                                "completion_tokens": sum(a["usage"]["completion_tokens"] for a in replies),
+                                "p50_s": percentile(latencies, 0.5), "p99_s": percentile(latencies, 0.99)})  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-c", SEQUENTIAL, str(run), json.dumps(prompts), str(max_tokens)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seq = json.loads(proc.stdout.strip().splitlines()[-1])
+        answers["sequential_generate"] = seq["answers"]
+        runs["sequential_generate"].append({"prompts": len(prompts), "clients": 1, "wall_s": seq["wall_s"],
+                                            "tokens": count(seq["answers"]),
+                                            "tokens_per_s": count(seq["answers"]) / seq["wall_s"]})  # fmt: skip
+    return {"arms": {arm: _median_runs(r) for arm, r in runs.items()}, "max_tokens": max_tokens,
+            "same_answers": answers["tunelab"] == answers["sequential_generate"]}  # fmt: skip
 
 
 def quick_run(task: str, model: str, out: Path, smoke: bool) -> Path:
@@ -239,7 +249,8 @@ def append_results(info: dict) -> None:
         f"\n### serve — {info['date']} — {cpu_line(m)}, torch {m['torch']}, {m['threads']} threads, load avg "
         f"{m['load_avg_at_start']:.1f} at start{' — ' + info['note'] if info['note'] else ''}\n",
         f"`{' '.join(info['argv']) or '(defaults)'}`; versions "
-        f"{', '.join(f'{k} {v}' for k, v in info['versions'].items())}; fp32; server and client on the same cores\n",
+        f"{', '.join(f'{k} {v}' for k, v in info['versions'].items())}; fp32; server and client on the same cores; "
+        f"medians of {c['arms']['tunelab']['repeats']} alternating repeats per arm\n",
         "| workload | arm | clients | requests/s | p50 | p99 | generated tok/s | wall s |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -271,43 +282,48 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--chat-clients", type=int, default=8)
-    parser.add_argument("--chat-prompts", type=int, default=16)
+    parser.add_argument("--chat-prompts", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2, help="Alternating repeats per arm (medians reported).")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument(
+        "--only", choices=["classify", "chat"], help="One workload (for quick checks; no RESULTS.md row)."
+    )
     parser.add_argument("--smoke", action="store_true", help="Tiny numbers; never writes RESULTS.md.")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "serve")
     parser.add_argument("--note", default="")
     args = parser.parse_args()
     if args.smoke:
-        args.requests, args.clients, args.chat_prompts, args.max_tokens = 40, 8, 8, 8
+        args.requests, args.clients, args.chat_prompts, args.max_tokens, args.repeats = 40, 8, 8, 8, 1
 
     info = {"workload": "serve", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "argv": sys.argv[1:], "note": args.note, "machine": machine(), "versions": versions()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clf = args.classify_run or quick_run("classification", args.model_classify, tmp / "clf", args.smoke)
-        bot = args.chat_run or quick_run("sft", args.model_chat, tmp / "bot", args.smoke)
-        prompts = (PROMPTS * 4)[: args.chat_prompts]
-        info["classify"] = classify_arms(clf, args.requests, args.clients, tmp)
-        info["chat"] = chat_arms(bot, prompts, args.chat_clients, args.max_tokens)
-    c, g = info["classify"]["arms"], info["chat"]["arms"]
-    info["ratios"] = {
-        "classify_throughput": c["tunelab"]["requests_per_s"] / c["pipeline"]["requests_per_s"],
-        "classify_p99": c["tunelab"]["p99_ms"] / c["pipeline"]["p99_ms"],
-        "chat_tokens_per_s": g["tunelab"]["tokens_per_s"] / g["sequential_generate"]["tokens_per_s"],
-    }
+        if args.only != "chat":
+            clf = args.classify_run or quick_run("classification", args.model_classify, tmp / "clf", args.smoke)
+            info["classify"] = classify_arms(clf, args.requests, args.clients, tmp, args.repeats)
+        if args.only != "classify":
+            bot = args.chat_run or quick_run("sft", args.model_chat, tmp / "bot", args.smoke)
+            prompts = (PROMPTS * 8)[: args.chat_prompts]
+            info["chat"] = chat_arms(bot, prompts, args.chat_clients, args.max_tokens, args.repeats)
+    ratios = info["ratios"] = {}
+    if "classify" in info:
+        c = info["classify"]["arms"]
+        ratios["classify_throughput"] = c["tunelab"]["requests_per_s"] / c["pipeline"]["requests_per_s"]
+        ratios["classify_p99"] = c["tunelab"]["p99_ms"] / c["pipeline"]["p99_ms"]
+    if "chat" in info:
+        g = info["chat"]["arms"]
+        ratios["chat_tokens_per_s"] = g["tunelab"]["tokens_per_s"] / g["sequential_generate"]["tokens_per_s"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(info, indent=2))
     print(f"CPU: {cpu_line(info['machine'])}")
     for workload in ("classify", "chat"):
-        for arm, r in info[workload]["arms"].items():
+        for arm, r in info.get(workload, {}).get("arms", {}).items():
             print(f"{workload:9s} {arm:20s} " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                         for k, v in r.items()))  # fmt: skip
-    print(
-        f"classify: x{info['ratios']['classify_throughput']:.2f} requests/s, p99 x{info['ratios']['classify_p99']:.2f} "
-        f"(same labels: {info['classify']['same_labels']}); chat: x{info['ratios']['chat_tokens_per_s']:.2f} tokens/s "
-        f"(same answers: {info['chat']['same_answers']})"
-    )
-    if not args.smoke:
+                                                         for k, v in r.items() if k != "runs"))  # fmt: skip
+    print("  ".join(f"{k} x{v:.2f}" for k, v in ratios.items()),
+          {k: info[w][k] for w, k in (("classify", "same_labels"), ("chat", "same_answers")) if w in info})  # fmt: skip
+    if not args.smoke and not args.only:
         append_results(info)
 
 

@@ -225,6 +225,9 @@ def serve(
     """Serve runs over HTTP: OpenAI-compatible chat, completions and embeddings, /v1/classify, /v1/entities."""
     from tunelab import serve as serving
 
+    serving.require_extra()
+    from tunelab.serve.runs import name_runs
+
     named: dict[str, Path] = {}
     for item in name:
         key, sep, value = item.partition("=")
@@ -233,13 +236,7 @@ def serve(
         if key in named:
             raise TunelabError(f"--name {key} is given twice: each name serves one run.")
         named[key] = Path(value)
-    for path in runs or []:
-        key = path.resolve().name
-        if key in named:
-            raise TunelabError(
-                f"Two runs are named '{key}' ({named[key]} and {path}): name one with --name OTHER={path}."
-            )
-        named[key] = path
+    named = name_runs(runs or [], named)
     if not named:
         raise TunelabError("Give the runs to serve: tunelab serve runs/RUN [runs/OTHER ...].")
     limits = serving.Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)

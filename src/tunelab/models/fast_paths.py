@@ -2,6 +2,7 @@
 
     cheaper dropout masks   models/dropout.py      each nn.Dropout (LoRA too), attention dropout; train.fast_cpu_dropout
     first-token last layer  models/first_token.py  sequence classifiers whose head reads only the first token
+    skinny matmuls          models/skinny.py       decoding a few rows at a time (tunelab serve's batched replies)
 
 Each is a forward, not weights, and each records itself in run.json's `preprocessing`.
 """

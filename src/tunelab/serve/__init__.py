@@ -24,9 +24,11 @@ from tunelab.serve.limits import Limits
 __all__ = ["app", "run", "Limits"]
 
 
-def _require_extra():
+def require_extra() -> None:
+    """A clear error, not an ImportError, where the [serve] extra is not installed."""
     try:
         import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         raise TunelabError("tunelab serve needs its extra: pip install 'tunelab[serve]' (make installs it).") from None
@@ -34,7 +36,7 @@ def _require_extra():
 
 def app(runs, api_key: Optional[str] = None, limits=None):
     """The ASGI app serving `runs`: a list of run directories (named by their folder) or {name: directory}."""
-    _require_extra()
+    require_extra()
     from tunelab.serve.server import app as make_app
 
     return make_app(runs, api_key=api_key, limits=limits or Limits())

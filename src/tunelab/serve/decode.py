@@ -24,7 +24,7 @@ from transformers.cache_utils import DynamicLayer
 from tunelab.training.precision import autocast
 
 
-@dataclass
+@dataclass(eq=False)
 class Reply:
     """One row: its prompt and parameters in; its text, token count and finish reason out.
 
@@ -104,25 +104,71 @@ def _choose(logits: torch.Tensor, replies: list[Reply]) -> list[int]:
     return tokens
 
 
+@dataclass
+class Prefix:
+    """Tokens most prompts of a run start with (a chat run: the template's head, its system prompt and the opening of
+    the user turn) and their KV cache, computed once: rows that start with them prefill only what follows (prefix
+    caching; SmolLM2's template head is 25 of a short question's 37 tokens)."""
+
+    ids: list[int]
+    keys: list[torch.Tensor]  # per layer, (1, kv heads, len(ids), head dim)
+    values: list[torch.Tensor]
+
+    @classmethod
+    @torch.inference_mode()
+    def compute(cls, model, ids: list[int], precision: str = "fp32") -> Optional["Prefix"]:
+        device = next(model.parameters()).device
+        cache = DynamicCache(config=model.config)
+        if len(ids) < 2:
+            return None
+        with autocast(precision, device):
+            model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True)
+        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            return None  # sliding-window or recurrent layers: no simple prefix to reuse
+        return cls(list(ids), [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers])
+
+    def starts(self, prompt_ids: list[int]) -> bool:
+        return len(prompt_ids) > len(self.ids) and prompt_ids[: len(self.ids)] == self.ids
+
+
 class _Rows:
     """The running batch: its replies, their KV cache, the attention mask over the cache (left padding is 0), each
     row's next position, and the logits its next tokens come from."""
 
-    def __init__(self, model, replies: list[Reply], pad: int, precision: str):
+    def __init__(self, model, replies: list[Reply], pad: int, precision: str, prefix: Optional[Prefix] = None):
+        """Prefill: the prompts left-padded, every row's next token in the last column. With a prefix, the cache
+        starts as its KV for every row, and only the rest of each prompt is fed: [prefix | padding | rest]."""
         self.model, self.precision, self.replies = model, precision, list(replies)
         self.device = next(model.parameters()).device
-        width = max(len(r.prompt_ids) for r in replies)
-        ids = torch.full((len(replies), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(replies), width), dtype=torch.long)
-        for row, reply in enumerate(replies):  # left padding: every row's next token goes in the last column
-            ids[row, width - len(reply.prompt_ids) :] = torch.tensor(reply.prompt_ids)
-            mask[row, width - len(reply.prompt_ids) :] = 1
-        self.mask = mask.to(self.device)
-        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
         self.cache = DynamicCache(config=model.config)
+        head = len(prefix.ids) if prefix is not None else 0
+        rests = [r.prompt_ids[head:] for r in replies]
+        width = max(len(rest) for rest in rests)
+        ids = torch.full((len(replies), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(replies), head + width), dtype=torch.long)
+        mask[:, :head] = 1
+        for row, rest in enumerate(rests):
+            ids[row, width - len(rest) :] = torch.tensor(rest)
+            mask[row, head + width - len(rest) :] = 1
+        self.mask = mask.to(self.device)
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, head:]
+        if prefix is not None:
+            for layer, (keys, values) in enumerate(zip(prefix.keys, prefix.values)):
+                self.cache.update(keys.expand(len(replies), -1, -1, -1), values.expand(len(replies), -1, -1, -1), layer)
         last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
         self.logits = self._forward(ids.to(self.device), positions, **last)
         self.position = positions[:, -1:] + 1
+
+    @classmethod
+    def prefill(cls, model, replies: list[Reply], pad: int, precision: str, prefix: Optional[Prefix]) -> "_Rows":
+        """The rows that start with the prefix prefilled from it, the others from scratch, joined into one batch."""
+        cached = [r for r in replies if prefix is not None and prefix.starts(r.prompt_ids)]
+        fresh = [r for r in replies if not (prefix is not None and prefix.starts(r.prompt_ids))]
+        parts = [cls(model, cached, pad, precision, prefix)] if cached else []
+        parts += [cls(model, fresh, pad, precision)] if fresh else []
+        for part in parts[1:]:
+            parts[0].join(part)
+        return parts[0]
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, **extra) -> torch.Tensor:
         with autocast(self.precision, self.device):
@@ -185,14 +231,21 @@ def decode(
     admit: Callable[[int], list[Reply]] = lambda room: [],
     max_rows: int = 32,
     on_step: Callable[[int], None] = lambda rows: None,
+    prefix: Optional[Prefix] = None,
+    waiting: Callable[[], int] = lambda: 0,
+    join_after: int = 4,
 ) -> None:
     """Generate every reply to its end (EOS, a stop string, max_tokens, or cancelled), all rows in one batch.
 
     Continuous batching: between two steps `admit(room)` may hand over new replies (up to `room`); they are
-    prefilled and join the running rows, so a request arriving mid-decode does not wait for the others to finish."""
+    prefilled and join the running rows, so a request arriving mid-decode does not wait for the others to finish.
+    On a CPU every forward pass streams all the weights once, so a prefill of one prompt costs about a decoding step
+    of the whole batch: waiting requests join in groups, when they are as many as the running rows or have waited
+    `join_after` steps (`waiting()` says how many there are)."""
     eos = {tokenizer.eos_token_id} - {None}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rows: Optional[_Rows] = _Rows(model, replies, pad, precision)
+    rows: Optional[_Rows] = _Rows.prefill(model, replies, pad, precision, prefix)
+    deferred = 0  # steps the waiting requests have been kept waiting
     while rows is not None:
         on_step(len(rows.replies))
         tokens = _choose(rows.logits, rows.replies)
@@ -204,10 +257,14 @@ def decode(
                 rows.keep(going)
                 tokens = [tokens[i] for i in going]
             rows.step(tokens)
-        if rows is None or rows.reshapeable:
-            new = admit(max_rows - (len(rows.replies) if rows is not None else 0))
+        running = len(rows.replies) if rows is not None else 0
+        queued = waiting()
+        deferred = deferred + 1 if queued else 0
+        if (rows is None or rows.reshapeable) and (running == 0 or queued >= running or deferred > join_after):
+            new = admit(max_rows - running)
+            deferred = 0
             if new:
-                joining = _Rows(model, new, pad, precision)
+                joining = _Rows.prefill(model, new, pad, precision, prefix)
                 if rows is None:
                     rows = joining
                 else:

@@ -5,15 +5,30 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Iterable, Optional, Union
 
 from tunelab.data.predict_io import prediction_rows
 from tunelab.errors import TunelabError
+from tunelab.models.skinny import use_skinny_matmuls
 from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.serve.batching import Batcher, Job
-from tunelab.serve.decode import decode
+from tunelab.serve.decode import Prefix, decode
 from tunelab.serve.limits import Limits
 from tunelab.serve.metrics import Metrics
+
+
+def name_runs(paths: Iterable[Union[str, Path]] = (), named: Optional[dict[str, Path]] = None) -> dict[str, Path]:
+    """{name: run directory}: the `named` ones as given (--name NAME=RUN), the others by their folder's name."""
+    out = dict(named or {})
+    for path in paths:
+        name = Path(path).resolve().name
+        if name in out:
+            raise TunelabError(
+                f"Two runs are named '{name}' ({out[name]} and {path}): name one with --name OTHER={path}."
+            )
+        out[name] = Path(path)
+    return out
 
 
 def _batcher_of(endpoint: str) -> str:
@@ -39,15 +54,11 @@ class ServedRun:
             int((self.run / "run.json").stat().st_mtime) if (self.run / "run.json").exists() else int(time.time())
         )
         self.predictor = predictors.load(self.run.path) if family.predictor else None
-        self.embedder = None
-        if "embeddings" in self.endpoints:
-            self.embedder = (
-                Embedder(
-                    self.predictor.model, self.predictor.tokenizer, self.predictor.max_length, self.predictor.precision
-                )
-                if self.predictor is not None
-                else Embedder.from_run(self.run.path)  # mlm: no task predictor, only the encoder
-            )
+        # its own copy of the encoder: the classifier's last layer may compute the first token only
+        self.embedder = Embedder.from_run(self.run.path) if "embeddings" in self.endpoints else None
+        if "generate" in self.endpoints:
+            use_skinny_matmuls(self.predictor.model)  # batched decoding feeds a few rows at a time
+        self.prefix = self._template_head() if "chat" in self.endpoints else None
         self.batchers = {
             kind: Batcher(
                 f"{name}/{kind}", getattr(self, f"_{kind}"), limits.max_batch_size, limits.max_wait_ms,
@@ -57,6 +68,15 @@ class ServedRun:
         }  # fmt: skip
         for kind, batcher in self.batchers.items():
             metrics.queue_depth.labels(name, kind).set_function(batcher.depth)
+
+    def _template_head(self) -> Optional[Prefix]:
+        """The tokens every single-question chat starts with: where two rendered conversations stop agreeing."""
+        tokenizer, render = self.predictor.tokenizer, self.predictor.render
+        a, b = (
+            tokenizer(render([{"role": "user", "content": q}]), add_special_tokens=False)["input_ids"] for q in "ab"
+        )
+        head = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return Prefix.compute(self.predictor.model, a[:head], self.predictor.precision)
 
     def batcher(self, endpoint: str) -> Batcher:
         return self.batchers[_batcher_of(endpoint)]
@@ -104,7 +124,7 @@ class ServedRun:
         try:
             decode(
                 self.predictor.model, self.predictor.tokenizer, [job.payload for job in jobs], self.predictor.precision,
-                admit=admit, max_rows=self.limits.max_batch_size,
+                admit=admit, waiting=batcher.depth, max_rows=self.limits.max_batch_size, prefix=self.prefix,
                 on_step=self.metrics.batch_size.labels(self.name, "generate").observe,
             )  # fmt: skip
         except Exception as error:  # the batcher answers the first jobs; those that joined later get the error too

@@ -18,12 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from tunelab.errors import TunelabError
 from tunelab.serve.batching import Busy, End, Job
 from tunelab.serve.decode import Reply
 from tunelab.serve.limits import Limits
 from tunelab.serve.metrics import Metrics
-from tunelab.serve.runs import ServedRun
+from tunelab.serve.runs import ServedRun, name_runs
 from tunelab.serve.schemas import ChatRequest, CompletionRequest, EmbeddingsRequest, Sampling, TextsRequest
 
 DEFAULT_MAX_TOKENS = 128  # as `tunelab generate`
@@ -131,7 +130,7 @@ def app(
 ) -> FastAPI:
     """The ASGI app serving `runs` (paths, named by their folder's name, or {name: path}), for `tunelab serve`, or
     to mount in your own app or test with httpx."""
-    named = runs if isinstance(runs, dict) else _names(runs)
+    named = runs if isinstance(runs, dict) else name_runs(runs)
     metrics = Metrics()
     served: dict[str, ServedRun] = {}
     try:
@@ -160,18 +159,6 @@ def app(
     paths = {route.path for route in api.routes}
     api.add_middleware(Gate, metrics=metrics, paths=paths, api_key=api_key, max_body=int(limits.max_body_mb * 2**20))
     return api
-
-
-def _names(paths: list[Union[str, Path]]) -> dict[str, Path]:
-    named: dict[str, Path] = {}
-    for path in paths:
-        name = Path(path).resolve().name
-        if name in named:
-            raise TunelabError(
-                f"Two runs are named '{name}' ({named[name]} and {path}): name one with --name OTHER={path}."
-            )
-        named[name] = Path(path)
-    return named
 
 
 def _errors(api: FastAPI) -> None:
@@ -266,12 +253,12 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
     @api.post("/v1/classify", summary="Classification, multilabel and regression runs: what `tunelab predict` returns")
     async def classify(body: TextsRequest):
         _, rows = await texts_endpoint(body, "classify")
-        return {"object": "list", "model": body.model, "data": rows}
+        return JSONResponse({"object": "list", "model": body.model, "data": rows})
 
     @api.post("/v1/entities", summary="ner runs: entity spans with character offsets, as `tunelab predict`")
     async def entities(body: TextsRequest):
         _, rows = await texts_endpoint(body, "entities")
-        return {"object": "list", "model": body.model, "data": rows}
+        return JSONResponse({"object": "list", "model": body.model, "data": rows})
 
     @api.post("/v1/embeddings", summary="Encoder runs: mean-pooled, L2-normalised vectors (OpenAI shape)")
     async def embeddings(body: EmbeddingsRequest):
@@ -281,8 +268,8 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
         encode = (lambda v: base64.b64encode(v.astype("<f4").tobytes()).decode()) if body.encoding_format == "base64" \
             else (lambda v: v.tolist())  # fmt: skip
         data = [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)]
-        return {"object": "list", "model": body.model, "data": data,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+        return JSONResponse({"object": "list", "model": body.model, "data": data,
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
 
     def reply_job(run: ServedRun, body: Sampling, prompt_ids: list[int]) -> Job:
         if len(prompt_ids) >= run.context:

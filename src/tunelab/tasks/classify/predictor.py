@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from tunelab.config import load_run_config
+from tunelab.models.first_token import first_token_only
 from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.classify.data import LabelSpace, check_known, read_labelled_file, tokenize
@@ -31,6 +32,7 @@ class TextClassifier:
         self.max_length, self.threshold, self.precision = pre["max_length"], pre["threshold"], pre["precision"]
         self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForSequenceClassification", device)
         self.precision = serving_precision(self.precision, self.device)
+        self.first_token_only = first_token_only(self.model)  # the head reads one token: the last layer computes one
         self.spec = SequenceClassification(
             self.task, self.labels.names, self.tokenizer.pad_token_id or 0, None, self.threshold
         )
