@@ -140,7 +140,9 @@ def percentile(values: list[float], q: float) -> float:
 def _median_runs(runs: list[dict]) -> dict:
     """One arm over its repeats: the median of each number, and the repeats themselves."""
     keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
-    return {**{k: statistics.median(r[k] for r in runs) for k in keys}, "repeats": len(runs), "runs": runs}
+    median = {k: statistics.median(r[k] for r in runs) for k in keys}
+    counts = {k: runs[0][k] for k in keys if isinstance(runs[0][k], int)}  # requests, clients, prompts: the same
+    return {**median, **counts, "repeats": len(runs), "runs": runs}
 
 
 def classify_arms(run: Path, requests: int, clients: int, tmp: Path, repeats: int) -> dict:

@@ -94,9 +94,9 @@ def test_rows_prefilled_from_the_cached_template_head_get_their_tokens_alone(lm)
     prefix = Prefix.compute(model, a[:head])
     assert prefix is not None and all(prefix.starts(ids(tokenizer, p)) for p in PROMPTS)
     expected = [alone(lm, p, max_tokens=20).ids for p in PROMPTS]
-    replies = [Reply(ids(tokenizer, p), max_tokens=20) for p in PROMPTS]
-    other = Reply(tokenizer("plain text, no template")["input_ids"], max_tokens=20)  # prefilled from scratch
-    decode(model, tokenizer, [*replies, other], prefix=prefix)
+    replies = [Reply(ids(tokenizer, p), max_tokens=20, prefix=prefix) for p in PROMPTS]
+    other = Reply(tokenizer("plain text, no template")["input_ids"], max_tokens=20, prefix=prefix)  # not its head
+    decode(model, tokenizer, [*replies, other])
     assert [r.ids for r in replies] == expected
     plain = Reply(tokenizer("plain text, no template")["input_ids"], max_tokens=20)
     decode(model, tokenizer, [plain])

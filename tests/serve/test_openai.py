@@ -160,3 +160,15 @@ def test_an_mlm_run_serves_embeddings_only(client, served_runs):
     answer = httpx2.post(f"{client.base_url}classify", json={"model": "adapted", "input": "x"},
                          headers={"Authorization": f"Bearer {KEY}"})  # fmt: skip
     assert answer.status_code == 400 and "/v1/embeddings" in answer.json()["error"]["message"]
+
+
+def test_a_system_prompt_is_cached_once_and_answers_stay_those_of_generate(client, generator, server):
+    system = {"role": "system", "content": "You answer like a pirate and keep it short. " * 6}
+    runs = server.app.state.runs["chatbot"]
+    for question in ("hi", "What is the capital of France?"):
+        conversation = [system, {"role": "user", "content": question}]
+        expected = generator.generate([conversation], max_new_tokens=16)[0]
+        reply = client.chat.completions.create(model="chatbot", messages=conversation, max_tokens=16)
+        assert reply.choices[0].message.content == expected
+    heads = [h for h in runs.prefixes if "pirate" in generator.tokenizer.decode(list(h))]
+    assert len(heads) == 1  # both questions reused one cached head

@@ -40,6 +40,7 @@ class Job:
         self.future: asyncio.Future = self.loop.create_future()
         self.pieces: asyncio.Queue = asyncio.Queue()
         self.cancelled = False  # set by the server when the client is gone or the request timed out
+        self.head: tuple[int, ...] = ()  # generation: the prompt's first tokens, whose KV cache may be reused
 
     def send(self, piece: Any) -> None:
         self.loop.call_soon_threadsafe(self.pieces.put_nowait, piece)

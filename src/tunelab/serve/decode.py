@@ -42,6 +42,7 @@ class Reply:
     on_text: Callable[[str], None] = lambda piece: None
     on_done: Callable[["Reply"], None] = lambda reply: None
     cancelled: Callable[[], bool] = lambda: False
+    prefix: Optional["Prefix"] = None  # cached KV of the prompt's first tokens: only the rest is prefilled
     ids: list[int] = field(default_factory=list)
     text: str = ""
     sent: str = ""
@@ -106,9 +107,9 @@ def _choose(logits: torch.Tensor, replies: list[Reply]) -> list[int]:
 
 @dataclass
 class Prefix:
-    """Tokens most prompts of a run start with (a chat run: the template's head, its system prompt and the opening of
-    the user turn) and their KV cache, computed once: rows that start with them prefill only what follows (prefix
-    caching; SmolLM2's template head is 25 of a short question's 37 tokens)."""
+    """Tokens many prompts start with (in chat: the template's head, system prompt included, up to the last user
+    message) and their KV cache, computed once: rows that start with them prefill only what follows (prefix
+    caching; with a 200-token system prompt, one-at-a-time replies of SmolLM2 took 5.9 s -> 3.6 s here)."""
 
     ids: list[int]
     keys: list[torch.Tensor]  # per layer, (1, kv heads, len(ids), head dim)
@@ -160,12 +161,14 @@ class _Rows:
         self.position = positions[:, -1:] + 1
 
     @classmethod
-    def prefill(cls, model, replies: list[Reply], pad: int, precision: str, prefix: Optional[Prefix]) -> "_Rows":
-        """The rows that start with the prefix prefilled from it, the others from scratch, joined into one batch."""
-        cached = [r for r in replies if prefix is not None and prefix.starts(r.prompt_ids)]
-        fresh = [r for r in replies if not (prefix is not None and prefix.starts(r.prompt_ids))]
-        parts = [cls(model, cached, pad, precision, prefix)] if cached else []
-        parts += [cls(model, fresh, pad, precision)] if fresh else []
+    def prefill(cls, model, replies: list[Reply], pad: int, precision: str) -> "_Rows":
+        """Rows grouped by the prefix they start with (each group prefilled from its cache, the rest from scratch),
+        joined into one batch."""
+        groups: dict[int, tuple[Optional[Prefix], list[Reply]]] = {}
+        for reply in replies:
+            prefix = reply.prefix if reply.prefix is not None and reply.prefix.starts(reply.prompt_ids) else None
+            groups.setdefault(id(prefix), (prefix, []))[1].append(reply)
+        parts = [cls(model, group, pad, precision, prefix) for prefix, group in groups.values()]
         for part in parts[1:]:
             parts[0].join(part)
         return parts[0]
@@ -231,7 +234,6 @@ def decode(
     admit: Callable[[int], list[Reply]] = lambda room: [],
     max_rows: int = 32,
     on_step: Callable[[int], None] = lambda rows: None,
-    prefix: Optional[Prefix] = None,
     waiting: Callable[[], int] = lambda: 0,
     join_after: int = 4,
 ) -> None:
@@ -244,7 +246,7 @@ def decode(
     `join_after` steps (`waiting()` says how many there are)."""
     eos = {tokenizer.eos_token_id} - {None}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rows: Optional[_Rows] = _Rows.prefill(model, replies, pad, precision, prefix)
+    rows: Optional[_Rows] = _Rows.prefill(model, replies, pad, precision)
     deferred = 0  # steps the waiting requests have been kept waiting
     while rows is not None:
         on_step(len(rows.replies))
@@ -264,7 +266,7 @@ def decode(
             new = admit(max_rows - running)
             deferred = 0
             if new:
-                joining = _Rows.prefill(model, new, pad, precision, prefix)
+                joining = _Rows.prefill(model, new, pad, precision)
                 if rows is None:
                     rows = joining
                 else:

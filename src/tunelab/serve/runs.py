@@ -4,6 +4,7 @@ endpoints behind its own Batcher (one worker thread)."""
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
@@ -58,7 +59,7 @@ class ServedRun:
         self.embedder = Embedder.from_run(self.run.path) if "embeddings" in self.endpoints else None
         if "generate" in self.endpoints:
             use_skinny_matmuls(self.predictor.model)  # batched decoding feeds a few rows at a time
-        self.prefix = self._template_head() if "chat" in self.endpoints else None
+        self.prefixes: OrderedDict[tuple[int, ...], Optional[Prefix]] = OrderedDict()  # LRU, on the decoding thread
         self.batchers = {
             kind: Batcher(
                 f"{name}/{kind}", getattr(self, f"_{kind}"), limits.max_batch_size, limits.max_wait_ms,
@@ -69,14 +70,25 @@ class ServedRun:
         for kind, batcher in self.batchers.items():
             metrics.queue_depth.labels(name, kind).set_function(batcher.depth)
 
-    def _template_head(self) -> Optional[Prefix]:
-        """The tokens every single-question chat starts with: where two rendered conversations stop agreeing."""
+    def chat_prompt(self, messages: list[dict]) -> tuple[list[int], tuple[int, ...]]:
+        """The prompt's tokens (the run's chat template) and its head: the tokens before the last message's content,
+        where two conversations differing only there stop agreeing (system prompt and template markup)."""
         tokenizer, render = self.predictor.tokenizer, self.predictor.render
-        a, b = (
-            tokenizer(render([{"role": "user", "content": q}]), add_special_tokens=False)["input_ids"] for q in "ab"
-        )
+        ids = lambda m: tokenizer(render(m), add_special_tokens=False)["input_ids"]  # noqa: E731
+        a, b = (ids([*messages[:-1], {**messages[-1], "content": x}]) for x in "ab")
         head = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        return Prefix.compute(self.predictor.model, a[:head], self.predictor.precision)
+        return ids(messages), tuple(a[:head])
+
+    def _prefix(self, head: tuple[int, ...]) -> Optional[Prefix]:
+        """The cached KV of a prompt head (computed the first time it is asked for; 16 kept, least recent out)."""
+        if len(head) < 8:
+            return None
+        if head not in self.prefixes:
+            self.prefixes[head] = Prefix.compute(self.predictor.model, list(head), self.predictor.precision)
+            while len(self.prefixes) > 16:
+                self.prefixes.popitem(last=False)
+        self.prefixes.move_to_end(head)
+        return self.prefixes[head]
 
     def batcher(self, endpoint: str) -> Batcher:
         return self.batchers[_batcher_of(endpoint)]
@@ -116,15 +128,20 @@ class ServedRun:
         Requests arriving while these decode join them between two steps."""
         batcher, joined = self.batchers["generate"], []
 
+        def replies(taken: list[Job]) -> list:
+            for job in taken:  # the prompt head's cache is looked up (or computed) here, off the event loop
+                job.payload.prefix = self._prefix(job.head) if job.head else None
+            return [job.payload for job in taken]
+
         def admit(room: int) -> list:
             taken = batcher.take(room)
             joined.extend(taken)
-            return [job.payload for job in taken]
+            return replies(taken)
 
         try:
             decode(
-                self.predictor.model, self.predictor.tokenizer, [job.payload for job in jobs], self.predictor.precision,
-                admit=admit, waiting=batcher.depth, max_rows=self.limits.max_batch_size, prefix=self.prefix,
+                self.predictor.model, self.predictor.tokenizer, replies(jobs), self.predictor.precision,
+                admit=admit, waiting=batcher.depth, max_rows=self.limits.max_batch_size,
                 on_step=self.metrics.batch_size.labels(self.name, "generate").observe,
             )  # fmt: skip
         except Exception as error:  # the batcher answers the first jobs; those that joined later get the error too

@@ -299,10 +299,10 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
     async def chat(body: ChatRequest):
         check_fields(body)
         run = run_for(body.model, "chat")
-        generator = run.predictor
-        text = generator.render([m.as_template_message() for m in body.messages])
-        prompt_ids = generator.tokenizer(text, add_special_tokens=False)["input_ids"]  # the template has its specials
-        job = await submit(run, "chat", reply_job(run, body, prompt_ids))
+        prompt_ids, head = run.chat_prompt([m.as_template_message() for m in body.messages])
+        job = reply_job(run, body, prompt_ids)
+        job.head = head
+        job = await submit(run, "chat", job)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if body.stream:
             return _stream(job, head, limits, body.stream_options, chat=True)
