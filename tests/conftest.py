@@ -117,14 +117,12 @@ def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
+def save_tiny_llama(out: Path, tokenizer_dir: Path, initializer_range: float = 0.02) -> Path:
     """A random 2-layer llama (width 32, tied head like SmolLM2) with SmolLM2's tokenizer and chat template."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    out = tmp_path_factory.mktemp("tiny-llama")
-    for f in smollm2_tokenizer_dir.iterdir():
+    for f in tokenizer_dir.iterdir():
         shutil.copy(f, out / f.name)
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -139,9 +137,15 @@ def tiny_llama(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=2,
+        initializer_range=initializer_range,
     )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), smollm2_tokenizer_dir)
 
 
 QUESTIONS = [

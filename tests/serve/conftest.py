@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ from tests.conftest import (
     make_chats,
     make_sentences,
     make_sentiment,
+    save_tiny_llama,
     tiny_lm_recipe,
     tiny_recipe,
     write_csv,
@@ -28,20 +28,7 @@ KEY = "sk-test-key"
 def talkative_llama(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
     """A random 2-layer llama whose large initial weights make it say varied tokens (the default initialisation
     says the same token forever, which cannot tell a wrong stream or batch from a right one)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    out = tmp_path_factory.mktemp("talkative-llama")
-    for f in smollm2_tokenizer_dir.iterdir():
-        shutil.copy(f, out / f.name)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
-        pad_token_id=2, initializer_range=0.3,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+    return save_tiny_llama(tmp_path_factory.mktemp("talkative-llama"), smollm2_tokenizer_dir, initializer_range=0.3)
 
 
 @pytest.fixture(scope="session")
