@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tunelab.errors import TunelabError
+from tunelab.serve.limits import Limits
 
 app = typer.Typer(
     add_completion=False,
@@ -214,13 +215,19 @@ def serve(
     api_key: Optional[str] = typer.Option(
         None, envvar="TUNELAB_API_KEY", help="Required as 'Authorization: Bearer KEY' (also from TUNELAB_API_KEY)."
     ),
-    max_batch_size: int = typer.Option(32, help="Texts (or replies decoded together) per forward pass."),
-    max_wait_ms: float = typer.Option(10.0, help="How long a request waits for others to share its batch."),
-    max_body_mb: float = typer.Option(4.0, help="Largest request body."),
-    max_texts: int = typer.Option(256, help="Texts (or prompts) per request."),
-    max_tokens: int = typer.Option(1024, help="Cap on a request's max_tokens."),
-    timeout_s: float = typer.Option(120.0, help="Longest a request may take."),
-    max_queue: int = typer.Option(256, help="Requests waiting per endpoint; beyond it: 503 with Retry-After."),
+    max_batch_size: int = typer.Option(
+        Limits.max_batch_size, help="Texts (or replies decoded together) per forward pass."
+    ),
+    max_wait_ms: float = typer.Option(
+        Limits.max_wait_ms, help="How long a request waits for others to share its batch."
+    ),
+    max_body_mb: float = typer.Option(Limits.max_body_mb, help="Largest request body."),
+    max_texts: int = typer.Option(Limits.max_texts, help="Texts (or prompts) per request."),
+    max_tokens: int = typer.Option(Limits.max_tokens, help="Cap on a request's max_tokens."),
+    timeout_s: float = typer.Option(Limits.timeout_s, help="Longest a request may take."),
+    max_queue: int = typer.Option(
+        Limits.max_queue, help="Requests waiting per endpoint; beyond it: 503 with Retry-After."
+    ),
 ):
     """Serve runs over HTTP: OpenAI-compatible chat, completions and embeddings, /v1/classify, /v1/entities."""
     from tunelab import serve as serving
@@ -239,7 +246,7 @@ def serve(
     named = name_runs(runs or [], named)
     if not named:
         raise TunelabError("Give the runs to serve: tunelab serve runs/RUN [runs/OTHER ...].")
-    limits = serving.Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)
+    limits = Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)
     serving.run(named, host=host, port=port, api_key=api_key, limits=limits)
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from tunelab.data.padding import attention_mask, pad
 from tunelab.errors import TunelabError
 from tunelab.predictors.common import load_run_model
 from tunelab.registry import TASKS
@@ -43,31 +44,24 @@ class Embedder:
     def dimensions(self) -> int:
         return self.encoder.config.hidden_size
 
-    def count_tokens(self, texts: list[str]) -> int:
-        return sum(
-            len(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        )
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+
+    def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
+        return self.embed_ids(self.tokenize([texts] if isinstance(texts, str) else texts), batch_size)
 
     @torch.inference_mode()
-    def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
-        if isinstance(texts, str):
-            texts = [texts]
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+    def embed_ids(self, ids: list[list[int]], batch_size: int = 64) -> np.ndarray:
+        """Vectors for tokenised texts (what `tokenize` returns)."""
         order = np.argsort([-len(x) for x in ids], kind="stable")  # similar lengths together: less padding
         out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id or 0
         for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in idx)
-            batch = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                batch[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
-            batch, mask = batch.to(self.device), mask.to(self.device)
+            rows = [ids[i] for i in order[start : start + batch_size]]
+            batch = pad(rows, self.tokenizer.pad_token_id or 0).to(self.device)
+            mask = attention_mask(rows).to(self.device)
             with autocast(self.precision, self.device):
                 hidden = self.encoder(input_ids=batch, attention_mask=mask).last_hidden_state.float()
             weights = mask.unsqueeze(-1).float()
             mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-            out[idx] = torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
+            out[order[start : start + batch_size]] = torch.nn.functional.normalize(mean, dim=-1).cpu().numpy()
         return out

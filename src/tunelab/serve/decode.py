@@ -105,6 +105,11 @@ def _choose(logits: torch.Tensor, replies: list[Reply]) -> list[int]:
     return tokens
 
 
+def _reshapeable(cache: DynamicCache) -> bool:
+    """Rows can join, be trimmed or share a prefix: plain full-attention layers (not sliding-window or recurrent)."""
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
 @dataclass
 class Prefix:
     """Tokens many prompts start with (in chat: the template's head, system prompt included, up to the last user
@@ -120,11 +125,9 @@ class Prefix:
     def compute(cls, model, ids: list[int], precision: str = "fp32") -> Optional["Prefix"]:
         device = next(model.parameters()).device
         cache = DynamicCache(config=model.config)
-        if len(ids) < 2:
-            return None
         with autocast(precision, device):
             model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True)
-        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+        if not _reshapeable(cache):
             return None  # sliding-window or recurrent layers: no simple prefix to reuse
         return cls(list(ids), [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers])
 
@@ -189,8 +192,7 @@ class _Rows:
 
     @property
     def reshapeable(self) -> bool:
-        """Rows can join and the cache can be trimmed: plain full-attention layers (not sliding-window or recurrent)."""
-        return all(type(layer) is DynamicLayer for layer in self.cache.layers)
+        return _reshapeable(self.cache)
 
     def keep(self, rows: list[int]) -> None:
         """Only these rows stay; cache columns that are padding in every remaining row go."""

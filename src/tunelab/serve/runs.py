@@ -121,7 +121,13 @@ class ServedRun:
     _entities = _classify
 
     def _embeddings(self, jobs: list[Job]) -> None:
-        self._texts_work(jobs, lambda t: self.embedder.embed(t, batch_size=self.limits.max_batch_size))
+        """Per text: its vector and its token count (the usage), from one tokenisation."""
+
+        def answer(texts: list[str]) -> list:
+            ids = self.embedder.tokenize(texts)
+            return list(zip(self.embedder.embed_ids(ids, batch_size=self.limits.max_batch_size), map(len, ids)))
+
+        self._texts_work(jobs, answer)
 
     def _generate(self, jobs: list[Job]) -> None:
         """Each job holds a Reply wired to it (serve/server.py): it streams and finishes as soon as its row is done.

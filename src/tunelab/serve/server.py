@@ -68,9 +68,7 @@ class Gate:
             if refusal is None:
                 body = await self._read_body(receive)
                 if body is None:
-                    refusal = error_response(
-                        413, f"The body is over the limit of {self.max_body:,} bytes.", "body_too_large"
-                    )
+                    refusal = self._too_large()
             if refusal is not None:
                 return await refusal(scope, receive, send_counted)
             return await self.app(scope, _replay(body, receive), send_counted)
@@ -90,8 +88,11 @@ class Gate:
                 return error_response(401, "Invalid API key.", "invalid_api_key", "authentication_error")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            return error_response(413, f"The body is over the limit of {self.max_body:,} bytes.", "body_too_large")
+            return self._too_large()
         return None
+
+    def _too_large(self) -> JSONResponse:
+        return error_response(413, f"The body is over the limit of {self.max_body:,} bytes.", "body_too_large")
 
     async def _read_body(self, receive) -> Optional[bytes]:
         """The whole body, or None past the limit (a client may send no or a false Content-Length)."""
@@ -189,10 +190,13 @@ def _errors(api: FastAPI) -> None:
 
 
 def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics: Metrics) -> None:
-    def run_for(model: str, endpoint: str) -> ServedRun:
-        run = served.get(model)
-        if run is None:
+    def known(model: str) -> ServedRun:
+        if model not in served:
             raise ApiError(404, f"No model '{model}' here. Models: {', '.join(served)}.", "model_not_found")
+        return served[model]
+
+    def run_for(model: str, endpoint: str) -> ServedRun:
+        run = known(model)
         if endpoint not in run.endpoints:
             answers = ", ".join(ENDPOINT_PATHS[e] for e in run.endpoints)
             raise ApiError(400, f"Model '{model}' is a {run.task} run: it answers {answers}.", "wrong_endpoint")
@@ -246,9 +250,7 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
 
     @api.get("/v1/models/{model}", summary="One served run")
     async def model(model: str):
-        if model not in served:
-            raise ApiError(404, f"No model '{model}' here. Models: {', '.join(served)}.", "model_not_found")
-        return _model_card(model, served[model])
+        return _model_card(model, known(model))
 
     @api.post("/v1/classify", summary="Classification, multilabel and regression runs: what `tunelab predict` returns")
     async def classify(body: TextsRequest):
@@ -262,8 +264,8 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
 
     @api.post("/v1/embeddings", summary="Encoder runs: mean-pooled, L2-normalised vectors (OpenAI shape)")
     async def embeddings(body: EmbeddingsRequest):
-        run, vectors = await texts_endpoint(body, "embeddings")
-        tokens = run.embedder.count_tokens(body.texts())
+        run, embedded = await texts_endpoint(body, "embeddings")
+        vectors, tokens = [v for v, _ in embedded], sum(n for _, n in embedded)
         metrics.prompt_tokens.labels(run.name).inc(tokens)
         encode = (lambda v: base64.b64encode(v.astype("<f4").tobytes()).decode()) if body.encoding_format == "base64" \
             else (lambda v: v.tolist())  # fmt: skip
