@@ -50,6 +50,7 @@ def test_the_default_metric_of_each_task_is_computed_with_the_registry_direction
     for task, metrics in computed.items():
         family = TASKS[task]
         assert metrics.higher_is_better[family.metric] == (family.mode == "max"), task
+        assert type(metrics) is load_object(family.metrics), task  # what a search checks its metric against
 
 
 def test_config_knows_exactly_the_registry_tasks_and_takes_their_defaults():

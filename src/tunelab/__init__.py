@@ -3,10 +3,11 @@
 run = tunelab.train("recipes/classify_movie_reviews.yaml")   # or a Config, or a dict
 clf = tunelab.load(run.dir)
 clf.predict(["what a wonderful film"])
+study = tunelab.tune("recipe.yaml")                          # a recipe with a search: block
 """
 
 __version__ = "0.1.0"
-__all__ = ["Config", "evaluate", "export", "load", "train", "__version__"]
+__all__ = ["Config", "evaluate", "export", "load", "train", "tune", "__version__"]
 
 
 def __getattr__(name):  # lazy: `import tunelab` and `tunelab --help` stay fast (no torch import)
@@ -14,6 +15,10 @@ def __getattr__(name):  # lazy: `import tunelab` and `tunelab --help` stay fast 
         from tunelab import api
 
         return getattr(api, name)
+    if name == "tune":
+        from tunelab.search import tune
+
+        return tune
     if name == "Config":
         from tunelab.config import Config
 

@@ -8,6 +8,7 @@ tunelab.evaluate(run.dir, "test.csv"); tunelab.export(run.dir, "exported/")
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -37,27 +38,36 @@ def train(
     show_progress: bool = True,
     on_step: Optional[Callable[[int], None]] = None,
     on_validation: Optional[Callable[[int, dict], bool]] = None,
+    lineage: Optional[dict] = None,
 ) -> Run:
     """Fine-tune as the recipe says (no recipe: the demo's).
 
     `resume=RUN_DIR` continues an interrupted run exactly where it stopped. `on_step(step)` is called after every
     optimizer step; `on_validation(step, metrics)` after every validation, and returning True there stops the run
-    (status "pruned": how a hyper-parameter search prunes a trial)."""
+    (status "pruned": how a hyper-parameter search prunes a trial). `lineage` is run.json's kind and parent for a run
+    that belongs to another ({"kind": "trial", "parent": study_dir}).
+
+    A recipe's `search:` block is for `tunelab tune`: train trains the base recipe and says the block was ignored."""
     if resume is not None:
         cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
     else:
         cfg = load_config(DEMO_RECIPE if config is None else config, overrides)
+    if cfg.search is not None:
+        cfg.search = None
+        if int(os.environ.get("RANK", 0)) == 0:
+            print("The recipe's search: block was ignored: train trains the base recipe (tunelab tune RECIPE runs the "
+                  "search).", file=sys.stderr)  # fmt: skip
     import torch
 
     threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process
     try:
-        return _train(cfg, resume, overwrite, show_progress, on_step, on_validation)
+        return _train(cfg, resume, overwrite, show_progress, on_step, on_validation, lineage)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, on_validation) -> Run:
-    run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite)
+def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, on_validation, lineage) -> Run:
+    run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite, lineage)
     try:
         story = load_object(TASKS[cfg.task].story)
         metrics = story(cfg, run, resume is not None, show_progress, on_step, on_validation)
@@ -75,7 +85,7 @@ def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, o
     return Run(run.final, metrics)
 
 
-def _create_run_dir(cfg: Config, overwrite: bool) -> RunDir:
+def _create_run_dir(cfg: Config, overwrite: bool, lineage: Optional[dict]) -> RunDir:
     """The main process creates the run directory; under torchrun the others then open the same one."""
     from tunelab.training.distributed import broadcast, make_accelerator
 
@@ -89,7 +99,7 @@ def _create_run_dir(cfg: Config, overwrite: bool) -> RunDir:
     result = broadcast(result)  # every process raises the same error, or opens the same directory
     if isinstance(result, TunelabError):
         raise result
-    return RunDir(*result)
+    return RunDir(*result, lineage=lineage)
 
 
 def load(run_dir: Union[str, Path]):

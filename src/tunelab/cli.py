@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -248,6 +249,64 @@ def serve(
         raise TunelabError("Give the runs to serve: tunelab serve runs/RUN [runs/OTHER ...].")
     limits = Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)
     serving.run(named, host=host, port=port, api_key=api_key, limits=limits)
+
+
+@app.command()
+def tune(
+    recipe: Path = typer.Argument(..., help="YAML recipe with a search: block (the fields to search)."),
+    trials: Optional[int] = typer.Option(None, help="Completed + pruned trials the study should reach."),
+    workers: int = typer.Option(1, help="Trials at once, as separate processes (the threads divided among them)."),
+    study_dir: Optional[Path] = typer.Option(None, help="Study directory (default runs/tune-<recipe name>)."),
+    storage: Optional[str] = typer.Option(
+        None, help="Optuna RDB URL shared by workers on many machines (postgresql://..., sqlite:///...)."
+    ),
+    timeout: Optional[float] = typer.Option(None, help="Seconds: no new trial starts after this."),
+    new: bool = typer.Option(False, help="Start a new study (the old directory is kept beside it)."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+    worker: Optional[int] = typer.Option(None, hidden=True),  # set by --workers for its worker processes
+    threads: Optional[int] = typer.Option(None, hidden=True),
+):
+    """Search hyper-parameters (Optuna): trials are ordinary runs; the best keeps its model. Re-run to continue."""
+    from tunelab.search import tune as run_study
+    from tunelab.training.fit import Interrupted
+
+    try:
+        study = run_study(recipe, trials=trials, workers=workers, study_dir=study_dir, storage=storage, timeout=timeout,
+                          new=new, show_progress=not quiet, worker=worker, threads=threads)  # fmt: skip
+    except Interrupted as e:
+        if worker is None:
+            study_table(e.args[0])
+            err.print(f"Interrupted; every finished trial is kept. Continue with: tunelab tune {recipe}")
+        raise typer.Exit(130)
+    if worker is None and int(os.environ.get("RANK", 0)) == 0:
+        study_table(study)
+
+
+def study_table(study) -> None:
+    """The trials, best first, and where the outputs are."""
+    table = Table(title=f"study {study.dir} — {study.metric} ({study.direction})")
+    for c in ("trial", "state", study.metric, *study.space, "validations", "seconds"):
+        table.add_column(c, justify="left" if c == "state" else "right")
+    done = [r for r in study.rows if r["value"] is not None]
+    done.sort(key=lambda r: r["value"], reverse=study.direction == "maximize")
+    fmt = lambda v: "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    for r in done + [r for r in study.rows if r["value"] is None]:
+        star = "*" if r["number"] == study.best_number else ""
+        params = [fmt(r[f"params.{f}"]) for f in study.space]
+        table.add_row(f"{r['number']}{star}", r["state"].lower(), fmt(r["value"]), *params, str(r["validations"]),
+                      fmt(r["seconds"]))  # fmt: skip
+    out.print(table)
+    c = study.counts
+    out.print(f"{c.get('complete', 0)} completed, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed", end="")
+    if study.best_number is None:
+        out.print(" · no completed trial yet")
+        return
+    out.print(f" · best: trial {study.best_number}, {study.metric} {study.best_value:.4f}")
+    out.print(
+        f"outputs: {study.dir}/best (the best trial's run, model included), best.yaml (tunelab train reproduces it), "
+        f"trials.csv, plots/",
+        highlight=False,
+    )
 
 
 def _generator(predictor, run: Path):

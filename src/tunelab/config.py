@@ -262,6 +262,32 @@ class EvalConfig(Section):
     generate_batch_size: int = Field(16, gt=0, description="sft: prompts generated together (left-padded, KV cache).")
 
 
+class SearchConfig(Section):
+    """Hyper-parameter search: `tunelab tune RECIPE` runs it (`tunelab train` trains the base recipe and ignores it)."""
+
+    metric: str = Field("auto", description="Validation metric the search optimises; auto = eval.metric.")
+    direction: Literal["auto", "maximize", "minimize"] = Field(
+        "auto", description="auto = the metric's own (maximize accuracy, minimize loss)."
+    )
+    trials: int = Field(20, gt=0, description="Completed + pruned trials the study should reach.")
+    timeout: Optional[float] = Field(
+        None, gt=0, description="Seconds per invocation: no new trial starts after it (the running one finishes)."
+    )
+    sampler: Literal["tpe", "random", "gp"] = Field("tpe", description="tpe | random | gp (Gaussian process).")
+    seed: int = Field(42, description="Seeds the sampler (worker k of --workers uses seed + k).")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stops a trial at a validation where it is unlikely to win: median | hyperband | none."
+    )
+    keep: Literal["best", "all"] = Field(
+        "best", description="best: only the best trial keeps model/ and checkpoints; all: every trial keeps them."
+    )
+    space: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Dotted recipe fields -> distributions: {float: [lo, hi], log: true}, {int: [lo, hi]}, "
+        "{choice: [a, b]}.",
+    )
+
+
 class Config(Section):
     """A tunelab recipe."""
 
@@ -272,6 +298,7 @@ class Config(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    search: Optional[SearchConfig] = Field(None, description="`tunelab tune` only (see SearchConfig).")
 
     @model_validator(mode="after")
     def _task_defaults(self) -> "Config":
@@ -291,6 +318,8 @@ class Config(Section):
     def dump(self, relevant_only: bool = False) -> dict:
         """The recipe as plain data (what to_yaml writes)."""
         raw = self.model_dump(mode="json")
+        if self.search is None:
+            raw.pop("search")  # a recipe without a search block: no `search: null` in config.yaml
         if relevant_only:
             for name in type(self).model_fields:
                 section = getattr(self, name)
@@ -403,11 +432,14 @@ def defaults_yaml() -> str:
         if name == "task":
             continue
         section = getattr(cfg, name)
-        lines.append(f"{name}:  # {type(section).__doc__.strip()}")
+        comment = ""
+        if section is None:  # search: absent by default; shown commented out, with its defaults
+            section, comment = SearchConfig(), "# "
+        lines.append(f"{comment}{name}:  # {type(section).__doc__.strip()}")
         for fname, f in type(section).model_fields.items():
             value = yaml.safe_dump(section.model_dump(mode="json")[fname], default_flow_style=True).strip()
             value = value.removesuffix("...").strip()
-            lines.append(f"  {fname}: {value}  # {f.description}")
+            lines.append(f"{comment}  {fname}: {value}  # {f.description}")
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,7 @@ class TaskFamily:
     peft_task: Optional[str]  # PEFT TaskType name for LoRA (None: a plain PeftModel)
     metric: str  # the validation metric that picks the best checkpoint by default (eval.metric: auto)
     mode: str  # "max" or "min": the direction of that metric
+    metrics: str  # "module:class" of its validation metrics; the class's `higher_is_better` names every one it computes
     usage: str  # how to use a finished run with tunelab (the model card and the report say it)
     problem_type: Optional[str] = None  # transformers config.problem_type (sequence-level heads)
     endpoints: tuple[str, ...] = ()  # what `tunelab serve` answers: classify, entities, embeddings, chat, generate
@@ -40,27 +41,32 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  cross_validate=True)  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
-               peft_task="CAUSAL_LM", metric="perplexity", mode="min")  # fmt: skip
+               peft_task="CAUSAL_LM", metric="perplexity", mode="min",
+               metrics="tunelab.tasks.lm.metrics:PerplexityMetrics")  # fmt: skip
+_METRICS = "tunelab.tasks.classify.metrics:"
 _CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
 _CONTINUE = 'tunelab generate RUN "text to continue"'
 _ADAPTED = "tunelab train recipe.yaml --model RUN/model   (an adapted encoder to fine-tune)"
 
 TASKS: dict[str, TaskFamily] = {
     "classification": TaskFamily(**_SEQUENCE, metric="accuracy", mode="max", problem_type="single_label_classification",
-                                 stratify="label", calibrate=True),
+                                 stratify="label", calibrate=True, metrics=_METRICS + "ConfusionMetrics"),
     "multilabel": TaskFamily(**_SEQUENCE, metric="f1_samples", mode="max", problem_type="multi_label_classification",
-                             calibrate=True),
-    "regression": TaskFamily(**_SEQUENCE, metric="mse", mode="min", problem_type="regression", stratify="quantile"),
+                             calibrate=True, metrics=_METRICS + "MultiLabelMetrics"),
+    "regression": TaskFamily(**_SEQUENCE, metric="mse", mode="min", problem_type="regression", stratify="quantile",
+                             metrics=_METRICS + "RegressionMetrics"),
     "ner": TaskFamily(story="tunelab.tasks.ner.story:train", predictor="tunelab.tasks.ner.predictor:EntityTagger",
                       dataset="wnut16", model="minilm", auto_class="AutoModelForTokenClassification",
                       pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
-                      endpoints=("entities", "embeddings"), cross_validate=True),
+                      endpoints=("entities", "embeddings"), cross_validate=True,
+                      metrics="tunelab.tasks.ner.metrics:EntityMetrics"),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
-                      mode="min", usage=_ADAPTED, endpoints=("embeddings",)),
+                      mode="min", usage=_ADAPTED, endpoints=("embeddings",),
+                      metrics="tunelab.tasks.lm.metrics:PerplexityMetrics"),
 }  # fmt: skip
 
 

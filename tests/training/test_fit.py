@@ -21,7 +21,9 @@ def test_on_validation_sees_each_validation_and_can_stop_the_run_as_pruned(tiny_
     assert {"loss", "accuracy"} <= set(seen[0][1])
     assert run.metrics["status"] == "pruned" and run.metrics["steps"] == 4
     assert json.loads((run.dir / "run.json").read_text())["status"] == "pruned"
-    assert (run.dir / "model" / "config.json").exists()  # the best weights so far are still saved and tested
+    # a pruned run will not be used: its record stays (metrics, curves, run.json), no test, no model, no checkpoints
+    assert not (run.dir / "model").exists() and not (run.dir / "checkpoints").exists()
+    assert run.metrics["test"] == {} and (run.dir / "metrics.jsonl").exists()
 
     seen.clear()
     never = tunelab.train(

@@ -32,10 +32,12 @@ STATUSES = ("running", "completed", "stopped_early", "interrupted", "failed", "p
 
 
 class RunDir:
-    def __init__(self, path: Path, final: Optional[Path] = None, created: bool = False):
+    def __init__(self, path: Path, final: Optional[Path] = None, created: bool = False, lineage: Optional[dict] = None):
         self.path = Path(path)
         self.final = Path(final) if final else self.path  # where the run lands when it succeeds
         self.created = created  # this run made the directory (so a run that fails before its run.json removes it)
+        # run.json's kind and parent: a search's trial is {"kind": "trial", "parent": "runs/tune-x"}
+        self.lineage = {"kind": "train", "parent": None} | (lineage or {})
 
     # ---------------------------------------------------------------- creating
 
@@ -67,7 +69,8 @@ class RunDir:
             raise TunelabError(
                 f"{path}: not a tunelab run directory (no run.json). Give the folder that `tunelab train` wrote."
             )
-        return cls(path)
+        info = json.loads((path / "run.json").read_text(encoding="utf-8")) if (path / "run.json").exists() else {}
+        return cls(path, lineage={k: info[k] for k in ("kind", "parent") if k in info})
 
     def discard_if_empty(self) -> None:
         """A run that failed before writing its first run.json leaves nothing behind.

@@ -4,6 +4,7 @@ outputs (`Story`), so a family writes only what differs."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -80,6 +81,7 @@ class Story:
     show_progress: bool
     on_step: Callable[[int], None]
     on_validation: Callable[[int, dict], bool]  # after each validation; True stops the run as "pruned"
+    pruned: bool = False  # a search stopped it: no test and no model/ (it will not be used)
 
     @classmethod
     def start(cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step, on_validation=None) -> "Story":
@@ -103,8 +105,7 @@ class Story:
         metric, higher = selection
         self.run.update_info(
             task=cfg.task,
-            kind="train",
-            parent=None,
+            **self.run.lineage,  # kind and parent: a training run, or a search's trial
             status="running",
             versions=versions(),
             pipeline_tag=TASKS[cfg.task].pipeline_tag,
@@ -120,13 +121,14 @@ class Story:
         loop = Loop(self.run, self.accelerator, self.precision, self.resume, self.show_progress, self.on_step,
                     self.on_validation)  # fmt: skip
         result = fit(model, spec, train, validation, cfg.train, cfg.optim, cfg.eval, selection, loop)
+        self.pruned = result.status == "pruned"
         model = self.accelerator.unwrap_model(model)
         restore_best(model, self.run.checkpoints)
         return model, result
 
     def test(self, model, spec, rows: list) -> dict:
-        """Loss and metrics on held-out rows ({} when there are none), across processes."""
-        if not len(rows):
+        """Loss and metrics on held-out rows ({} when there are none, or the run was pruned), across processes."""
+        if not len(rows) or self.pruned:
             return {}
         a = self.accelerator
         batch = self.cfg.eval.batch_size
@@ -145,10 +147,14 @@ class Story:
     def outputs(
         self, model, tokenizer, metrics: dict, result, selection: tuple[str, bool], card_extra: str = ""
     ) -> dict:
-        """model/ (+ adapter/), metrics.json, curves.png, the final run.json and the model card; returns run.json."""
+        """model/ (+ adapter/), metrics.json, curves.png, the final run.json and the model card; returns run.json.
+        A pruned run keeps its record (metrics, curves, run.json) but no model and no checkpoints."""
         cfg, run = self.cfg, self.run
         metric, higher = selection
-        save_model(model, tokenizer, run.path)
+        if self.pruned:
+            shutil.rmtree(run.checkpoints, ignore_errors=True)
+        else:
+            save_model(model, tokenizer, run.path)
         run.write_json("metrics.json", metrics)
         title = f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
         plot_curves(run.history(), metric, run / "curves.png", title=title, higher_is_better=higher)

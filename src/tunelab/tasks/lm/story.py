@@ -81,7 +81,7 @@ def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source)
     # ---- the base model, measured once (kept in run.json so a resumed run does not redo it)
     def measure(m) -> dict:
         out = {"test": story.test(m, spec, data.test)}
-        if data.held_out and story.rank0:
+        if data.held_out and story.rank0 and not story.pruned:
             out["generation"] = generate_eval(m, tokenizer, data.held_out, cfg, story.precision)
         return out
 

@@ -1,0 +1,324 @@
+"""`tunelab tune`: hyper-parameter search over a recipe, on Optuna. It reads top to bottom:
+
+check the recipe and its search: block (every problem before the first trial)
+open the study (journal file or database), refuse a changed recipe, recover trials whose process died
+run trials until the study holds `trials` completed + pruned ones, in this process or K worker processes:
+    ask Optuna for parameters -> train an ordinary run under DIR/trials/NNNN (run.json kind: trial)
+    report the metric at each validation; the pruner may stop the trial there
+    tell Optuna the best validation value; keep the best trial's model, drop the others'; rewrite the outputs
+plots and a summary
+
+study = tunelab.tune("recipes/classify_trec_frozen_search.yaml")
+study.best_dir, study.best_value, study.best_params
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+from tunelab.config import Config, load_config
+from tunelab.errors import TunelabError
+from tunelab.search.report import best_trial, plot_study, trial_dir, write_outputs
+from tunelab.search.space import Space, check_metric, parse_space
+from tunelab.search.study import counts, locked, me, open_study, pruner_for, quiet_optuna, recover_dead, sampler_for
+
+
+@dataclass
+class Plan:
+    """A search, checked: the base recipe (without its search block), the space, and the metric and direction."""
+
+    cfg: Config  # the whole recipe, search block included
+    base: dict  # the recipe every trial starts from
+    space: Space
+    metric: str
+    direction: str  # maximize | minimize
+    dir: Path
+    trials: int
+    timeout: Optional[float]
+
+    @classmethod
+    def make(cls, recipe, study_dir=None, trials=None, timeout=None) -> "Plan":
+        source = str(recipe) if isinstance(recipe, (str, Path)) else "the recipe"
+        cfg = load_config(recipe)
+        if cfg.search is None:
+            raise TunelabError(
+                f"{source}: no search: block. Add one naming the fields to search, e.g.\n"
+                "search:\n  trials: 16\n  space:\n    optim.lr: {float: [1.0e-5, 3.0e-4], log: true}"
+            )
+        space = parse_space(cfg, source)
+        metric, direction = check_metric(cfg, source)
+        base = cfg.dump()
+        base.pop("search")
+        name = Path(recipe).stem if isinstance(recipe, (str, Path)) else cfg.task
+        study_dir = Path(study_dir) if study_dir else Path("runs") / f"tune-{name}"
+        return cls(cfg, base, space, metric, direction, study_dir, trials or cfg.search.trials,
+                   timeout or cfg.search.timeout)  # fmt: skip
+
+    def fixed(self, threads: int) -> dict:
+        """What every trial's recipe pins, so best.yaml reproduces it anywhere: threads, the resolved precision, and
+        the search metric as the metric that picks each trial's best checkpoint."""
+        import torch
+
+        from tunelab.training.precision import resolve
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return {
+            "train.num_threads": threads,
+            "train.precision": resolve(self.cfg.train.precision, device),
+            "eval.metric": self.metric,
+            "eval.mode": "max" if self.direction == "maximize" else "min",
+        }
+
+
+@dataclass
+class StudyResult:
+    dir: Path
+    metric: str
+    direction: str
+    counts: dict
+    rows: list = field(default_factory=list)
+    best_number: Optional[int] = None
+    best_value: Optional[float] = None
+    best_params: dict = field(default_factory=dict)
+    plots: list = field(default_factory=list)
+    space: list = field(default_factory=list)
+
+    @property
+    def best_dir(self) -> Optional[Path]:
+        return None if self.best_number is None else trial_dir(self.dir, self.best_number)
+
+
+def tune(
+    recipe: Union[str, Path, dict, Config],
+    *,
+    trials: Optional[int] = None,
+    workers: int = 1,
+    study_dir: Union[str, Path, None] = None,
+    storage: Optional[str] = None,
+    timeout: Optional[float] = None,
+    new: bool = False,
+    show_progress: bool = True,
+    sampler=None,
+    pruner=None,
+    worker: Optional[int] = None,
+    threads: Optional[int] = None,
+) -> StudyResult:
+    """Search the recipe's `search.space`; returns the study's summary (the study directory holds everything).
+
+    trials/timeout override the search block's; `storage` is an Optuna RDB URL shared by workers on many machines
+    (default: a journal file in the study directory); `workers` runs K trials at once as separate processes, the
+    machine's threads divided among them. `sampler`/`pruner` take Optuna objects in place of the recipe's names.
+    `worker` and `threads` are set for the worker processes `workers` starts."""
+    plan = Plan.make(recipe, study_dir, trials, timeout)
+    search = plan.cfg.search
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if workers < 1:
+        raise TunelabError(f"--workers {workers}: give 1 or more worker processes.")
+    if world > 1 and workers > 1:
+        raise TunelabError(
+            "--workers runs trials side by side in one machine's processes; under torchrun every process trains the "
+            "same trial. Use one or the other."
+        )
+    if workers > 1 and (sampler is not None or pruner is not None):
+        raise TunelabError("sampler/pruner objects cannot be passed to worker processes: name them in search: instead.")
+
+    # ---- the study: created on first use, the same one on every later run of the same command
+    study = None
+    if rank == 0:
+        sampler = sampler or sampler_for(search.sampler, search.seed, worker or 0)
+        pruner = pruner or pruner_for(search.pruner)
+        recipe_dump = plan.cfg.dump()
+        study = open_study(plan.dir, storage, plan.base, recipe_dump["search"], plan.direction, sampler, pruner,
+                           new and worker is None)  # fmt: skip
+        with locked(plan.dir):
+            for number in recover_dead(study, plan.dir):
+                _say(f"trial {number}: its process died; marked failed, its parameters queued again")
+
+    # ---- the trials: here, or in K worker processes sharing the study
+    interrupted = False
+    try:
+        if workers > 1:
+            _run_workers(recipe, plan, storage, workers, show_progress)
+        else:
+            own_threads = threads or plan.cfg.train.num_threads or _torch_threads()
+            _run_trials(study, plan, own_threads, show_progress and worker is None, world, rank)
+    except KeyboardInterrupt:
+        interrupted = True
+
+    # ---- outputs: trials.csv, best.yaml, best/, run.json after every trial; plots and the summary at the end
+    if rank != 0:
+        return StudyResult(plan.dir, plan.metric, plan.direction, {})
+    c = counts(study)
+    status = "completed" if c["complete"] + c["pruned"] >= plan.trials else "interrupted"
+    with locked(plan.dir):
+        out = write_outputs(study, plan.dir, plan.space.fields, plan.base, search.keep, status)
+    plots = plot_study(study, plan.dir) if worker is None and out["best"] is not None else []
+    best = best_trial(study)
+    result = StudyResult(plan.dir, plan.metric, plan.direction, out["counts"], out["rows"],
+                         best and best.number, best and best.value, best.params if best else {}, plots,
+                         plan.space.fields)  # fmt: skip
+    if interrupted:
+        from tunelab.training.fit import Interrupted
+
+        raise Interrupted(result)
+    return result
+
+
+def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int, rank: int) -> None:
+    """Trials one after another until the study is full (or the timeout passes). Under torchrun rank 0 asks Optuna
+    and every rank trains the parameters it broadcasts."""
+    from tunelab import api
+    from tunelab.training.distributed import broadcast, make_accelerator
+    from tunelab.training.fit import Interrupted
+
+    optuna = quiet_optuna()
+    if world > 1:
+        make_accelerator()  # the process group, for the broadcasts below
+    started, failures = time.monotonic(), 0
+    fixed = plan.fixed(threads)
+    while True:
+        # ---- the next trial: asked under the lock, so K workers stop at exactly `trials`
+        trial, job = None, None
+        if rank == 0 and not (plan.timeout and time.monotonic() - started > plan.timeout):
+            with locked(plan.dir):
+                recover_dead(study, plan.dir)
+                c = counts(study)
+                if c["complete"] + c["pruned"] + c["running"] < plan.trials:
+                    trial = study.ask()
+                    for key, value in me().items():
+                        trial.set_user_attr(key, value)
+            if trial is not None:
+                params = plan.space.sample(trial, plan.cfg.method.name)
+                overrides = params | fixed | {"train.output_dir": str(trial_dir(plan.dir, trial.number))}
+                trial.set_user_attr("overrides", overrides)
+                trial.set_user_attr("metric", plan.metric)
+                job = (trial.number, params, overrides)
+        job = broadcast(job) if world > 1 else job
+        if job is None:
+            return
+        number, params, overrides = job
+        _say(f"trial {number}" + (f" (rank {rank} of {world})" if world > 1 else "") + ": " + _params(params))
+
+        # ---- train it: an ordinary run; the pruner hears each validation
+        validations = 0
+
+        def on_validation(step: int, metrics: dict) -> bool:
+            nonlocal validations
+            validations += 1
+            prune = False
+            if rank == 0:
+                trial.report(metrics[plan.metric], validations)  # indexed by validation, comparable across batch sizes
+                prune = trial.should_prune()
+            return broadcast(prune) if world > 1 else prune
+
+        lineage = {"kind": "trial", "parent": str(plan.dir)}
+        try:
+            run = api.train(plan.base, overrides=overrides, show_progress=show_progress, on_validation=on_validation,
+                            lineage=lineage)  # fmt: skip
+        except (Interrupted, KeyboardInterrupt):
+            if rank == 0:  # the next run of the command trains these parameters again
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": number})
+                _finish(study, plan, "interrupted")
+            raise KeyboardInterrupt from None
+        except TunelabError as e:
+            failures += 1
+            if rank == 0:
+                trial.set_user_attr("error", str(e)[:2000])
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                _finish(study, plan, "running")
+            _say(f"trial {number} failed: {e}")
+            if failures >= max(3, plan.trials):
+                raise TunelabError(f"{plan.dir}: {failures} trials failed; the last: {e}") from None
+            continue
+
+        # ---- tell Optuna, keep the best model, rewrite the outputs
+        if rank != 0:
+            continue
+        info = run.info
+        value = (info.get("best") or {}).get("value")
+        if info.get("status") == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise TunelabError(
+                f"{plan.dir}: trial {number} ran no validation, so there is nothing to compare trials by. Give the "
+                "search validation data (data.validation, or data.validation_fraction > 0)."
+            )
+        else:
+            study.tell(trial, value)
+        best = _finish(study, plan, "running")
+        state = info.get("status")
+        shown = f"{plan.metric} {value:.4f}" if value is not None else "-"
+        at_best = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no completed trial yet"
+        _say(f"trial {number} {state} after {validations} validation(s): {shown}; {at_best}")
+
+
+def _finish(study, plan: Plan, status: str):
+    with locked(plan.dir):
+        return write_outputs(study, plan.dir, plan.space.fields, plan.base, plan.cfg.search.keep, status)["best"]
+
+
+def _run_workers(recipe, plan: Plan, storage: Optional[str], workers: int, show_progress: bool) -> None:
+    """K processes, each `tunelab tune` on the same study with its share of the machine's threads (recorded in
+    each trial's recipe). They die with this process (a kill -9 here leaves dead trials for the next run)."""
+    if not isinstance(recipe, (str, Path)):
+        raise TunelabError("--workers needs the recipe as a file (the worker processes read it).")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, plan.cfg.train.num_threads or cpus // workers)
+    command = [sys.executable, "-m", "tunelab.cli", "tune", str(recipe), "--study-dir", str(plan.dir), "--trials",
+               str(plan.trials), "--threads", str(threads), "--quiet"]  # fmt: skip
+    command += ["--storage", storage] if storage else []
+    command += ["--timeout", str(plan.timeout)] if plan.timeout else []
+    _say(f"{workers} workers, {threads} thread(s) each")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    procs = [
+        subprocess.Popen(command + ["--worker", str(k)], env=env, preexec_fn=_die_with_parent) for k in range(workers)
+    ]
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:  # Ctrl-C reached the workers too: each saves and stops its trial
+        for p in procs:
+            p.wait()
+        raise
+    failed = [(k, c) for k, c in enumerate(codes) if c not in (0, 130)]
+    if failed:
+        raise TunelabError(f"{plan.dir}: worker {failed[0][0]} stopped with exit status {failed[0][1]} (see above).")
+    if any(c == 130 for c in codes):
+        raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the tune process dies, as a kill -9 of the process group would."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if not isinstance(v, str) else v
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
