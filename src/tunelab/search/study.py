@@ -157,7 +157,10 @@ def is_dead(attrs: dict) -> bool:
     if attrs.get("host") != socket.gethostname() or "pid" not in attrs:
         return False
     try:
-        return abs(psutil.Process(attrs["pid"]).create_time() - attrs.get("pid_started", 0)) > 1
+        process = psutil.Process(attrs["pid"])
+        if process.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped (a container's init may never reap it)
+            return True
+        return abs(process.create_time() - attrs.get("pid_started", 0)) > 1
     except psutil.NoSuchProcess:
         return True
 

@@ -1,0 +1,107 @@
+"""Studies across processes: kill -9 part-way and the same command finishes the study; two workers share one journal;
+under torchrun rank 0 samples and both ranks train the same parameters (here with a sqlite:/// database)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests.search.conftest import search_recipe
+from tunelab.search.study import is_dead
+
+
+def load(study_dir, storage=None):
+    from tunelab.search.study import quiet_optuna, storage_for
+
+    optuna = quiet_optuna()
+    return optuna.load_study(study_name=study_dir.name, storage=storage_for(study_dir, storage))
+
+
+def tune_command(recipe, study_dir, *extra):
+    return [sys.executable, "-m", "tunelab.cli", "tune", str(recipe), "--study-dir", str(study_dir), "--quiet", *extra]
+
+
+def test_kill_9_then_the_same_command_finishes_the_study_with_two_workers(tiny_bert, sentiment_csv, tmp_path):
+    recipe = search_recipe(tiny_bert, sentiment_csv, tmp_path, steps=40, trials=6)
+    study_dir = tmp_path / "study"
+    command = tune_command(recipe, study_dir, "--workers", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+
+    # ---- kill -9 once a trial has finished and others are running
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if not (study_dir / "journal.log").exists():
+            continue
+        states = [t.state.name for t in load(study_dir).get_trials()]
+        if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+            break
+    else:
+        first.kill()
+        raise AssertionError("no trial finished in time: " + first.communicate()[1][-3000:])
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    killed = [t for t in load(study_dir).get_trials() if t.state.name == "RUNNING"]
+    assert killed
+    time.sleep(1.0)  # the workers die with the tune process
+    assert all(is_dead(t.user_attrs) for t in killed), "a worker outlived the tune process"
+
+    # ---- the same command: dead trials failed and re-run, every finished trial kept, the count exact
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = load(study_dir).get_trials()
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 6
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # no trial number twice
+    by_number = {t.number: t for t in trials}
+    for dead in killed:
+        assert by_number[dead.number].state.name == "FAIL"
+        retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+        assert len(retry) == 1 and retry[0].params == dead.params and retry[0].state.name != "FAIL"
+        run_json = study_dir / "trials" / f"{dead.number:04d}" / "run.json"
+        if run_json.exists():  # (a trial killed before its run started has no run directory)
+            info = json.loads(run_json.read_text())
+            assert info["status"] == "failed" and "died" in info["error"]
+    with open(study_dir / "trials.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(trials)
+
+    # ---- each worker trained with its share of the threads, recorded in the trial's recipe
+    cpus = len(os.sched_getaffinity(0))
+    for t in trials:
+        if t.state.name in ("COMPLETE", "PRUNED"):
+            config = yaml.safe_load((study_dir / "trials" / f"{t.number:04d}" / "config.yaml").read_text())
+            assert config["train"]["num_threads"] == max(1, cpus // 2)
+    assert (study_dir / "best").is_symlink() and (study_dir / "best" / "model").is_dir()
+
+
+def test_under_torchrun_both_ranks_train_the_parameters_rank_0_drew(tiny_bert, sentiment_csv, tmp_path):
+    recipe = search_recipe(tiny_bert, sentiment_csv, tmp_path, steps=4, trials=2)
+    raw = yaml.safe_load(recipe.read_text())
+    raw["train"]["num_threads"] = 1
+    recipe.write_text(yaml.safe_dump(raw))
+    study_dir = tmp_path / "study"
+    storage = f"sqlite:///{tmp_path / 'study.db'}"  # an Optuna RDB URL, as workers on many machines would share
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command = torchrun + tune_command(recipe, study_dir, "--storage", storage)[1:]
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    drawn = re.findall(r"trial (\d+) \(rank (\d) of 2\): (.+)", done.stderr)
+    per_trial = {}
+    for number, rank, params in drawn:
+        per_trial.setdefault(number, {})[rank] = params
+    assert set(per_trial) == {"0", "1"}
+    for params in per_trial.values():
+        assert set(params) == {"0", "1"} and params["0"] == params["1"]  # rank 1 trains what rank 0 drew
+    trials = load(study_dir, storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert not (study_dir / "journal.log").exists()  # the database held the study
