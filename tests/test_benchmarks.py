@@ -75,6 +75,23 @@ def test_ner_benchmark_smoke(tiny_bert, tmp_path):
     assert "tunelab/trainer" in res["ratios"]
 
 
+def test_tune_benchmark_smoke(tiny_bert, tmp_path):
+    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
+    argv = ["--smoke", "--model", str(tiny_bert), "--limit", "96", "--max-steps", "4", "--eval-every", "2",
+            "--trials", "3", "--max-layers", "2", "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tune.py"), *argv], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (tmp_path / "RESULTS.md").exists()
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    trials = res["study"]["trials"]
+    assert len(trials) == 3 and all(len(t["intermediate"]) == 2 for t in trials)  # validations at steps 2 and 4
+    assert res["replay"]["steps_total"] == 12 and 0 <= res["replay"]["steps_saved"] <= 12
+    assert res["study"]["validation"] == max(t["value"] for t in trials)
+    assert 0 <= res["default"]["test"] <= 1
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A random 2-layer llama with MiniLM's tokenizer files and a minimal chat template (no GGUF to unpack)."""

@@ -105,3 +105,31 @@ def test_under_torchrun_both_ranks_train_the_parameters_rank_0_drew(tiny_bert, s
     trials = load(study_dir, storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert not (study_dir / "journal.log").exists()  # the database held the study
+
+
+def test_ctrl_c_then_the_same_command_continues_the_trial_from_its_checkpoint(tiny_bert, sentiment_csv, tmp_path):
+    recipe = search_recipe(tiny_bert, sentiment_csv, tmp_path, steps=120, trials=1, pruner="none")
+    raw = yaml.safe_load(recipe.read_text())
+    raw["train"].update(eval_every=6, log_every=6)
+    recipe.write_text(yaml.safe_dump(raw))
+    study_dir = tmp_path / "study"
+    first = subprocess.Popen(tune_command(recipe, study_dir), stderr=subprocess.PIPE, text=True)
+    latest = study_dir / "trials" / "0000" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 120
+    while not latest.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 130, first.communicate()[1][-3000:]
+
+    again = subprocess.run(tune_command(recipe, study_dir), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    first_try, retry = load(study_dir).get_trials()
+    assert (first_try.state.name, retry.state.name, retry.user_attrs["retry_of"]) == ("FAIL", "COMPLETE", 0)
+    assert retry.params == first_try.params and retry.user_attrs["resumed_from_step"] >= 6  # Ctrl-C saved a checkpoint
+    assert sorted(retry.intermediate_values) == list(range(1, 21))  # the earlier validations heard again, once each
+    run = study_dir / "trials" / "0001"
+    assert not (study_dir / "trials" / "0000").exists()  # the run moved on with its trial
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 120  # one history, no step twice
+    info = json.loads((run / "run.json").read_text())
+    assert (info["status"], info["steps"], info["best"]["value"]) == ("completed", 120, retry.value)

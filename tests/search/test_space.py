@@ -91,3 +91,14 @@ def test_the_cli_prints_one_paragraph_and_exits_2(tiny_bert, sentiment_csv, tmp_
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "low < high" in err and "Traceback" not in err
+
+
+def test_every_shipped_search_recipe_is_a_valid_search():
+    from tests.conftest import ROOT
+    from tunelab.search.space import check_metric
+
+    shipped = [p for p in sorted((ROOT / "recipes").glob("*.yaml")) if "search" in yaml.safe_load(p.read_text())]
+    assert shipped
+    for path in shipped:
+        cfg = load_config(path)
+        assert parse_space(cfg, str(path)).fields and check_metric(cfg, str(path))[1] in ("maximize", "minimize")

@@ -186,7 +186,7 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
     fixed = plan.fixed(threads)
     while True:
         # ---- the next trial: asked under the lock, so K workers stop at exactly `trials`
-        trial, job = None, None
+        trial, job, before = None, None, []
         if rank == 0 and not (plan.timeout and time.monotonic() - started > plan.timeout):
             with locked(plan.dir):
                 recover_dead(study, plan.dir)
@@ -200,15 +200,20 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
                 overrides = params | fixed | {"train.output_dir": str(trial_dir(plan.dir, trial.number))}
                 trial.set_user_attr("overrides", overrides)
                 trial.set_user_attr("metric", plan.metric)
-                job = (trial.number, params, overrides)
+                resume, before = _take_over(study, trial, plan.dir)
+                job = (trial.number, params, overrides, resume, len(before))
         job = broadcast(job) if world > 1 else job
         if job is None:
             return
-        number, params, overrides = job
-        _say(f"trial {number}" + (f" (rank {rank} of {world})" if world > 1 else "") + ": " + _params(params))
+        number, params, overrides, resume, validations = job
+        who = f" (rank {rank} of {world})" if world > 1 else ""
+        going_on = f" (continuing trial {trial.user_attrs['retry_of']}'s run)" if resume and rank == 0 else ""
+        _say(f"trial {number}{who}: {_params(params)}{going_on}")
+        if rank == 0:
+            for k, value in enumerate(before, 1):  # what the pruner heard of the run before it stopped
+                trial.report(value, k)
 
-        # ---- train it: an ordinary run; the pruner hears each validation
-        validations = 0
+        # ---- train it: an ordinary run (or the continuation of a killed one); the pruner hears each validation
 
         def on_validation(step: int, metrics: dict) -> bool:
             nonlocal validations
@@ -222,7 +227,7 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
         lineage = {"kind": "trial", "parent": str(plan.dir)}
         try:
             run = api.train(plan.base, overrides=overrides, show_progress=show_progress, on_validation=on_validation,
-                            lineage=lineage)  # fmt: skip
+                            lineage=lineage, resume=resume)  # fmt: skip
         except (Interrupted, KeyboardInterrupt):
             if rank == 0:  # the next run of the command trains these parameters again
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -260,6 +265,31 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
         shown = f"{plan.metric} {value:.4f}" if value is not None else "-"
         at_best = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no completed trial yet"
         _say(f"trial {number} {state} after {validations} validation(s): {shown}; {at_best}")
+
+
+def _take_over(study, trial, study_dir: Path) -> tuple[Optional[str], list[float]]:
+    """A re-queued trial whose earlier attempt (killed, or stopped with Ctrl-C) left a checkpoint continues that run
+    instead of starting over: the run directory moves to this trial's number, and the values the pruner heard up to
+    the checkpoint are reported again. Returns (run directory to resume, those values); (None, []) to start fresh."""
+    from tunelab.runs.checkpoint import Checkpointer
+    from tunelab.runs.rundir import RunDir
+
+    before = trial.user_attrs.get("retry_of")
+    if before is None:
+        return None, []
+    old, new = trial_dir(study_dir, before), trial_dir(study_dir, trial.number)
+    latest = Checkpointer(old / "checkpoints").latest()
+    if latest is None or not (old / "config.yaml").exists() or new.exists():
+        return None, []
+    step = int(latest.name.removeprefix("step-"))
+    heard = next(t for t in study.get_trials(deepcopy=False) if t.number == before).intermediate_values
+    validations = sum(
+        1 for r in RunDir(old).history() if r.get("step", 0) <= step and any(k.startswith("val_") for k in r)
+    )
+    values = [heard[k] for k in range(1, validations + 1) if k in heard]
+    os.replace(old, new)
+    trial.set_user_attr("resumed_from_step", step)
+    return str(new), values
 
 
 def _finish(study, plan: Plan, status: str):

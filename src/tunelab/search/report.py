@@ -39,8 +39,11 @@ def write_outputs(study, study_dir: Path, space_fields: list[str], recipe: dict,
     study_dir = Path(study_dir)
     best = best_trial(study)
     if keep == "best":
-        for t in study.get_trials(deepcopy=False):
-            if (best is None or t.number != best.number) and t.state.name != "RUNNING":
+        trials = study.get_trials(deepcopy=False)
+        # a failed trial queued again keeps its checkpoints: its retry continues from them
+        queued = {t.user_attrs.get("retry_of") for t in trials if t.state.name in ("WAITING", "RUNNING")}
+        for t in trials:
+            if (best is None or t.number != best.number) and t.state.name != "RUNNING" and t.number not in queued:
                 for name in HEAVY:
                     shutil.rmtree(trial_dir(study_dir, t.number) / name, ignore_errors=True)
     rows = trial_rows(study, study_dir, space_fields)
@@ -75,7 +78,7 @@ def trial_rows(study, study_dir: Path, space_fields: list[str]) -> list[dict]:
             | {f"params.{f}": t.params.get(f) for f in space_fields}
             | {"validations": len(t.intermediate_values), "steps": info.get("steps"),
                "seconds": None if seconds is None else round(seconds, 1), "test_value": test.get(metric),
-               "run_dir": str(run)}
+               "run_dir": str(run) if run.exists() else ""}
         )  # fmt: skip
     return rows
 
