@@ -43,6 +43,9 @@ def train(
     method: Optional[str] = typer.Option(None, help="full | lora | frozen"),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training data."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+    folds: Optional[int] = typer.Option(
+        None, help="K-fold cross-validation: K runs, out-of-fold predictions, mean ± sd (classification family)."
+    ),
     output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<task>-<timestamp>)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing run directory (only once the new run succeeds)."),
@@ -66,6 +69,7 @@ def train(
         "method.name": method,
         "train.epochs": epochs,
         "train.max_steps": max_steps,
+        "train.folds": folds,
         "train.output_dir": output_dir,
     }
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
@@ -78,7 +82,29 @@ def train(
             f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}"
         )
         raise typer.Exit(130)
-    report(run.dir, run.metrics)
+    if run.info.get("kind") == "cv":
+        cv_report(run.dir, run.metrics)
+    else:
+        report(run.dir, run.metrics)
+
+
+def cv_report(run_dir: Path, cv: dict) -> None:
+    """Every fold, and mean ± sd: the inner validation, the held-out fold, the test split."""
+    from tunelab.cv import SECTIONS
+
+    table = Table(title=f"{cv['k']}-fold cross-validation — {run_dir}")
+    table.add_column("metric")
+    for j in range(1, cv["k"] + 1):
+        table.add_column(f"fold {j}", justify="right")
+    table.add_column("mean ± sd", justify="right")
+    for section in SECTIONS:
+        for name, mean in cv["mean"][section].items():
+            cells = [f"{f[section][name]:.4f}" if name in f[section] else "—" for f in cv["folds"]]
+            table.add_row(f"{section} {name}", *cells, f"{mean:.4f} ± {cv['sd'][section][name]:.4f}")
+    out.print(table)
+    out.print(f"out-of-fold predictions (pooled): {json.dumps(cv['oof'])}", highlight=False)
+    out.print(f"outputs: {run_dir}/cv.json, oof.jsonl (one line per example), folds/k (ordinary runs), README.md",
+              highlight=False)  # fmt: skip
 
 
 @app.command("eval")

@@ -223,6 +223,12 @@ class TrainConfig(Section):
         description="torch.compile the training forward (inductor, dynamic shapes). Off by default: on a 2-core CPU "
         "compiling takes longer than it saves in a short run (benchmarks/RESULTS.md).",
     )
+    folds: Optional[int] = Field(
+        None,
+        ge=2,
+        description="classification/multilabel/regression: K-fold cross-validation over train + validation (the test "
+        "split stays out): K runs under RUN/folds/, out-of-fold predictions in oof.jsonl, cv.json. Null: one run.",
+    )
     max_tokens: Optional[int] = Field(
         None,
         gt=0,

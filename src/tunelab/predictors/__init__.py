@@ -12,6 +12,12 @@ from tunelab.runs.rundir import RunDir
 def load(run_dir: str | Path):
     """The predictor the registry names for the run's task (run.json says which task)."""
     run = RunDir.open(run_dir)
+    if run.info.get("kind") == "cv":
+        raise TunelabError(
+            f"{run.path}: a cross-validation, not one model: its {run.info.get('folds')} fold models are ordinary runs "
+            f"under {run.path / 'folds'}. Predict with one of them (e.g. {run.path / 'folds' / '1'}); an ensemble of "
+            "the folds is the way to use them all."
+        )
     task = run.info.get("task")
     family = TASKS.get(task)
     if family is None or family.predictor is None:
