@@ -339,14 +339,18 @@ class Config(Section):
 METHODS = get_args(MethodConfig.model_fields["name"].annotation)  # full, lora, frozen
 
 
-def _applies(description: str, task: str, method: str) -> bool:
-    """Whether a field applies to this task and method: its description starts with its scope ("ner:", "lora:",
-    "sft/lm:", "ner, JSONL:")."""
+def scope_of(description: str) -> tuple[str, ...]:
+    """The tasks and methods a field applies to, from its description's prefix ("ner:", "lora:", "sft/lm:",
+    "ner, JSONL:"); () for a field of every task and method."""
     scope = re.match(r"([a-z]+(?:/[a-z]+)*)[:,]", description)
-    names = scope.group(1).split("/") if scope else []
-    if not names or not all(n in TASKS or n in METHODS for n in names):
-        return True  # unscoped: every task
-    return task in names or method in names
+    names = tuple(scope.group(1).split("/")) if scope else ()
+    return names if names and all(n in TASKS or n in METHODS for n in names) else ()
+
+
+def _applies(description: str, task: str, method: str) -> bool:
+    """Whether a field applies to this task and method (see scope_of)."""
+    names = scope_of(description)
+    return not names or task in names or method in names
 
 
 # ---------------------------------------------------------------- loading and overriding

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tunelab.config import Config
 from tunelab.cv.folds import assign_folds
-from tunelab.data.splits import quantile_bins, split
+from tunelab.data.splits import split, strata
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.checkpoint import Checkpointer, write_atomic
@@ -43,9 +43,9 @@ def cross_validate(cfg: Config, overwrite: bool = False, show_progress: bool = T
     # ---- the examples, and their folds
     splits = load_object(family.examples)(cfg)
     pool = splits.train + splits.validation
-    strata = _strata(pool, family.stratify)
-    _check_enough(pool, strata, k, family.stratify)
-    fold_of = assign_folds(len(pool), k, cfg.data.split_seed, strata)
+    pool_strata = strata(pool, family.stratify)
+    _check_enough(pool, pool_strata, k, family.stratify)
+    fold_of = assign_folds(len(pool), k, cfg.data.split_seed, pool_strata)
 
     # ---- the parent run: the same recipe always lands in the same directory, so the same command continues it
     run = _parent(cfg, overwrite)
@@ -56,7 +56,7 @@ def cross_validate(cfg: Config, overwrite: bool = False, show_progress: bool = T
             held_out = [r for r, f in zip(pool, fold_of) if f == j]
             rest = [r for r, f in zip(pool, fold_of) if f != j]
             inner_train, inner_val, _ = split(rest, (cfg.data.validation_fraction, 0.0), cfg.data.split_seed + j,
-                                              _strata(rest, family.stratify))  # fmt: skip
+                                              strata(rest, family.stratify))  # fmt: skip
             for name, rows in (("train", inner_train), ("validation", inner_val), ("held_out", held_out)):
                 _write_jsonl(data_dir / f"fold-{j + 1}" / f"{name}.jsonl", rows)
         _write_jsonl(data_dir / "test.jsonl", splits.test)
@@ -64,7 +64,7 @@ def cross_validate(cfg: Config, overwrite: bool = False, show_progress: bool = T
     # ---- each fold: an ordinary run
     for j in range(1, k + 1):
         fold_dir = run / "folds" / str(j)
-        info = RunDir(fold_dir).info if (fold_dir / "run.json").exists() else {}
+        info = RunDir(fold_dir).info  # {} for a fold not started
         if info.get("status") in ("completed", "stopped_early") and (fold_dir / "model").is_dir():
             continue
         print(f"fold {j} of {k}", flush=True)
@@ -107,7 +107,7 @@ def _parent(cfg: Config, overwrite: bool) -> RunDir:
     fingerprint = hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(cfg.train.output_dir or Path("runs") / f"{cfg.task}-cv{cfg.train.folds}-{fingerprint[:8]}")
     run = RunDir(path, lineage={"kind": "cv", "parent": None})
-    info = run.info if (path / "run.json").exists() else {}
+    info = run.info
     if info and (info.get("kind") != "cv" or info.get("fingerprint") != fingerprint):
         if not overwrite:
             raise TunelabError(
@@ -144,20 +144,12 @@ def _fold_recipe(cfg: Config, data: Path, out: Path, pairs: bool) -> dict:
 # ---------------------------------------------------------------- examples, folds, files
 
 
-def _strata(records: list[dict], stratify):
-    if stratify == "label":
-        return [r["label"] for r in records]
-    if stratify == "quantile" and len(records) >= 20:
-        return quantile_bins([r["label"] for r in records])
-    return None
-
-
-def _check_enough(pool: list[dict], strata, k: int, stratify) -> None:
+def _check_enough(pool: list[dict], pool_strata, k: int, stratify) -> None:
     if len(pool) < 2 * k:
         raise TunelabError(f"train.folds: {k} folds need at least {2 * k} examples; the data has {len(pool)}.")
     if stratify == "label":
         counts: dict = {}
-        for s in strata:
+        for s in pool_strata:
             counts[s] = counts.get(s, 0) + 1
         rare = sorted((n, str(s)) for s, n in counts.items() if n < 2)
         if rare:

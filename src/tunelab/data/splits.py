@@ -88,6 +88,16 @@ def make_splits(
     return splits
 
 
+def strata(records: list[dict], how: Optional[str]) -> Optional[list]:
+    """One stratum per record, as the registry's `stratify` says: "label" (the label itself), "quantile" (a regression
+    label's quantile bin, from 20 records on) or None (no stratification)."""
+    if how == "label":
+        return [r["label"] for r in records]
+    if how == "quantile" and len(records) >= 20:
+        return quantile_bins([r["label"] for r in records])
+    return None
+
+
 def quantile_bins(values: list[float], bins: int = 10) -> list[int]:
     """Stratum per value for regression: which of `bins` quantile bins it falls into."""
     edges = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, bins + 1)[1:-1])

@@ -69,7 +69,7 @@ class RunDir:
             raise TunelabError(
                 f"{path}: not a tunelab run directory (no run.json). Give the folder that `tunelab train` wrote."
             )
-        info = json.loads((path / "run.json").read_text(encoding="utf-8")) if (path / "run.json").exists() else {}
+        info = cls(path).info
         return cls(path, lineage={k: info[k] for k in ("kind", "parent") if k in info})
 
     def discard_if_empty(self) -> None:

@@ -8,7 +8,7 @@ run trials until the study holds `trials` completed + pruned ones, in this proce
     tell Optuna the best validation value; keep the best trial's model, drop the others'; rewrite the outputs
 plots and a summary
 
-study = tunelab.tune("recipes/classify_trec_frozen_search.yaml")
+study = tunelab.tune("recipes/tune_trec_frozen.yaml")
 study.best_dir, study.best_value, study.best_params
 """
 
@@ -26,9 +26,19 @@ from typing import Optional, Union
 
 from tunelab.config import Config, load_config
 from tunelab.errors import TunelabError
-from tunelab.search.report import best_trial, plot_study, trial_dir, write_outputs
+from tunelab.search.report import plot_study, trial_dir, write_outputs
 from tunelab.search.space import Space, check_metric, parse_space
-from tunelab.search.study import counts, locked, me, open_study, pruner_for, quiet_optuna, recover_dead, sampler_for
+from tunelab.search.study import (
+    counts,
+    locked,
+    me,
+    open_study,
+    pruner_for,
+    quiet_optuna,
+    recover_dead,
+    requeue,
+    sampler_for,  # fmt: skip
+)
 
 
 @dataclass
@@ -135,9 +145,8 @@ def tune(
     if rank == 0:
         sampler = sampler or sampler_for(search.sampler, search.seed, worker or 0)
         pruner = pruner or pruner_for(search.pruner)
-        recipe_dump = plan.cfg.dump()
-        study = open_study(plan.dir, storage, plan.base, recipe_dump["search"], plan.direction, sampler, pruner,
-                           new and worker is None)  # fmt: skip
+        study = open_study(plan.dir, storage, plan.base, search.model_dump(mode="json"), plan.direction, sampler,
+                           pruner, new and worker is None)  # fmt: skip
         with locked(plan.dir):
             for number in recover_dead(study, plan.dir):
                 _say(f"trial {number}: its process died; marked failed, its parameters queued again")
@@ -158,10 +167,9 @@ def tune(
         return StudyResult(plan.dir, plan.metric, plan.direction, {})
     c = counts(study)
     status = "completed" if c["complete"] + c["pruned"] >= plan.trials else "interrupted"
-    with locked(plan.dir):
-        out = write_outputs(study, plan.dir, plan.space.fields, plan.base, search.keep, status)
-    plots = plot_study(study, plan.dir) if worker is None and out["best"] is not None else []
-    best = best_trial(study)
+    out = _finish(study, plan, status)
+    best = out["best"]
+    plots = plot_study(study, plan.dir) if worker is None and best is not None else []
     result = StudyResult(plan.dir, plan.metric, plan.direction, out["counts"], out["rows"],
                          best and best.number, best and best.value, best.params if best else {}, plots,
                          plan.space.fields)  # fmt: skip
@@ -230,8 +238,7 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
                             lineage=lineage, resume=resume)  # fmt: skip
         except (Interrupted, KeyboardInterrupt):
             if rank == 0:  # the next run of the command trains these parameters again
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={"retry_of": number})
+                requeue(study, number, trial.params)
                 _finish(study, plan, "interrupted")
             raise KeyboardInterrupt from None
         except TunelabError as e:
@@ -260,7 +267,7 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
             )
         else:
             study.tell(trial, value)
-        best = _finish(study, plan, "running")
+        best = _finish(study, plan, "running")["best"]
         state = info.get("status")
         shown = f"{plan.metric} {value:.4f}" if value is not None else "-"
         at_best = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no completed trial yet"
@@ -292,9 +299,10 @@ def _take_over(study, trial, study_dir: Path) -> tuple[Optional[str], list[float
     return str(new), values
 
 
-def _finish(study, plan: Plan, status: str):
+def _finish(study, plan: Plan, status: str) -> dict:
+    """The outputs rewritten under the lock: {"best", "rows", "counts"} (report.write_outputs)."""
     with locked(plan.dir):
-        return write_outputs(study, plan.dir, plan.space.fields, plan.base, plan.cfg.search.keep, status)["best"]
+        return write_outputs(study, plan.dir, plan.space.fields, plan.base, plan.cfg.search.keep, status)
 
 
 def _run_workers(recipe, plan: Plan, storage: Optional[str], workers: int, show_progress: bool) -> None:

@@ -49,7 +49,7 @@ def write_outputs(study, study_dir: Path, space_fields: list[str], recipe: dict,
     rows = trial_rows(study, study_dir, space_fields)
     _write_csv(study_dir / "trials.csv", rows, space_fields)
     if best is not None:
-        _link(study_dir / "best", Path("trials") / f"{best.number:04d}")
+        _link(study_dir / "best", trial_dir(Path(), best.number))  # relative: the study directory can move
         (study_dir / "best.yaml").write_text(best_recipe(recipe, best, study_dir), encoding="utf-8")
     c = counts(study)
     RunDir(study_dir).update_info(
@@ -69,9 +69,9 @@ def trial_rows(study, study_dir: Path, space_fields: list[str]) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         run = trial_dir(study_dir, t.number)
-        info = RunDir(run).info if (run / "run.json").exists() else {}
+        info = RunDir(run).info  # {} for a trial whose run has not started (or moved on with its retry)
         metric = (info.get("best") or {}).get("metric")
-        test = RunDir(run).read_json("metrics.json").get("test", {}) if run.exists() else {}
+        test = RunDir(run).read_json("metrics.json").get("test", {})
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         rows.append(
             {"number": t.number, "state": t.state.name, "value": t.value}

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from tunelab.config import METHODS, Config, _applies, validate
+from tunelab.config import METHODS, Config, scope_of, validate
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 
@@ -83,7 +83,7 @@ def parse_space(cfg: Config, source: str = "the recipe") -> Space:
         where = _where(source, name)
         annotation, description = _field(name, where)
         dim = _dimension(name, spec, annotation, where)
-        scope = _scope(description)
+        scope = scope_of(description)
         task_scope = [s for s in scope if s in TASKS]
         method_scope = tuple(s for s in scope if s in METHODS)
         if task_scope and cfg.task not in task_scope:
@@ -98,7 +98,7 @@ def parse_space(cfg: Config, source: str = "the recipe") -> Space:
             )
         for value in _extremes(dim):
             _check_value(base, name, value, where)
-        dims.append(Dimension(**{**dim.__dict__, "scope": method_scope}))
+        dims.append(replace(dim, scope=method_scope))
     dims.sort(key=lambda d: d.field != "method.name")  # method.name first: it decides which fields are drawn
     return Space(tuple(dims))
 
@@ -234,13 +234,6 @@ def _is_number(x) -> bool:
 
 def _int_step(step) -> bool:
     return step is None or (isinstance(step, int) and not isinstance(step, bool))
-
-
-def _scope(description: str) -> tuple[str, ...]:
-    """The tasks and methods a field applies to, from its description's prefix ("lora:", "sft/lm:"); () for all."""
-    m = re.match(r"([a-z]+(?:/[a-z]+)*)[:,]", description)
-    names = tuple(m.group(1).split("/")) if m else ()
-    return names if names and _applies(description, "-", "-") is False else ()
 
 
 def _where(source: str, key: str) -> str:

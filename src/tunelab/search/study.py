@@ -70,10 +70,11 @@ def pruner_for(name: str):
     return optuna.pruners.NopPruner()
 
 
+PER_INVOCATION = ("trials", "timeout")  # search fields an invocation may change without changing the study
+
+
 def fingerprint(recipe: dict, search: dict) -> str:
-    """What makes two invocations the same study: the base recipe and the search block, less what an invocation may
-    change (how many trials to reach, how long to run)."""
-    search = {k: v for k, v in search.items() if k not in ("trials", "timeout")}
+    """What makes two invocations the same study: the base recipe and the search block (less PER_INVOCATION)."""
     blob = json.dumps({"recipe": recipe, "search": search}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -95,6 +96,7 @@ def open_study(study_dir: Path, storage_url: Optional[str], recipe: dict, search
             meta["study_name"] = f"{study_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     name = meta.get("study_name", study_dir.name)
     storage = storage_for(study_dir, storage_url)
+    search = {k: v for k, v in search.items() if k not in PER_INVOCATION}
     fp = fingerprint(recipe, search)
     study = optuna.create_study(
         storage=storage, study_name=name, direction=direction, sampler=sampler, pruner=pruner, load_if_exists=True
@@ -122,8 +124,6 @@ def _changed(a, b, prefix="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict) and not distribution:
         out = []
         for k in sorted(set(a) | set(b), key=str):
-            if k in ("trials", "timeout") and prefix == "search.":
-                continue
             out += _changed(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]
@@ -175,13 +175,19 @@ def recover_dead(study, study_dir: Path) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if not is_dead(t.user_attrs):
             continue
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        requeue(study, t.number, t.params)
         run = Path(study_dir) / "trials" / f"{t.number:04d}"
         if (run / "run.json").exists():
             RunDir(run).update_info(status="failed", error=f"its process (pid {t.user_attrs['pid']}) died")
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         recovered.append(t.number)
     return recovered
+
+
+def requeue(study, number: int, params: dict) -> None:
+    """Fail a trial that did not finish and queue its parameters again (the retry names it in `retry_of`)."""
+    optuna = quiet_optuna()
+    study.tell(number, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial(params, user_attrs={"retry_of": number})
 
 
 def counts(study) -> dict:

@@ -21,8 +21,9 @@ from tunelab.data.cache import cache_dir
 from tunelab.data.fingerprint import data_fingerprint
 from tunelab.data.padding import attention_mask, pad
 from tunelab.data.readers import read_table
-from tunelab.data.splits import Splits, make_splits, quantile_bins
+from tunelab.data.splits import Splits, make_splits, strata
 from tunelab.errors import TunelabError
+from tunelab.registry import TASKS
 
 
 @dataclass
@@ -76,20 +77,17 @@ def read_records(cfg: Config) -> Splits:
     val_records = read_labelled_file(d.validation, cfg) if d.validation else None
     test_records = read_labelled_file(d.test, cfg) if d.test else None
     return make_splits(
-        train_records, val_records, test_records, d, _text_key, lambda records: _strata(records, cfg.task)
+        train_records,
+        val_records,
+        test_records,
+        d,
+        _text_key,
+        lambda records: strata(records, TASKS[cfg.task].stratify),
     )
 
 
 def _text_key(r: dict):
     return (r["text"], r.get("text_pair"))
-
-
-def _strata(records: list[dict], task: str) -> Optional[list]:
-    if task == "classification":
-        return [r["label"] for r in records]
-    if task == "regression" and len(records) >= 20:
-        return quantile_bins([r["label"] for r in records])
-    return None
 
 
 def read_labelled_file(path: Path, cfg: Config) -> list[dict]:
