@@ -57,10 +57,10 @@ def train(
         if int(os.environ.get("RANK", 0)) == 0:
             print("The recipe's search: block was ignored: train trains the base recipe (tunelab tune RECIPE runs the "
                   "search).", file=sys.stderr)  # fmt: skip
-    if cfg.train.folds and resume is None:  # K fold runs under one parent (tunelab/cv)
+    if cfg.train.folds and resume is None:  # K fold runs under one parent (tunelab/cv), each made by this function
         from tunelab.cv import cross_validate
 
-        return cross_validate(cfg, overwrite, show_progress)
+        return Run(*cross_validate(cfg, train, overwrite, show_progress))
     import torch
 
     threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process

@@ -30,9 +30,10 @@ from tunelab.runs.rundir import RunDir
 SECTIONS = ("validation", "held_out", "test")  # the inner validation, the fold it never saw, the test split
 
 
-def cross_validate(cfg: Config, overwrite: bool = False, show_progress: bool = True):
-    """K fold runs and their summary; returns the parent's api.Run (metrics: cv.json)."""
-    from tunelab import api
+def cross_validate(cfg: Config, train, overwrite: bool = False, show_progress: bool = True) -> tuple[Path, dict]:
+    """K fold runs, each made with `train` (tunelab.train, handed in so this room does not import the API that calls
+    it), and their summary; returns (the parent run directory, cv.json)."""
+    from tunelab.predictors import load
 
     family = TASKS[cfg.task]
     k = cfg.train.folds
@@ -70,17 +71,17 @@ def cross_validate(cfg: Config, overwrite: bool = False, show_progress: bool = T
         print(f"fold {j} of {k}", flush=True)
         lineage = {"kind": "trial", "parent": str(run.path)}
         if Checkpointer(fold_dir / "checkpoints").latest() is not None:
-            api.train(resume=fold_dir, show_progress=show_progress)
+            train(resume=fold_dir, show_progress=show_progress)
         else:
             shutil.rmtree(fold_dir, ignore_errors=True)
             recipe = _fold_recipe(cfg, data_dir / f"fold-{j}", fold_dir, pairs)
-            api.train(recipe, show_progress=show_progress, lineage=lineage)
+            train(recipe, show_progress=show_progress, lineage=lineage)
 
     # ---- out-of-fold predictions, test metrics, the summary
     folds, oof = [], [None] * len(pool)
     for j in range(1, k + 1):
         fold_dir = run / "folds" / str(j)
-        predictor = api.load(fold_dir)
+        predictor = load(fold_dir)
         metrics = RunDir(fold_dir).read_json("metrics.json")
         test = predictor.evaluate(data_dir / "test.jsonl") if splits.test else {}
         folds.append({"fold": j, "run_dir": str(fold_dir), "validation": _scalars(metrics.get("validation", {})),
@@ -95,7 +96,7 @@ def cross_validate(cfg: Config, overwrite: bool = False, show_progress: bool = T
     _write_oof(run / "oof.jsonl", pool, fold_of, oof, cfg.task)
     run.update_info(status="completed", cv={s: summary["mean"][s] for s in SECTIONS} | {"oof": summary["oof"]})
     (run / "README.md").write_text(card(cfg, summary), encoding="utf-8")
-    return api.Run(run.path, summary)
+    return run.path, summary
 
 
 # ---------------------------------------------------------------- the parent directory
@@ -120,11 +121,9 @@ def _parent(cfg: Config, overwrite: bool) -> RunDir:
     elif path.exists() and any(path.iterdir()) and not info:
         raise TunelabError(f"{path}: the output directory holds other files. Choose another --output-dir.")
     path.mkdir(parents=True, exist_ok=True)
-    if not info:
-        from tunelab.tasks.common import versions
-
+    if not info:  # (library versions: in each fold's run.json)
         run.update_info(task=cfg.task, kind="cv", parent=None, status="running", folds=cfg.train.folds,
-                        fingerprint=fingerprint, versions=versions())  # fmt: skip
+                        fingerprint=fingerprint)  # fmt: skip
         (path / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     return run
 
