@@ -92,6 +92,21 @@ def test_tune_benchmark_smoke(tiny_bert, tmp_path):
     assert 0 <= res["default"]["test"] <= 1
 
 
+def test_ensemble_benchmark_smoke(tiny_bert, tmp_path):
+    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
+    argv = ["--smoke", "--model", str(tiny_bert), "--limit", "96", "--max-steps", "3", "--seeds", "1", "--folds", "2",
+            "--datasets", "trec", "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), *argv], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (tmp_path / "RESULTS.md").exists() and "2-fold ensemble, vote" in proc.stdout
+    row = json.loads((tmp_path / "out" / "results.json").read_text())["datasets"]["trec"]["rows"][0]
+    for arm in ("single", "fold_test", "mean", "weighted", "vote"):
+        assert 0 <= row[arm]["accuracy"] <= 1 and 0 <= row[arm]["f1_macro"] <= 1
+    assert row["cv_seconds"] > 0 and 0 <= row["oof_accuracy"] <= 1
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A random 2-layer llama with MiniLM's tokenizer files and a minimal chat template (no GGUF to unpack)."""

@@ -4,14 +4,15 @@ run = tunelab.train("recipes/classify_movie_reviews.yaml")   # or a Config, or a
 clf = tunelab.load(run.dir)
 clf.predict(["what a wonderful film"])
 study = tunelab.tune("recipe.yaml")                          # a recipe with a search: block
+ens = tunelab.ensemble(from_folds="runs/cv", out="runs/ens")  # then tunelab.load("runs/ens") like any run
 """
 
 __version__ = "0.1.0"
-__all__ = ["Config", "evaluate", "export", "load", "train", "tune", "__version__"]
+__all__ = ["Config", "ensemble", "evaluate", "export", "load", "train", "tune", "__version__"]
 
 
 def __getattr__(name):  # lazy: `import tunelab` and `tunelab --help` stay fast (no torch import)
-    if name in ("evaluate", "export", "load", "train"):
+    if name in ("ensemble", "evaluate", "export", "load", "train"):
         from tunelab import api
 
         return getattr(api, name)

@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 from tunelab.config import DEMO_RECIPE, Config, load_config
 from tunelab.errors import TunelabError
@@ -116,6 +116,26 @@ def load(run_dir: Union[str, Path]):
 def evaluate(run_dir: Union[str, Path], data: Union[str, Path]) -> dict:
     """Metrics of a finished run on a labelled file (the run's column names and preprocessing)."""
     return load(run_dir).evaluate(data)
+
+
+def ensemble(
+    members: Sequence[Union[str, Path]] = (),
+    *,
+    out: Union[str, Path],
+    method: str = "mean",
+    from_folds: Union[str, Path, None] = None,
+    data: Union[str, Path, None] = None,
+    overwrite: bool = False,
+) -> Run:
+    """An ensemble run directory of finished runs (and/or a cross-validation's folds): `mean` averages their
+    probabilities, `weighted` weighs each by its validation metric, `vote` takes the majority label. Run.metrics is
+    the report: the ensemble and each member on the members' test split (or `data`). tunelab.load(out) predicts."""
+    from tunelab.ensembles import build
+    from tunelab.predictors import load as load_predictor
+
+    path, report = build([Path(m) for m in members], Path(out), method, Path(from_folds) if from_folds else None,
+                         Path(data) if data else None, overwrite, load_predictor)  # fmt: skip
+    return Run(path, report)
 
 
 def export(run_dir: Union[str, Path], out: Union[str, Path]) -> Path:

@@ -335,6 +335,39 @@ def study_table(study) -> None:
     )
 
 
+@app.command()
+def ensemble(
+    runs: List[Path] = typer.Argument(None, help="Finished run directories (members)."),
+    out: Path = typer.Option(..., "--out", help="The ensemble's run directory."),
+    method: str = typer.Option("mean", help="mean | weighted (by validation metric) | vote (majority label)."),
+    from_folds: Optional[Path] = typer.Option(None, help="A cross-validation (train --folds K): its folds as members."),
+    data: Optional[Path] = typer.Option(None, help="Labelled file to compare on (default: the members' test split)."),
+    overwrite: bool = typer.Option(False, help="Replace the run already in --out."),
+):
+    """Combine finished runs into one ensemble run directory; predict, eval and serve then use it like any run."""
+    from tunelab import api
+
+    result = api.ensemble(runs or [], out=out, method=method, from_folds=from_folds, data=data, overwrite=overwrite)
+    ensemble_table(result.dir, result.metrics)
+
+
+def ensemble_table(run_dir: Path, report: dict) -> None:
+    """The ensemble against each member, on the same examples."""
+    names = [n for n, v in report["ensemble"].items() if isinstance(v, float) and n not in ("threshold",)]
+    table = Table(title=f"ensemble ({report['method']}) — {report['on']}, {report['n']} examples")
+    for c in ("", "weight", *names):
+        table.add_column(c, justify="left" if not c else "right")
+    table.add_row("ensemble", "", *(f"{report['ensemble'][n]:.4f}" for n in names), style="bold")
+    for m in report["members"]:
+        table.add_row(m["path"], f"{m['weight']:.3f}", *(f"{m['metrics'][n]:.4f}" for n in names))
+    out.print(table)
+    gain = report["best_member"]["gain"]
+    out.print(f"{report['metric']}: ensemble {report['ensemble'][report['metric']]:.4f}, best member "
+              f"{report['best_member'][report['metric']]:.4f} ({gain:+.4f})", highlight=False)  # fmt: skip
+    out.print(f"outputs: {run_dir}/run.json (members by path and model hash), ensemble.json, README.md · use: "
+              f'tunelab predict {run_dir} "some text"', highlight=False)  # fmt: skip
+
+
 def _generator(predictor, run: Path):
     from tunelab.tasks.lm.predictor import Generator
 

@@ -32,6 +32,7 @@ class TaskFamily:
     calibrate: bool = False  # its probabilities can be calibrated (a temperature)
     cross_validate: bool = False  # `--folds K` applies
     examples: Optional[str] = None  # "module:function": cfg -> Splits of labelled records (text, label, source, line)
+    ensemble: Optional[str] = None  # "module:class" that loads an ensemble directory (`tunelab ensemble`); None: none
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -39,7 +40,8 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  auto_class="AutoModelForSequenceClassification",
                  pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify", "embeddings"),
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
-                 cross_validate=True, examples="tunelab.tasks.classify.data:read_records")  # fmt: skip
+                 cross_validate=True, examples="tunelab.tasks.classify.data:read_records",
+                 ensemble="tunelab.tasks.classify.ensemble:EnsembleClassifier")  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",

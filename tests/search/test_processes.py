@@ -8,10 +8,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import psutil
 import yaml
 
 from tests.search.conftest import search_recipe
@@ -48,12 +50,19 @@ def test_kill_9_then_the_same_command_finishes_the_study_with_two_workers(tiny_b
     else:
         first.kill()
         raise AssertionError("no trial finished in time: " + first.communicate()[1][-3000:])
+    workers = [{"host": socket.gethostname(), "pid": w.pid, "pid_started": w.create_time()}
+               for w in psutil.Process(first.pid).children()]  # fmt: skip
+    assert len(workers) == 2
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed = [t for t in load(study_dir).get_trials() if t.state.name == "RUNNING"]
     assert killed
-    time.sleep(1.0)  # the workers die with the tune process
-    assert all(is_dead(t.user_attrs) for t in killed), "a worker outlived the tune process"
+    # the workers die with the tune process (a trial asked in the instant before the kill may have no pid yet)
+    deadline = time.monotonic() + 20
+    while not all(map(is_dead, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(map(is_dead, workers)), "a worker outlived the tune process"
+    assert all(is_dead(t.user_attrs) for t in killed if "pid" in t.user_attrs)
 
     # ---- the same command: dead trials failed and re-run, every finished trial kept, the count exact
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

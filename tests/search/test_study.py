@@ -99,3 +99,18 @@ def test_train_trains_the_base_recipe_and_says_the_search_block_was_ignored(tiny
     assert "search: block was ignored" in capsys.readouterr().err
     config = yaml.safe_load((run.dir / "config.yaml").read_text())
     assert "search" not in config and config["optim"]["lr"] == 1e-3 and config["method"]["r"] == 8
+
+
+def test_a_trial_asked_by_a_worker_killed_before_it_recorded_its_process_is_recovered(tmp_path):
+    """Killed between study.ask() and recording host/pid: under the study's own lock that trial is an orphan at once;
+    with a database shared by machines (whose workers do not share the lock) only once it is a minute old."""
+    from tunelab.search.study import quiet_optuna, recover_dead
+
+    optuna = quiet_optuna()
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert recover_dead(study, tmp_path, shared_lock=False) == []  # a fresh one may be another machine's, recording
+    assert recover_dead(study, tmp_path, shared_lock=True) == [orphan.number]
+    states = {t.number: t for t in study.get_trials()}
+    assert states[orphan.number].state.name == "FAIL"
+    assert [t.user_attrs.get("retry_of") for t in states.values() if t.state.name == "WAITING"] == [orphan.number]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def save_model(model, tokenizer, run_path: Path) -> Path:
 def export(run_path: Path, out: Path) -> Path:
     """A standalone copy of the run's plain model directory."""
     src = Path(run_path) / "model"
+    info_file = Path(run_path) / "run.json"
+    if info_file.exists() and json.loads(info_file.read_text(encoding="utf-8")).get("kind") == "ensemble":
+        raise TunelabError(
+            f"{run_path}: an ensemble, not one model: its members' predictions are combined at prediction time, so "
+            "there is no single Hugging Face model to export. Export a member (run.json lists them), or serve the "
+            f"ensemble as it is: tunelab serve {run_path}."
+        )
     if not src.exists():
         raise TunelabError(f"{run_path}: has no model/ folder (did the run finish?). Finish or resume the run first.")
     out = Path(out)

@@ -148,7 +148,7 @@ def tune(
         study = open_study(plan.dir, storage, plan.base, search.model_dump(mode="json"), plan.direction, sampler,
                            pruner, new and worker is None)  # fmt: skip
         with locked(plan.dir):
-            for number in recover_dead(study, plan.dir):
+            for number in recover_dead(study, plan.dir, storage is None):
                 _say(f"trial {number}: its process died; marked failed, its parameters queued again")
 
     # ---- the trials: here, or in K worker processes sharing the study
@@ -158,7 +158,7 @@ def tune(
             _run_workers(recipe, plan, storage, workers, show_progress)
         else:
             own_threads = threads or plan.cfg.train.num_threads or _torch_threads()
-            _run_trials(study, plan, own_threads, show_progress and worker is None, world, rank)
+            _run_trials(study, plan, own_threads, show_progress and worker is None, world, rank, storage is None)
     except KeyboardInterrupt:
         interrupted = True
 
@@ -180,7 +180,7 @@ def tune(
     return result
 
 
-def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int, rank: int) -> None:
+def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int, rank: int, shared_lock: bool) -> None:
     """Trials one after another until the study is full (or the timeout passes). Under torchrun rank 0 asks Optuna
     and every rank trains the parameters it broadcasts."""
     from tunelab import api
@@ -197,7 +197,7 @@ def _run_trials(study, plan: Plan, threads: int, show_progress: bool, world: int
         trial, job, before = None, None, []
         if rank == 0 and not (plan.timeout and time.monotonic() - started > plan.timeout):
             with locked(plan.dir):
-                recover_dead(study, plan.dir)
+                recover_dead(study, plan.dir, shared_lock)
                 c = counts(study)
                 if c["complete"] + c["pruned"] + c["running"] < plan.trials:
                     trial = study.ask()

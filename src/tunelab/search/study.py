@@ -165,20 +165,27 @@ def is_dead(attrs: dict) -> bool:
         return True
 
 
-def recover_dead(study, study_dir: Path) -> list[int]:
+def recover_dead(study, study_dir: Path, shared_lock: bool = True) -> list[int]:
     """Mark trials whose process died (kill -9, power loss) failed, and queue their parameters again: a killed study
-    re-runs them and keeps every finished trial. Returns the recovered trial numbers."""
+    re-runs them and keeps every finished trial. Returns the recovered trial numbers.
+
+    Called under the study lock. A running trial that never recorded its process was asked by a worker killed before
+    it could: with `shared_lock` (the study's own journal: every worker asks and records under this lock) that is
+    certain at once; with a database shared by machines, whose workers do not share the lock, after a minute."""
     optuna = quiet_optuna()
     from tunelab.runs.rundir import RunDir
 
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not is_dead(t.user_attrs):
+        if "pid" in t.user_attrs:
+            if not is_dead(t.user_attrs):
+                continue
+        elif not shared_lock and (t.datetime_start is None or time.time() - t.datetime_start.timestamp() < 60):
             continue
         requeue(study, t.number, t.params)
         run = Path(study_dir) / "trials" / f"{t.number:04d}"
         if (run / "run.json").exists():
-            RunDir(run).update_info(status="failed", error=f"its process (pid {t.user_attrs['pid']}) died")
+            RunDir(run).update_info(status="failed", error=f"its process (pid {t.user_attrs.get('pid')}) died")
         recovered.append(t.number)
     return recovered
 

@@ -51,6 +51,8 @@ class ServedRun:
                 f"{self.run.path}: tunelab serve does not serve task '{self.task}' (it serves {served})."
             )
         self.endpoints = family.endpoints
+        if self.run.info.get("kind") == "ensemble":  # no model/ of its own: no one encoder to embed with
+            self.endpoints = tuple(e for e in self.endpoints if e != "embeddings")
         self.created = (
             int((self.run / "run.json").stat().st_mtime) if (self.run / "run.json").exists() else int(time.time())
         )

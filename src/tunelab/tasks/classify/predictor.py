@@ -64,39 +64,49 @@ class TextClassifier:
                 out[idx] = self.spec.logits(self.model, batch).float().cpu().numpy()
         return out
 
+    def outputs(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> np.ndarray:
+        """Per text: the label probabilities (softmax; a sigmoid per label, multilabel), or the value (regression)."""
+        logits = self.logits(texts, pairs, batch_size)
+        if self.task == "regression":
+            return logits
+        if self.task == "multilabel":
+            return 1 / (1 + np.exp(-logits))
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        return probs / probs.sum(1, keepdims=True)
+
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64) -> list[dict]:
         if isinstance(texts, str):
             texts = [texts]
-        logits = self.logits(texts, pairs, batch_size)
-        if self.task == "regression":
-            return [{"score": float(x[0])} for x in logits]
-        if self.task == "multilabel":
-            probs = 1 / (1 + np.exp(-logits))
-            return [
-                {
-                    "labels": [n for n, p in zip(self.labels.names, row) if p > self.threshold],
-                    "scores": {n: float(p) for n, p in zip(self.labels.names, row)},
-                }
-                for row in probs
-            ]
-        probs = np.exp(logits - logits.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
-        return [
-            {
-                "label": self.labels.names[int(row.argmax())],
-                "score": float(row.max()),
-                "scores": {n: float(p) for n, p in zip(self.labels.names, row)},
-            }
-            for row in probs
-        ]
+        return prediction_dicts(self.task, self.labels.names, self.threshold, self.outputs(texts, pairs, batch_size))
 
     # ------------------------------------------------------------------ evaluate
 
     def evaluate(self, path: str | Path, batch_size: int = 64) -> dict:
         """Metrics on a labelled file, read with the run's column names; the same evaluation code as training."""
-        records = read_labelled_file(Path(path), self.config)
+        return self.evaluate_records(read_labelled_file(Path(path), self.config), batch_size)
+
+    def evaluate_records(self, records: list[dict], batch_size: int = 64) -> dict:
+        """Metrics on labelled records ({"text", "label"[, "text_pair"]}, labels as in the data files)."""
         check_known(records, self.labels, "evaluation")
         ds = tokenize(records, self.labels, self.tokenizer, self.max_length)
         return evaluate(
             self.model, ds.to_list(), ds["length"], self.spec, self.spec.new_metrics(), batch_size, self.precision
         )
+
+
+def prediction_dicts(task: str, names: list[str], threshold: float, outputs: np.ndarray, chosen=None) -> list[dict]:
+    """What predict returns per text, from outputs(): {"score"} (regression), {"labels", "scores"} (multilabel),
+    {"label", "score", "scores"}. `chosen` overrides the labels the outputs would give (an ensemble's vote)."""
+    if task == "regression":
+        return [{"score": float(x[0])} for x in outputs]
+    if task == "multilabel":
+        on = outputs > threshold if chosen is None else chosen
+        return [
+            {"labels": [n for n, yes in zip(names, row_on) if yes], "scores": {n: float(p) for n, p in zip(names, row)}}
+            for row, row_on in zip(outputs, on)
+        ]
+    best = outputs.argmax(1) if chosen is None else chosen
+    return [
+        {"label": names[int(i)], "score": float(row[int(i)]), "scores": {n: float(p) for n, p in zip(names, row)}}
+        for row, i in zip(outputs, best)
+    ]
