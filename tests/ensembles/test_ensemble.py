@@ -116,7 +116,7 @@ def test_from_folds_weighted_through_the_cli_predict_eval_serve(members, tiny_be
 
 
 def test_mismatched_moved_and_changed_members_are_refused(members, tiny_bert, tmp_path):
-    (run0, run1), data, _ = members
+    (run0, run1), data, fresh = members
     three = write_csv(tmp_path / "three.csv", [{**r, "label": "meh" if i % 3 == 0 else r["label"]}
                                                for i, r in enumerate(make_sentiment(60))])  # fmt: skip
     odd = tunelab.train(tiny_recipe(tiny_bert, three, tmp_path / "odd", train={"max_steps": 2}), show_progress=False)
@@ -131,14 +131,13 @@ def test_mismatched_moved_and_changed_members_are_refused(members, tiny_bert, tm
         tunelab.ensemble([run0, cols.dir], out=tmp_path / "e2")
     with pytest.raises(TunelabError, match="at least two members"):
         tunelab.ensemble([run0], out=tmp_path / "e3")
-    scores = write_csv(tmp_path / "scores.csv", [{"text": r["text"], "label": float(i % 5)}
-                                                 for i, r in enumerate(make_sentiment(40))])  # fmt: skip
-    recipe = {**tiny_recipe(tiny_bert, scores, tmp_path / "reg", train={"max_steps": 2}), "task": "regression"}
-    reg = tunelab.train(recipe, show_progress=False).dir
-    shutil.copytree(reg, tmp_path / "reg2")
-    with pytest.raises(TunelabError, match="regression ensembles average the members' values"):
-        tunelab.ensemble([reg, tmp_path / "reg2"], out=tmp_path / "e4", method="vote")
-    assert tunelab.ensemble([reg, tmp_path / "reg2"], out=tmp_path / "e5").metrics["ensemble"]["mse"] >= 0
+    other = write_csv(tmp_path / "other.csv", make_sentiment(60, seed=3))
+    elsewhere = tunelab.train(tiny_recipe(tiny_bert, other, tmp_path / "elsewhere", train={"max_steps": 2}),
+                              show_progress=False).dir  # fmt: skip
+    with pytest.raises(TunelabError, match="were tested on different splits.*--data FILE"):
+        tunelab.ensemble([run0, elsewhere], out=tmp_path / "e4")
+    on_file = tunelab.ensemble([run0, elsewhere], out=tmp_path / "e4", data=fresh)
+    assert (on_file.metrics["on"], on_file.metrics["n"]) == (str(fresh), 40)
 
     # moved and changed members
     a, b = tmp_path / "a", tmp_path / "b"
@@ -156,3 +155,24 @@ def test_mismatched_moved_and_changed_members_are_refused(members, tiny_bert, tm
         tunelab.load(ens)
     with pytest.raises(TunelabError, match="already holds files"):
         tunelab.ensemble([a, run1], out=ens)
+
+
+def test_multilabel_and_regression_ensembles_of_identical_members_are_the_member(tiny_bert, tmp_path):
+    rows = [{"text": r["text"], "label": ("sport|" if i % 3 else "") + r["label"], "score": float(i % 7)}
+            for i, r in enumerate(make_sentiment(60))]  # fmt: skip
+    data = write_csv(tmp_path / "data.csv", rows)
+    for task, methods in (("multilabel", ("mean", "vote")), ("regression", ("mean",))):
+        recipe = tiny_recipe(tiny_bert, data, tmp_path / task, task=task, train={"max_steps": 4})
+        recipe["data"]["label_column"] = "label" if task == "multilabel" else "score"
+        run = tunelab.train(recipe, show_progress=False).dir
+        shutil.copytree(run, tmp_path / f"{task}-twin")
+        alone = tunelab.evaluate(run, data)
+        for method in methods:
+            ens = tunelab.ensemble([run, tmp_path / f"{task}-twin"], out=tmp_path / f"{task}-{method}", method=method)
+            ours = tunelab.evaluate(ens.dir, data)
+            names = ("f1_samples", "f1_micro", "subset_accuracy", "loss") if task == "multilabel" else ("mse", "r2")
+            for name in names:
+                assert ours[name] == pytest.approx(alone[name], abs=1e-5), (task, method, name)
+        if task == "regression":
+            with pytest.raises(TunelabError, match="regression ensembles average the members' values"):
+                tunelab.ensemble([run, tmp_path / f"{task}-twin"], out=tmp_path / "refused", method="vote")

@@ -18,6 +18,7 @@ ensemble predictor (the registry names it) loads each member and combines their 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence
@@ -77,8 +78,24 @@ def build(
     else:
         weights = [1.0 / len(described)] * len(described)
 
-    # ---- the ensemble directory
-    run = _create(Path(out), overwrite)
+    # ---- the ensemble directory, staged beside --out and moved there once the report is written (a failure
+    # leaves nothing behind, and --overwrite never loses the old ensemble to a failed build)
+    final = _check_out(Path(out), overwrite)
+    run = RunDir(final.with_name(final.name + ".building"), lineage={"kind": "ensemble", "parent": None})
+    shutil.rmtree(run.path, ignore_errors=True)
+    run.path.mkdir(parents=True)
+    try:
+        report = _write(run, final, described, paths, weights, method, metric, higher, from_folds, data, load)
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(run.path, final)
+    return final, report
+
+
+def _write(run: RunDir, final: Path, described, paths, weights, method, metric, higher, from_folds, data, load):
+    task = described[0]["task"]
     run.update_info(task=task, kind="ensemble", parent=None, status="completed", method=method,
                     pipeline_tag=TASKS[task].pipeline_tag, from_folds=str(from_folds) if from_folds else None,
                     labels=described[0]["labels"], selection={"metric": metric, "mode": "max" if higher else "min"},
@@ -99,8 +116,8 @@ def build(
     report["best_member"] = {metric: best[metric], "gain": ensemble_metrics[metric] - best[metric]}
     run.write_json("ensemble.json", report)
     run.update_info(ensemble={metric: ensemble_metrics[metric], "best_member": best[metric], "on": on})
-    (run / "README.md").write_text(card(run, report), encoding="utf-8")
-    return run.path, report
+    (run / "README.md").write_text(card(final, run.info, report), encoding="utf-8")
+    return report
 
 
 # ---------------------------------------------------------------- the members
@@ -133,16 +150,14 @@ def _selection(described: list[dict]) -> tuple[str, bool]:
 # ---------------------------------------------------------------- the directory and the report
 
 
-def _create(out: Path, overwrite: bool) -> RunDir:
+def _check_out(out: Path, overwrite: bool) -> Path:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise TunelabError(f"{out}: the output directory already holds files. Choose another --out, or "
                                "replace it with --overwrite.")  # fmt: skip
         if not RunDir(out).info:
             raise TunelabError(f"{out}: not a run directory; --overwrite replaces only runs. Choose another --out.")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return RunDir(out, lineage={"kind": "ensemble", "parent": None})
+    return out
 
 
 def _report_examples(predictor, described: list[dict], from_folds, data) -> tuple[list[dict], str]:
@@ -175,8 +190,7 @@ def _scalars(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
 
 
-def card(run: RunDir, report: dict) -> str:
-    info = run.info
+def card(path: Path, info: dict, report: dict) -> str:
     names = [n for n in _scalars(report["ensemble"]) if n != "threshold"]
     lines = [f"# {info['task']} ensemble of {len(report['members'])} runs ({report['method']})", "",
              f"The members' predictions combined: {_METHOD_WORDS[report['method']]}. Scored on {report['on']} "
@@ -186,8 +200,8 @@ def card(run: RunDir, report: dict) -> str:
     for m in report["members"]:
         cells = " | ".join(f"{m['metrics'][n]:.4f}" for n in names)
         lines.append(f"| {m['path']} | {m['weight']:.3f} | {cells} |")
-    lines += ["", f"Use: `tunelab predict {run.path} \"some text\"`, `tunelab eval {run.path} --data FILE`, "
-              f"`tunelab serve {run.path}`. Each member is loaded from its own run (run.json lists them by path and "
+    lines += ["", f"Use: `tunelab predict {path} \"some text\"`, `tunelab eval {path} --data FILE`, "
+              f"`tunelab serve {path}`. Each member is loaded from its own run (run.json lists them by path and "
               "model hash); there is no single model to export.", ""]  # fmt: skip
     return "\n".join(lines)
 
