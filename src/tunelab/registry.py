@@ -33,6 +33,7 @@ class TaskFamily:
     cross_validate: bool = False  # `--folds K` applies
     examples: Optional[str] = None  # "module:function": cfg -> Splits of labelled records (text, label, source, line)
     ensemble: Optional[str] = None  # "module:class" that loads an ensemble directory (`tunelab ensemble`); None: none
+    doctor: Optional[str] = None  # "module:function": (cfg, problems) -> each file's records, bad rows in problems
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -41,7 +42,8 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  pipeline_tag="text-classification", peft_task="SEQ_CLS", endpoints=("classify", "embeddings"),
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True, examples="tunelab.tasks.classify.data:read_records",
-                 ensemble="tunelab.tasks.classify.ensemble:EnsembleClassifier")  # fmt: skip
+                 ensemble="tunelab.tasks.classify.ensemble:EnsembleClassifier",
+                 doctor="tunelab.tasks.classify.data:read_files")  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",

@@ -1,6 +1,8 @@
 """Read a table of examples from CSV, TSV, JSONL, JSON or Parquet, keeping each row's line number.
 
-Every problem is a TunelabError that names the file and the line, and says what to do.
+Every problem is a TunelabError that names the file and the line, and says what to do. Given a `problems` list (what
+`tunelab doctor` does), a bad row is recorded there ({"check", "file", "line", "message"}) and skipped instead, so
+one pass reports every problem of a file; a file that cannot be read at all still raises.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from tunelab.errors import TunelabError
 
@@ -39,7 +41,7 @@ class Table:
                 )
 
 
-def read_table(path: str | Path) -> Table:
+def read_table(path: str | Path, problems: Optional[list] = None) -> Table:
     path = Path(path)
     if not path.exists():
         raise TunelabError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
@@ -50,30 +52,46 @@ def read_table(path: str | Path) -> Table:
         raise TunelabError(f"{path}: unknown format '{path.suffix}'. Use .csv, .tsv, .jsonl, .json or .parquet.")
     if kind == "parquet":
         return _read_parquet(path)
-    text = _read_utf8(path)
+    text = _read_utf8(path, problems)
     if kind in ("csv", "tsv"):
-        return _read_delimited(path, text, "," if kind == "csv" else "\t")
+        return _read_delimited(path, text, "," if kind == "csv" else "\t", problems)
     if kind == "jsonl":
-        return _read_jsonl(path, text)
+        return _read_jsonl(path, text, problems)
     return _read_json(path, text)
 
 
-def _read_utf8(path: Path) -> str:
+def report(problems: Optional[list], check: str, path: Path, line: int, message: str) -> None:
+    """Raise the problem, or record it where a `problems` list collects every one (tunelab doctor)."""
+    if problems is None:
+        raise TunelabError(f"{path}, line {line}: {message}")
+    problems.append({"check": check, "file": str(path), "line": line, "message": message})
+
+
+def _read_utf8(path: Path, problems: Optional[list] = None) -> str:
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise TunelabError(
-            f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start : e.start + 4]!r}). "
-            f"Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
-        ) from None
+        if problems is None:
+            line = data[: e.start].count(b"\n") + 1
+            raise TunelabError(
+                f"{path}, line {line}: bytes that are not UTF-8 ({data[e.start : e.start + 4]!r}). "
+                f"Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+            ) from None
+        for i, raw in enumerate(data.split(b"\n"), start=1):  # every line with such bytes, each replaced by U+FFFD
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                what = raw[bad.start : bad.start + 4]
+                report(problems, "undecodable", path, i, f"bytes that are not UTF-8 ({what!r}); read as U+FFFD. "
+                       " Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).")  # fmt: skip
+        text = data.decode("utf-8-sig", errors="replace")
     if not text.strip():
         raise TunelabError(f"{path}: the file is empty. Give a file with a header and at least a few examples.")
     return text
 
 
-def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
+def _read_delimited(path: Path, text: str, delimiter: str, problems: Optional[list] = None) -> Table:
     lines = text.splitlines(keepends=True)
     reader = csv.reader(lines, delimiter=delimiter)
     try:
@@ -88,21 +106,17 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                raise TunelabError(
-                    f"{path}, line {line}: {len(values)} fields but the header has {len(header)} "
-                    f"({', '.join(header)}). "
-                    f"Quote fields that contain '{delimiter}' or fix the line."
-                )
+                report(problems, "malformed_row", path, line, f"{len(values)} fields but the header has {len(header)} "
+                       f"({', '.join(header)}). Quote fields that contain '{delimiter}' or fix the line.")  # fmt: skip
+                continue
             rows.append(Row(line, dict(zip(header, values))))
-    except csv.Error as e:
-        raise TunelabError(
-            f"{path}, line {reader.line_num}: malformed {('CSV', 'TSV')[delimiter == chr(9)]} ({e}). Fix the quoting "
-            "on that line."
-        ) from None
+    except csv.Error as e:  # the reader cannot go on past this line
+        report(problems, "malformed_row", path, reader.line_num, f"malformed {('CSV', 'TSV')[delimiter == chr(9)]} "
+               f"({e}); nothing after it could be read. Fix the quoting on that line.")  # fmt: skip
     return Table(path, rows, header)
 
 
-def _read_jsonl(path: Path, text: str) -> Table:
+def _read_jsonl(path: Path, text: str, problems: Optional[list] = None) -> Table:
     rows, columns = [], {}
     for i, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -110,14 +124,13 @@ def _read_jsonl(path: Path, text: str) -> Table:
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise TunelabError(
-                f"{path}, line {i}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one JSON object."
-            ) from None
+            report(problems, "malformed_row", path, i, f"not valid JSON ({e.msg} at column {e.colno}). Each line "
+                   "must be one JSON object.")  # fmt: skip
+            continue
         if not isinstance(obj, dict):
-            raise TunelabError(
-                f'{path}, line {i}: expected a JSON object like {{"text": ..., "label": ...}}, '
-                f"got {type(obj).__name__}."
-            )
+            report(problems, "malformed_row", path, i, f'expected a JSON object like {{"text": ..., "label": ...}}, '
+                   f"got {type(obj).__name__}.")  # fmt: skip
+            continue
         columns.update(dict.fromkeys(obj))
         rows.append(Row(i, obj))
     return Table(path, rows, list(columns))

@@ -44,6 +44,7 @@ def build(
     (the report scores the ensemble through the same predictor `tunelab.load` gives)."""
     if method not in METHODS:
         raise TunelabError(f"--method {method!r}: choose one of {', '.join(METHODS)}.")
+    final = _check_out(Path(out), overwrite)
 
     # ---- the members
     paths = [*_folds_of(from_folds), *map(Path, members)] if from_folds else [Path(m) for m in members]
@@ -59,28 +60,10 @@ def build(
 
     # ---- their weights
     metric, higher = _selection(described)
-    if method == "weighted":
-        values = [m["validation"].get(metric) for m in described]
-        missing = next((m["path"] for m, v in zip(described, values) if not isinstance(v, (int, float))), None)
-        if missing is not None:
-            raise TunelabError(
-                f"{missing}: no validation {metric} to weigh it by (it trained without a validation set). Use "
-                "--method mean or vote, or members that validated."
-            )
-        try:
-            weights = member_weights([m["validation"][metric] for m in described], higher).tolist()
-        except ValueError:
-            raise TunelabError(
-                f"--method weighted: the members' validation {metric} "
-                f"({', '.join(str(m['validation'][metric]) for m in described)}) give no weights (all zero, or a "
-                "zero where lower is better). Use --method mean."
-            ) from None
-    else:
-        weights = [1.0 / len(described)] * len(described)
+    weights = _weights(described, metric, higher) if method == "weighted" else [1 / len(described)] * len(described)
 
     # ---- the ensemble directory, staged beside --out and moved there once the report is written (a failure
     # leaves nothing behind, and --overwrite never loses the old ensemble to a failed build)
-    final = _check_out(Path(out), overwrite)
     run = RunDir(final.with_name(final.name + ".building"), lineage={"kind": "ensemble", "parent": None})
     shutil.rmtree(run.path, ignore_errors=True)
     run.path.mkdir(parents=True)
@@ -137,6 +120,24 @@ def _folds_of(cv_dir: Path) -> list[Path]:
             "`tunelab train --folds K` command again: it trains the folds that are left."
         )
     return folds
+
+
+def _weights(described: list[dict], metric: str, higher: bool) -> list[float]:
+    """--method weighted: each member's validation metric, normalised (combine.member_weights)."""
+    values = [m["validation"].get(metric) for m in described]
+    missing = next((m["path"] for m, v in zip(described, values) if not isinstance(v, (int, float))), None)
+    if missing is not None:
+        raise TunelabError(
+            f"{missing}: no validation {metric} to weigh it by (it trained without a validation set). Use "
+            "--method mean or vote, or members that validated."
+        )
+    try:
+        return member_weights(values, higher).tolist()
+    except ValueError:
+        raise TunelabError(
+            f"--method weighted: the members' validation {metric} ({', '.join(map(str, values))}) give no weights "
+            "(all zero, or a zero where lower is better). Use --method mean."
+        ) from None
 
 
 def _selection(described: list[dict]) -> tuple[str, bool]:

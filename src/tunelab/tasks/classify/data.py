@@ -20,7 +20,7 @@ from tunelab.data.builtin import load_builtin
 from tunelab.data.cache import cache_dir
 from tunelab.data.fingerprint import data_fingerprint
 from tunelab.data.padding import attention_mask, pad
-from tunelab.data.readers import read_table
+from tunelab.data.readers import read_table, report
 from tunelab.data.splits import Splits, make_splits, strata
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS
@@ -64,35 +64,37 @@ class LabelSpace:
 # ------------------------------------------------------------------ reading
 
 
-def read_records(cfg: Config) -> Splits:
-    """Train/validation/test records with normalised labels; the built-in dataset when no file is given."""
+def read_records(cfg: Config, problems: Optional[list] = None, files: Optional[dict] = None) -> Splits:
+    """Train/validation/test records with normalised labels; the built-in dataset when no file is given. `files`:
+    read_files' result when the caller has it already (tunelab doctor reads the files once)."""
+    train, validation, test = (files or read_files(cfg, problems)).values()
+    return make_splits(train, validation, test, cfg.data, _text_key,
+                       lambda records: strata(records, TASKS[cfg.task].stratify))  # fmt: skip
+
+
+def read_files(cfg: Config, problems: Optional[list] = None) -> dict[str, Optional[list[dict]]]:
+    """The records of each file as given (the built-in dataset for train when the recipe names no file; None for a
+    split no file gives), before deduplication and splitting. With `problems`, bad rows are recorded and skipped."""
     d = cfg.data
     if d.train is None:
         records, source = load_builtin(d.dataset)
         for r in records:
             r["source"] = source
-        train_records = records
+        train = records
     else:
-        train_records = read_labelled_file(d.train, cfg)
-    val_records = read_labelled_file(d.validation, cfg) if d.validation else None
-    test_records = read_labelled_file(d.test, cfg) if d.test else None
-    return make_splits(
-        train_records,
-        val_records,
-        test_records,
-        d,
-        _text_key,
-        lambda records: strata(records, TASKS[cfg.task].stratify),
-    )
+        train = read_labelled_file(d.train, cfg, problems)
+    return {"train": train,
+            "validation": read_labelled_file(d.validation, cfg, problems) if d.validation else None,
+            "test": read_labelled_file(d.test, cfg, problems) if d.test else None}  # fmt: skip
 
 
 def _text_key(r: dict):
     return (r["text"], r.get("text_pair"))
 
 
-def read_labelled_file(path: Path, cfg: Config) -> list[dict]:
+def read_labelled_file(path: Path, cfg: Config, problems: Optional[list] = None) -> list[dict]:
     d = cfg.data
-    table = read_table(path)
+    table = read_table(path, problems)
     table.require(d.text_column, d.label_column)
     if d.text_pair_column:
         table.require(d.text_pair_column)
@@ -100,19 +102,23 @@ def read_labelled_file(path: Path, cfg: Config) -> list[dict]:
     for row in table.rows:
         text = row.values.get(d.text_column)
         if text is None or not str(text).strip():
-            raise TunelabError(
-                f"{path}, line {row.line}: empty text in column '{d.text_column}'. Remove the line or fill in the text."
-            )
-        rec = {
-            "text": str(text),
-            "label": _parse_label(row.values.get(d.label_column), cfg, path, row.line),
-            "line": row.line,
-            "source": str(path),
-        }
+            blank = " (whitespace only)" if text is not None and str(text) else ""
+            report(problems, "empty_text", path, row.line, f"empty text in column '{d.text_column}'{blank}. Remove "
+                   "the line or fill in the text.")  # fmt: skip
+            continue
+        try:
+            label = _parse_label(row.values.get(d.label_column), cfg, path, row.line)
+        except TunelabError as e:
+            if problems is None:
+                raise
+            check = "empty_label" if "empty label" in str(e) else "bad_label"
+            problems.append({"check": check, "file": str(path), "line": row.line, "message": str(e).split(": ", 1)[1]})
+            continue
+        rec = {"text": str(text), "label": label, "line": row.line, "source": str(path)}
         if d.text_pair_column:
             rec["text_pair"] = str(row.values.get(d.text_pair_column) or "")
         records.append(rec)
-    if not records:
+    if not records and problems is None:
         raise TunelabError(f"{path}: no examples (only a header?). Add labelled rows.")
     return records
 

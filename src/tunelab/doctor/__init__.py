@@ -1,0 +1,133 @@
+"""`tunelab doctor RECIPE` (or --train F [--validation F] [--test F]): check a data set before training. It reads top
+to bottom:
+
+    every row of every file, as the task family reads it, but recording each bad row instead of stopping at the first
+    the splits the run would make of them (its deduplication, its carving, its limit)
+    the checks (checks.py): rows as read, text quality, labels, conflicting labels, duplicates, leakage between the
+        run's splits, near-duplicates across them (near.py), lengths in the model's tokens (lengths.py)
+    recommendations that follow from the findings (advice.py)
+    doctor.json (every finding with its rows and line numbers), doctor.md, lengths.png
+
+Exit codes (cli): 0, or 1 with --strict when the data leaks across splits or has conflicting labels; bad input 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from tunelab.config import Config
+from tunelab.doctor import checks
+from tunelab.doctor.advice import recommend
+from tunelab.doctor.checks import Finding
+from tunelab.doctor.lengths import length_findings, plot_lengths, token_lengths
+from tunelab.errors import TunelabError
+from tunelab.registry import TASKS, load_object
+
+STRICT = ("leakage", "near_duplicates", "conflicting_labels")  # what --strict fails a pipeline on
+
+
+@dataclass
+class Report:
+    out: Path
+    task: str
+    sizes: dict  # rows per file as read, and per split of the run
+    findings: list[Finding]
+    recommendations: list[dict]
+    seconds: float
+
+    @property
+    def strict_failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.check in STRICT and f.severity == "problem"]
+
+    def to_json(self) -> dict:
+        counts = {s: sum(f.severity == s for f in self.findings) for s in checks.SEVERITIES}
+        return {
+            "task": self.task,
+            "sizes": self.sizes,
+            "counts": counts,
+            "seconds": round(self.seconds, 2),
+            "findings": [asdict(f) for f in self.findings],
+            "recommendations": self.recommendations,
+        }
+
+
+def doctor(cfg: Config, out: Path, show_progress: bool = True) -> Report:
+    """Every check that applies to the recipe's task, on its data; the outputs written under `out`."""
+    started = time.perf_counter()
+    family = TASKS[cfg.task]
+    if family.doctor is None:
+        able = ", ".join(t for t, f in TASKS.items() if f.doctor)
+        raise TunelabError(f"tunelab doctor checks the data of {able}; task '{cfg.task}' is not built yet.")
+    say = print if show_progress else (lambda *a, **k: None)
+
+    # ---- every row, as the family reads it; then the splits the run would make
+    problems: list[dict] = []
+    files = load_object(family.doctor)(cfg, problems)
+    made = load_object(family.examples)(cfg, files=files)
+    splits = {"train": made.train, "validation": made.validation, "test": made.test}
+    everything = [r for records in files.values() if records for r in records]
+    sizes = {
+        "files": {k: None if v is None else len(v) for k, v in files.items()},
+        "splits": {k: len(v) for k, v in splits.items()},
+        "dropped_duplicates": made.dropped_duplicates,
+    }
+    say(
+        f"read {len(everything)} rows ({len(problems)} unusable); the run's splits: "
+        + ", ".join(f"{k} {v}" for k, v in sizes["splits"].items()),
+        flush=True,
+    )
+
+    # ---- the checks
+    findings = checks.reading(problems) + checks.text_quality(everything)
+    findings += checks.labels(splits, cfg.task) + checks.conflicts(everything, cfg.task)
+    findings += checks.duplicates(files, cfg.data.dedupe) + checks.leakage(splits)
+    say("near-duplicates across splits ...", flush=True)
+    findings += checks.near(splits)
+    say("lengths in the model's tokens ...", flush=True)
+    lengths = token_lengths(splits["train"], _tokenizer(cfg))
+    findings += length_findings(lengths, cfg.data.max_length, splits["train"])
+    findings.sort(key=lambda f: checks.SEVERITIES.index(f.severity))
+
+    # ---- recommendations and outputs
+    report = Report(
+        Path(out), cfg.task, sizes, findings, recommend(cfg, splits, findings, lengths), time.perf_counter() - started
+    )
+    report.out.mkdir(parents=True, exist_ok=True)
+    (report.out / "doctor.json").write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str))
+    if len(lengths):
+        plot_lengths(lengths, cfg.data.max_length, report.out / "lengths.png")
+    (report.out / "doctor.md").write_text(markdown(report), encoding="utf-8")
+    return report
+
+
+def default_out(recipe: Optional[Path], cfg: Config) -> Path:
+    name = Path(recipe).stem if recipe else Path(cfg.data.train).stem if cfg.data.train else cfg.data.dataset
+    return Path("runs") / f"doctor-{name}"
+
+
+def _tokenizer(cfg: Config):
+    from tunelab.models.load import load_tokenizer, resolve
+
+    return load_tokenizer(resolve(cfg.model))
+
+
+def markdown(report: Report) -> str:
+    counts = report.to_json()["counts"]
+    lines = [
+        f"# tunelab doctor: {report.task}",
+        "",
+        f"{counts['problem']} problems, {counts['warning']} warnings, {counts['info']} notes; rows per file "
+        f"{json.dumps(report.sizes['files'])}, the run's splits {json.dumps(report.sizes['splits'])}.",
+        "",
+    ]
+    for f in report.findings:
+        lines.append(f"- **{f.severity}** `{f.check}`: {f.message}")
+    if report.recommendations:
+        lines += ["", "## Recommendations", ""]
+        lines += [f"- `{r['set']}`: {r['why']}" for r in report.recommendations]
+    lines += ["", "Every row of every finding, with its file and line: doctor.json. Lengths: lengths.png.", ""]
+    return "\n".join(lines)

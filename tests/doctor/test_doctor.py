@@ -1,0 +1,128 @@
+"""`tunelab doctor` on small files with planted problems: each found at its line, in one run; a pair just under the
+near-duplicate threshold not found; the truncation share exact for MiniLM's tokenizer; --strict exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import make_sentiment
+from tunelab.config import load_config
+from tunelab.doctor import doctor
+from tunelab.doctor.near import jaccard, near_duplicates
+
+NEAR_TRAIN = "the cinematography in this picture is breathtaking and the score soars"
+NEAR_TEST = "the cinematography in this picture is breathtaking and the score soared"  # one word's ending
+UNDER_TRAIN = "an uneven script weighs down a promising cast of character actors"
+UNDER_TEST = "an uneven script weighs down a talented cast of character actors too"
+
+
+def write(path, lines: list[str]) -> None:
+    path.write_bytes(b"\n".join(x.encode("utf-8") if isinstance(x, str) else x for x in lines) + b"\n")
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """train.csv / validation.csv / test.csv with problems at known lines (line 1 is the header)."""
+    clean = [f"{r['text']},{r['label']}" for r in make_sentiment(40, seed=1)]
+    train = [
+        "text,label",
+        *clean,  # lines 2-41
+        ",pos",  # 42 empty text
+        "   ,neg",  # 43 whitespace only
+        "a text without a label,",  # 44 empty label
+        "cafÃ© au lait and croissants were wonderful here,pos",  # 45 mojibake
+        "<div><a href='http://example.com/aaaaaaaaaaaa'>http://example.com/bbbbbbbbbbbbbb</a></div>,neg",  # 46
+        "the film was fine,pos",  # 47 conflict with 48
+        "the film was fine,neg",  # 48
+        clean[0],  # 49 exact duplicate of line 2
+        "too,many,fields",  # 50 malformed
+        b"caf\xe9 latin-1 bytes,pos",  # 51 undecodable
+        f"{NEAR_TRAIN},pos",  # 52 near-duplicate of test line 3
+        f"{UNDER_TRAIN},neg",  # 53 just under the threshold with test 4
+        "good " * 30 + ",pos",  # 54 32 tokens: truncated at 16
+        "bad " * 20 + ",neg",
+    ]  # 55 22 tokens: truncated
+    validation = [
+        "text,label",
+        *[f"{r['text']},{r['label']}" for r in make_sentiment(6, seed=2)],
+        "shared between validation and test,pos",
+    ]  # line 8
+    test = [
+        "text,label",
+        *[f"x{r['text']},{r['label']}" for r in make_sentiment(1, seed=3)],
+        f"{NEAR_TEST},pos",
+        f"{UNDER_TEST},neg",
+        "shared between validation and test,pos",
+    ]  # lines 3, 4, 5
+    for name, lines in (("train", train), ("validation", validation), ("test", test)):
+        write(tmp_path / f"{name}.csv", lines)  # fmt: skip
+    return tmp_path
+
+
+def recipe(tiny_bert, root, **data):
+    return load_config({"task": "classification", "model": {"name": str(tiny_bert)},
+                        "data": {"train": str(root / "train.csv"), "validation": str(root / "validation.csv"),
+                                 "test": str(root / "test.csv"), "max_length": 16, **data}})  # fmt: skip
+
+
+def lines_of(report, check):
+    rows = [r for f in report.findings if f.check == check for r in f.rows]
+    return sorted((r["file"].rsplit("/", 1)[-1], r["line"]) for r in rows)
+
+
+def test_every_planted_problem_is_found_at_its_line_in_one_run(planted, tiny_bert, tmp_path):
+    assert jaccard(NEAR_TRAIN, NEAR_TEST) >= 0.8 > jaccard(UNDER_TRAIN, UNDER_TEST) >= 0.6
+    report = doctor(recipe(tiny_bert, planted), tmp_path / "out", show_progress=False)
+    assert lines_of(report, "empty_text") == [("train.csv", 42), ("train.csv", 43)]
+    assert lines_of(report, "empty_label") == [("train.csv", 44)]
+    assert lines_of(report, "malformed_row") == [("train.csv", 50)]
+    assert lines_of(report, "undecodable") == [("train.csv", 51)]
+    assert ("train.csv", 45) in lines_of(report, "mojibake")
+    assert lines_of(report, "markup") == [("train.csv", 46)]
+    assert lines_of(report, "conflicting_labels") == [("train.csv", 47), ("train.csv", 48)]
+    assert ("train.csv", 49) in lines_of(report, "duplicates")
+    assert lines_of(report, "leakage") == [("test.csv", 5)]  # validation and test share it; the run keeps both
+    near = [f for f in report.findings if f.check == "near_duplicates"][0].rows
+    assert [(r["line"], r["similar_to"]["line"]) for r in near] == [(3, 52)]  # and not the pair just under
+    assert {f.check for f in report.strict_failures} == {"leakage", "near_duplicates", "conflicting_labels"}
+
+    # the truncation share: in MiniLM's tokens the markup row is 52, "good " * 30 is 32 and "bad " * 20 22, the rest
+    # at most 16 (the sentiment rows 9-11, the near-duplicate 15)
+    lengths = [f for f in report.findings if f.check == "lengths"][0].data
+    n_train = report.sizes["splits"]["train"]
+    assert (lengths["truncated"], lengths["truncated_share"]) == (3, 3 / n_train) and lengths["max"] == 52
+
+    saved = json.loads((tmp_path / "out" / "doctor.json").read_text())
+    assert saved["counts"]["problem"] >= 6 and (tmp_path / "out" / "lengths.png").stat().st_size > 1000
+    assert "conflicting_labels" in (tmp_path / "out" / "doctor.md").read_text()
+    assert any("class_weights" in r["set"] or "max_length" in r["set"] for r in saved["recommendations"])
+
+
+def test_near_duplicates_need_two_splits_and_see_through_case_and_punctuation():
+    pairs = near_duplicates({"train": ["Hello, World! How are you today?", "something else entirely"],
+                             "test": ["hello world how are you today", "nothing like the others at all"]})  # fmt: skip
+    assert pairs == [{"a": ("train", 0), "b": ("test", 0), "similarity": 1.0}]
+    assert near_duplicates({"train": ["same text twice here", "same text twice here!"]}) == []
+
+
+def test_strict_exit_codes(planted, tiny_bert, tmp_path, monkeypatch, capsys):
+    from tunelab.cli import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["tunelab", "doctor", *map(str, args)])
+        with pytest.raises(SystemExit) as done:
+            main()
+        return done.value.code
+
+    files = ["--train", planted / "train.csv", "--validation", planted / "validation.csv", "--test",
+             planted / "test.csv", "--model", tiny_bert, "--out", tmp_path / "o"]  # fmt: skip
+    assert run(*files, "--strict") == 1
+    assert run(*files) in (0, None)
+    assert "conflicting_labels" in capsys.readouterr().out
+    clean = tmp_path / "clean.csv"
+    write(clean, ["text,label", *[f"{r['text']},{r['label']}" for r in make_sentiment(60, seed=4)]])
+    assert run("--train", clean, "--model", tiny_bert, "--out", tmp_path / "c", "--strict") in (0, None)
+    assert run("--train", tmp_path / "missing.csv", "--out", tmp_path / "m") == 2
