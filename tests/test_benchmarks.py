@@ -107,6 +107,17 @@ def test_ensemble_benchmark_smoke(tiny_bert, tmp_path):
     assert row["cv_seconds"] > 0 and 0 <= row["oof_accuracy"] <= 1
 
 
+def test_doctor_benchmark_smoke(tiny_bert, tmp_path):
+    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
+    argv = ["--smoke", "--rows", "2000", "--model", str(tiny_bert), "--out", str(tmp_path / "out")]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "doctor.py"), *argv], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["planted"] == 10 and res["found"] == {"leakage": 10, "near_duplicates": 10, "conflicting_texts": 10}
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A random 2-layer llama with MiniLM's tokenizer files and a minimal chat template (no GGUF to unpack)."""

@@ -43,22 +43,23 @@ def planted(tmp_path):
         f"{NEAR_TRAIN},pos",  # 52 near-duplicate of test line 3
         f"{UNDER_TRAIN},neg",  # 53 just under the threshold with test 4
         "good " * 30 + ",pos",  # 54 32 tokens: truncated at 16
-        "bad " * 20 + ",neg",
-    ]  # 55 22 tokens: truncated
+        "bad " * 20 + ",neg",  # 55 22 tokens: truncated
+    ]
     validation = [
         "text,label",
         *[f"{r['text']},{r['label']}" for r in make_sentiment(6, seed=2)],
-        "shared between validation and test,pos",
-    ]  # line 8
+        "shared between validation and test,pos",  # line 8
+    ]
     test = [
         "text,label",
         *[f"x{r['text']},{r['label']}" for r in make_sentiment(1, seed=3)],
         f"{NEAR_TEST},pos",
         f"{UNDER_TEST},neg",
-        "shared between validation and test,pos",
-    ]  # lines 3, 4, 5
+        "shared between validation and test,pos",  # lines 3, 4, 5
+        clean[5],  # line 6: a copy of train line 7, which dedupe drops from the run's training
+    ]
     for name, lines in (("train", train), ("validation", validation), ("test", test)):
-        write(tmp_path / f"{name}.csv", lines)  # fmt: skip
+        write(tmp_path / f"{name}.csv", lines)
     return tmp_path
 
 
@@ -84,7 +85,9 @@ def test_every_planted_problem_is_found_at_its_line_in_one_run(planted, tiny_ber
     assert lines_of(report, "markup") == [("train.csv", 46)]
     assert lines_of(report, "conflicting_labels") == [("train.csv", 47), ("train.csv", 48)]
     assert ("train.csv", 49) in lines_of(report, "duplicates")
-    assert lines_of(report, "leakage") == [("test.csv", 5)]  # validation and test share it; the run keeps both
+    # validation and test share line 5 (the run keeps both); train line 7 is test line 6 (dedupe drops it from training)
+    assert lines_of(report, "leakage") == [("test.csv", 5), ("train.csv", 7)]
+    assert [f.severity for f in report.findings if f.check == "leakage"] == ["problem", "warning"]
     near = [f for f in report.findings if f.check == "near_duplicates"][0].rows
     assert [(r["line"], r["similar_to"]["line"]) for r in near] == [(3, 52)]  # and not the pair just under
     assert {f.check for f in report.strict_failures} == {"leakage", "near_duplicates", "conflicting_labels"}

@@ -245,7 +245,7 @@ def conflicts(records: list[dict], task: str) -> list[Finding]:
 
 
 def duplicates(files: dict[str, Optional[list[dict]]], dedupe: bool) -> list[Finding]:
-    """Exact duplicates inside each file, and rows of the training file that the validation/test files repeat."""
+    """Exact duplicates inside each file (between the files: leakage)."""
     out = []
     for name, records in files.items():
         if not records:
@@ -276,28 +276,14 @@ def duplicates(files: dict[str, Optional[list[dict]]], dedupe: bool) -> list[Fin
                     repeats,
                 )
             )
-    held = {_key(r): r for name in ("validation", "test") for r in (files.get(name) or [])}
-    repeated = [row(r, also_in=held[_key(r)].get("source")) for r in (files.get("train") or []) if _key(r) in held]
-    if repeated:
-        out.append(
-            Finding(
-                "duplicates",
-                "info" if dedupe else "problem",
-                f"{len(repeated)} training rows also occur in the validation/test files "
-                f"({_where(repeated)}): "
-                + (
-                    "data.dedupe drops them from training."
-                    if dedupe
-                    else "with data.dedupe off they leak into the scores; turn it on or remove them."
-                ),
-                repeated,
-            )
-        )
     return out
 
 
-def leakage(splits: dict[str, list[dict]]) -> list[Finding]:
-    """Texts the run's own splits share (after its deduplication): a test score that is partly memory."""
+def leakage(files: dict[str, Optional[list[dict]]], splits: dict[str, list[dict]], dedupe: bool) -> list[Finding]:
+    """Texts the run's own splits share (after its deduplication): a test score that is partly memory. And, where
+    data.dedupe drops them from this run's training, the training rows the validation/test files repeat: the files
+    still leak for any other use of them."""
+    out = []
     first: dict[tuple, tuple[str, dict]] = {}
     rows = []
     for name, records in splits.items():
@@ -306,18 +292,27 @@ def leakage(splits: dict[str, list[dict]]) -> list[Finding]:
             if k in first and first[k][0] != name:
                 rows.append(row(r, split=name, also_in=first[k][0], other_line=first[k][1].get("line")))
             first.setdefault(k, (name, r))
-    if not rows:
-        return []
-    return [
-        Finding(
-            "leakage",
-            "problem",
-            f"{len(rows)} texts occur in two of the run's splits ({_where(rows)}): "
-            "their validation/test scores are memory, not generalisation. Remove them from one side (or give "
-            "the files with data.dedupe: true).",
-            rows,
+    if rows:
+        out.append(
+            Finding(
+                "leakage",
+                "problem",
+                f"{len(rows)} texts occur in two of the run's splits "
+                f"({_where(rows)}): their validation/test scores are memory, not generalisation. Remove "
+                "them from one side (or give the files with data.dedupe: true).",
+                rows,
+            )
         )
-    ]
+    held = {_key(r): r for name in ("validation", "test") for r in (files.get(name) or [])}
+    if dedupe and held:
+        repeated = [row(r, also_in=held[_key(r)].get("source"), other_line=held[_key(r)].get("line"))
+                    for r in (files.get("train") or []) if _key(r) in held]  # fmt: skip
+        if repeated:
+            out.append(Finding("leakage", "warning", f"{len(repeated)} training rows also occur in the "
+                               f"validation/test files ({_where(repeated)}): data.dedupe drops them from this run's "
+                               "training, but the files leak for any other use. Remove them from the training file.",
+                               repeated))  # fmt: skip
+    return out
 
 
 def near(splits: dict[str, list[dict]]) -> list[Finding]:
