@@ -382,6 +382,7 @@ def doctor(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default runs/doctor-<name>)."),
     as_json: bool = typer.Option(False, "--json", help="Print doctor.json instead of the report."),
     strict: bool = typer.Option(False, help="Exit 1 when the data leaks across splits or has conflicting labels."),
+    estimate: bool = typer.Option(False, help="Also the run's time and peak memory, from a few measured steps."),
     set_: List[str] = typer.Option([], "--set", help="Any other recipe field: --set data.dedupe=false (repeatable)."),
 ):
     """Check a data set before training: bad rows, labels, conflicts, duplicates, leakage, near-duplicates, lengths."""
@@ -395,7 +396,7 @@ def doctor(
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_))
     cfg = load_config(recipe or DEMO_RECIPE, overrides)
-    report = check(cfg, out_dir or default_out(recipe, cfg), show_progress=not as_json)
+    report = check(cfg, out_dir or default_out(recipe, cfg), show_progress=not as_json, estimate=estimate)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str))
     else:

@@ -129,3 +129,25 @@ def test_strict_exit_codes(planted, tiny_bert, tmp_path, monkeypatch, capsys):
     write(clean, ["text,label", *[f"{r['text']},{r['label']}" for r in make_sentiment(60, seed=4)]])
     assert run("--train", clean, "--model", tiny_bert, "--out", tmp_path / "c", "--strict") in (0, None)
     assert run("--train", tmp_path / "missing.csv", "--out", tmp_path / "m") == 2
+
+
+def test_the_estimate_extrapolates_measured_steps_to_the_whole_run():
+    from tunelab.doctor.estimate import extrapolate
+
+    cfg = load_config({"task": "classification", "train": {"epochs": 2, "batch_size": 10, "eval_every": 7}})
+    sizes = {"splits": {"train": 95, "validation": 30, "test": 20}}
+    e = extrapolate(cfg, sizes, {"step_seconds": 0.6, "setup_seconds": 5.0, "steps": 12, "peak_rss": 2**30})
+    # 10 steps per epoch (the last one short) -> 20 steps; validations at 7, 14 and the last step; forward = 1/3
+    assert (e["steps"], e["validations"], e["peak_rss_mb"]) == (20, 3, 1024)
+    assert e["held_out_seconds"] == pytest.approx((3 * 30 + 20) * 0.6 / 10 / 3, abs=0.05)
+    assert e["seconds"] == pytest.approx(5.0 + 20 * 0.6 + e["held_out_seconds"], abs=0.1)
+
+
+def test_estimate_measures_a_real_child_run(tiny_bert, tmp_path):
+    data = tmp_path / "d.csv"
+    write(data, ["text,label", *[f"{r['text']},{r['label']}" for r in make_sentiment(80, seed=5)]])
+    cfg = load_config({"task": "classification", "model": {"name": str(tiny_bert)}, "data": {"train": str(data)},
+                       "train": {"precision": "fp32", "batch_size": 8, "epochs": 1}})  # fmt: skip
+    report = doctor(cfg, tmp_path / "out", show_progress=False, estimate=True)
+    e = [f for f in report.findings if f.check == "estimate"][0].data
+    assert e["steps"] == 8 and e["measured_steps"] >= 3 and e["step_seconds"] > 0 and e["peak_rss_mb"] > 100

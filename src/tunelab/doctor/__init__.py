@@ -55,8 +55,9 @@ class Report:
         }
 
 
-def doctor(cfg: Config, out: Path, show_progress: bool = True) -> Report:
-    """Every check that applies to the recipe's task, on its data; the outputs written under `out`."""
+def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = False) -> Report:
+    """Every check that applies to the recipe's task, on its data; the outputs written under `out`. `estimate`: also
+    the run's time and peak memory, from a few steps measured in a child process (estimate.py)."""
     started = time.perf_counter()
     family = TASKS[cfg.task]
     if family.doctor is None:
@@ -90,6 +91,9 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True) -> Report:
     say("lengths in the model's tokens ...", flush=True)
     lengths = token_lengths(splits["train"], _tokenizer(cfg))
     findings += length_findings(lengths, cfg.data.max_length, splits["train"])
+    if estimate:
+        say("measuring a few training steps ...", flush=True)
+        findings.append(_estimate(cfg, sizes))
     findings.sort(key=lambda f: checks.SEVERITIES.index(f.severity))
 
     # ---- recommendations and outputs
@@ -107,6 +111,23 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True) -> Report:
 def default_out(recipe: Optional[Path], cfg: Config) -> Path:
     name = Path(recipe).stem if recipe else Path(cfg.data.train).stem if cfg.data.train else cfg.data.dataset
     return Path("runs") / f"doctor-{name}"
+
+
+def _estimate(cfg: Config, sizes: dict) -> Finding:
+    from tunelab.doctor.estimate import estimate
+
+    e = estimate(cfg, sizes)
+    if "error" in e:
+        return Finding("estimate", "warning", f"no estimate: {e['error']}", data=e)
+    return Finding(
+        "estimate",
+        "info",
+        f"the run on this machine: about {e['seconds'] / 60:.1f} min ({e['setup_seconds']} "
+        f"s to set up, {e['steps']} steps x {e['step_seconds']} s, {e['validations']} validations and the "
+        f"test {e['held_out_seconds']} s), peak memory about {e['peak_rss_mb']} MB; measured on "
+        f"{e['measured_steps']} steps.",
+        data=e,
+    )
 
 
 def _tokenizer(cfg: Config):

@@ -1,0 +1,105 @@
+"""`tunelab doctor --estimate`: the run's time and peak memory on this machine, from a few measured steps.
+
+A child process trains the recipe itself (the same story, data, model, method and precision) without validation or
+test, timing each optimizer step, and stops after 12 steps or 30 s of stepping; its peak RSS is the run's memory
+(model, optimizer state, data). The estimate is then, from the recipe and the run's split sizes:
+
+    setup (read, tokenise, load: measured) + steps x seconds per step (the median after the first)
+    + validations and test: examples x (seconds per training example / 3)   (a forward pass is about a third of a
+      forward and backward; the README compares this with real runs)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tunelab.config import Config
+
+MAX_STEPS, MAX_SECONDS = 12, 30.0
+
+
+def estimate(cfg: Config, sizes: dict) -> dict:
+    """{"seconds", "peak_rss_mb", "steps", ...} for the recipe's whole run, measured in a child process."""
+    raw = cfg.dump()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw["train"].update(output_dir=str(Path(tmp) / "run"), folds=None, max_steps=None, eval_every=None)
+        raw["data"].update(validation=None, test=None, validation_fraction=0.0, test_fraction=0.0)
+        request, answer = Path(tmp) / "recipe.json", Path(tmp) / "measured.json"
+        request.write_text(json.dumps(raw))
+        done = subprocess.run(
+            [sys.executable, "-m", "tunelab.doctor.estimate", str(request), str(answer)], capture_output=True, text=True
+        )
+        if done.returncode != 0 or not answer.exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            return {"error": f"the measuring run failed: {tail[0][:300]}"}
+        measured = json.loads(answer.read_text())
+    return extrapolate(cfg, sizes, measured)
+
+
+def extrapolate(cfg: Config, sizes: dict, measured: dict) -> dict:
+    t = cfg.train
+    n_train, n_val, n_test = (sizes["splits"][k] for k in ("train", "validation", "test"))
+    steps_per_epoch = max(1, -(-n_train // t.batch_size))
+    steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    eval_every = t.eval_every or steps_per_epoch
+    validations = (steps // eval_every + (steps % eval_every > 0)) if n_val else 0
+    per_example = measured["step_seconds"] / t.batch_size / 3  # forward only
+    train_s = steps * measured["step_seconds"]
+    held_out_s = (validations * n_val + n_test) * per_example
+    return {
+        "seconds": round(measured["setup_seconds"] + train_s + held_out_s, 1),
+        "steps": steps,
+        "step_seconds": round(measured["step_seconds"], 4),
+        "setup_seconds": round(measured["setup_seconds"], 1),
+        "train_seconds": round(train_s, 1),
+        "validations": validations,
+        "held_out_seconds": round(held_out_s, 1),
+        "peak_rss_mb": round(measured["peak_rss"] / 2**20),
+        "measured_steps": measured["steps"],
+    }
+
+
+class _Enough(Exception):
+    """Raised from on_step once enough steps are timed: the measuring run stops there."""
+
+
+def _child(request: Path, answer: Path) -> None:
+    import tunelab
+
+    raw = json.loads(request.read_text())
+    marks: list[float] = []
+    started = time.perf_counter()
+
+    def on_step(step: int) -> None:
+        marks.append(time.perf_counter())
+        if len(marks) >= MAX_STEPS or (len(marks) >= 3 and marks[-1] - marks[0] > MAX_SECONDS):
+            raise _Enough
+
+    try:
+        tunelab.train(raw, show_progress=False, on_step=on_step)
+    except _Enough:
+        pass
+    gaps = [b - a for a, b in zip(marks, marks[1:])]
+    step = statistics.median(gaps) if gaps else marks[0] - started
+    answer.write_text(
+        json.dumps(
+            {
+                "step_seconds": step,
+                "setup_seconds": max(0.0, marks[0] - started - step),
+                "steps": len(marks),
+                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]), Path(sys.argv[2]))
