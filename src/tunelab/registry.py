@@ -33,7 +33,7 @@ class TaskFamily:
     cross_validate: bool = False  # `--folds K` applies
     examples: Optional[str] = None  # "module:function": cfg -> Splits of labelled records (text, label, source, line)
     ensemble: Optional[str] = None  # "module:class" that loads an ensemble directory (`tunelab ensemble`); None: none
-    doctor: Optional[str] = None  # "module:function": (cfg, problems) -> each file's records, bad rows in problems
+    doctor: Optional[str] = None  # "module:FamilyData" that hands `tunelab doctor` the family's rows (doctor/family.py)
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -43,7 +43,7 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True, examples="tunelab.tasks.classify.data:read_records",
                  ensemble="tunelab.tasks.classify.ensemble:EnsembleClassifier",
-                 doctor="tunelab.tasks.classify.data:read_files")  # fmt: skip
+                 doctor="tunelab.tasks.classify.doctor:DATA")  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",
@@ -65,7 +65,7 @@ TASKS: dict[str, TaskFamily] = {
                       pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
                       endpoints=("entities", "embeddings"),  # cross-validation: not built for ner yet
-                      metrics="tunelab.tasks.ner.metrics:EntityMetrics"),
+                      metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA"),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",

@@ -151,3 +151,26 @@ def test_estimate_measures_a_real_child_run(tiny_bert, tmp_path):
     report = doctor(cfg, tmp_path / "out", show_progress=False, estimate=True)
     e = [f for f in report.findings if f.check == "estimate"][0].data
     assert e["steps"] == 8 and e["measured_steps"] >= 3 and e["step_seconds"] > 0 and e["peak_rss_mb"] > 100
+
+
+def test_ner_sentences_bad_lines_conflicting_tags_and_leakage(tiny_bert, tmp_path):
+    def conll(path, sentences):
+        path.write_text("\n\n".join("\n".join("\t".join(w) for w in s) for s in sentences) + "\n")
+
+    ok = [[("Alice", "B-person"), ("visits", "O"), (f"Paris{i}", "B-geo-loc")] for i in range(30)]  # lines 1-119
+    train = [*ok,
+             [("Bob", "B-person"), ("smiles", "O")],  # line 121
+             [("Bob", "O"), ("smiles", "O")],  # line 124: the same words, other tags
+             [("broken",), ("tags", "X-thing")],  # line 127: no tag column; line 128: a tag outside IOB2
+             [("the", "O"), ("same", "O"), ("sentence", "O"), ("in", "O"), ("test", "O")]]  # fmt: skip
+    conll(tmp_path / "train.conll", train)
+    conll(tmp_path / "test.conll", [train[-1], [("Carol", "B-person"), ("waves", "O")]])
+    files = {"train": str(tmp_path / "train.conll"), "test": str(tmp_path / "test.conll")}
+    cfg = load_config({"task": "ner", "model": {"name": str(tiny_bert)}, "data": files})
+    report = doctor(cfg, tmp_path / "out", show_progress=False)
+    assert lines_of(report, "malformed_row") == [("train.conll", 127)]
+    assert lines_of(report, "bad_tags") == [("train.conll", 128)]
+    assert lines_of(report, "conflicting_labels") == [("train.conll", 121), ("train.conll", 124)]
+    assert ("train.conll", 130) in lines_of(report, "leakage")  # dedupe drops it from training: a warning
+    assert set([f for f in report.findings if f.check == "labels"][0].data["train"]) == {"person", "geo-loc"}
+    assert "splits into windows" in [f for f in report.findings if f.check == "lengths"][0].message

@@ -6,26 +6,31 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Optional
 
+from tunelab.data.readers import read_utf8, record, report
 from tunelab.data.tags import expected_tags, invalid_tag, repair, to_iob2
 from tunelab.errors import TunelabError
 
 
-def read_conll(path: Path, scheme: str = "IOB2", strict: bool = False) -> list[dict]:
+def read_conll(path: Path, scheme: str = "IOB2", strict: bool = False, problems: Optional[list] = None) -> list[dict]:
     """CoNLL: one `token ... tag` line per word (2-column, or 4-column CoNLL-2003: the tag is the last column),
-    a blank line between sentences, -DOCSTART- lines skipped."""
+    a blank line between sentences, -DOCSTART- lines skipped. With `problems` (tunelab doctor), a bad line or
+    sentence is recorded there and skipped."""
     path = Path(path)
     if not path.exists():
         raise TunelabError(f"{path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise TunelabError(f"{path}: not UTF-8 text. Re-save the file as UTF-8.") from None
+    lines = read_utf8(path, problems).splitlines()
     records, tokens, tags, line_nos = [], [], [], []
 
     def close():
         if tokens:
-            records.append(tagged_sentence(path, line_nos, list(tokens), list(tags), scheme, strict))
+            try:
+                records.append(tagged_sentence(path, line_nos, list(tokens), list(tags), scheme, strict))
+            except TunelabError as e:
+                if problems is None:
+                    raise
+                record(problems, e, "bad_tags")
             tokens.clear(), tags.clear(), line_nos.clear()
 
     for i, line in enumerate(lines, start=1):
@@ -35,10 +40,8 @@ def read_conll(path: Path, scheme: str = "IOB2", strict: bool = False) -> list[d
         elif fields[0] == "-DOCSTART-":
             close()
         elif len(fields) < 2:
-            raise TunelabError(
-                f"{path}, line {i}: '{line.strip()}' has no tag column. Each word line is `token<TAB>tag` "
-                f"(or the 4 columns of CoNLL-2003), with a blank line between sentences."
-            )
+            report(problems, "malformed_row", path, i, f"'{line.strip()}' has no tag column. Each word line is "
+                   "`token<TAB>tag` (or the 4 columns of CoNLL-2003), a blank line between sentences.")  # fmt: skip
         else:
             tokens.append(fields[0]), tags.append(fields[-1]), line_nos.append(i)
     close()

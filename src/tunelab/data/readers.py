@@ -52,7 +52,7 @@ def read_table(path: str | Path, problems: Optional[list] = None) -> Table:
         raise TunelabError(f"{path}: unknown format '{path.suffix}'. Use .csv, .tsv, .jsonl, .json or .parquet.")
     if kind == "parquet":
         return _read_parquet(path)
-    text = _read_utf8(path, problems)
+    text = read_utf8(path, problems)
     if kind in ("csv", "tsv"):
         return _read_delimited(path, text, "," if kind == "csv" else "\t", problems)
     if kind == "jsonl":
@@ -67,7 +67,15 @@ def report(problems: Optional[list], check: str, path: Path, line: int, message:
     problems.append({"check": check, "file": str(path), "line": line, "message": message})
 
 
-def _read_utf8(path: Path, problems: Optional[list] = None) -> str:
+def record(problems: list, error: TunelabError, check: str) -> None:
+    """A TunelabError ("FILE, line N: what") recorded as a problem of that file and line."""
+    where, _, message = str(error).partition(": ")
+    path, _, line = where.partition(", line ")
+    problems.append({"check": check, "file": path, "line": int(line) if line.isdigit() else None, "message": message})
+
+
+def read_utf8(path: Path, problems: Optional[list] = None) -> str:
+    """The file's text; undecodable bytes raise (or, with `problems`, are recorded per line and read as U+FFFD)."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")

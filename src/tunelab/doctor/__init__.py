@@ -23,7 +23,7 @@ from tunelab.config import Config
 from tunelab.doctor import checks
 from tunelab.doctor.advice import recommend
 from tunelab.doctor.checks import Finding
-from tunelab.doctor.lengths import length_findings, plot_lengths, token_lengths
+from tunelab.doctor.lengths import length_findings, plot_lengths
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 
@@ -66,31 +66,26 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
     say = print if show_progress else (lambda *a, **k: None)
 
     # ---- every row, as the family reads it; then the splits the run would make
+    data = load_object(family.doctor)  # the family's rows (tasks/<family>/doctor.py)
     problems: list[dict] = []
-    files = load_object(family.doctor)(cfg, problems)
-    made = load_object(family.examples)(cfg, files=files)
+    files = data.read(cfg, problems)
+    made = data.splits(cfg, files)
     splits = {"train": made.train, "validation": made.validation, "test": made.test}
     everything = [r for records in files.values() if records for r in records]
-    sizes = {
-        "files": {k: None if v is None else len(v) for k, v in files.items()},
-        "splits": {k: len(v) for k, v in splits.items()},
-        "dropped_duplicates": made.dropped_duplicates,
-    }
-    say(
-        f"read {len(everything)} rows ({len(problems)} unusable); the run's splits: "
-        + ", ".join(f"{k} {v}" for k, v in sizes["splits"].items()),
-        flush=True,
-    )
+    sizes = {"files": {k: None if v is None else len(v) for k, v in files.items()}, "dropped_duplicates":
+             made.dropped_duplicates, "splits": {k: len(v) for k, v in splits.items()}}  # fmt: skip
+    say(f"read {len(everything)} rows ({len(problems)} unusable); the run's splits: "
+        + ", ".join(f"{k} {v}" for k, v in sizes["splits"].items()), flush=True)  # fmt: skip
 
     # ---- the checks
     findings = checks.reading(problems) + checks.text_quality(everything)
-    findings += checks.labels(splits, cfg.task) + checks.conflicts(everything, cfg.task)
+    findings += checks.labels(splits, cfg.task) + checks.conflicts(everything, cfg.task, data.conflicts_are_problems)
     findings += checks.duplicates(files, cfg.data.dedupe) + checks.leakage(files, splits, cfg.data.dedupe)
     say("near-duplicates across splits ...", flush=True)
     findings += checks.near(splits)
     say("lengths in the model's tokens ...", flush=True)
-    lengths = token_lengths(splits["train"], _tokenizer(cfg))
-    findings += length_findings(lengths, cfg.data.max_length, splits["train"])
+    lengths = data.lengths(splits["train"], _tokenizer(cfg), cfg)
+    findings += length_findings(lengths, cfg.data.max_length, splits["train"], data.long)
     if estimate:
         say("measuring a few training steps ...", flush=True)
         findings.append(_estimate(cfg, sizes))

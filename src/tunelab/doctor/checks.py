@@ -128,7 +128,7 @@ def labels(splits: dict[str, list[dict]], task: str) -> list[Finding]:
     if task == "regression":
         data = {name: _summary([float(r["label"]) for r in rs]) for name, rs in splits.items() if rs}
         return [Finding("labels", "info", f"regression targets, train: {_describe(data.get('train'))}.", data=data)]
-    count = lambda rs: Counter(x for r in rs for x in (r["label"] if task == "multilabel" else [r["label"]]))  # noqa: E731
+    count = lambda rs: Counter(x for r in rs for x in r["counted"])  # noqa: E731
     counts = {name: dict(count(rs).most_common()) for name, rs in splits.items()}
     train = counts["train"]
     out = [
@@ -149,9 +149,13 @@ def labels(splits: dict[str, list[dict]], task: str) -> list[Finding]:
                     "imbalance",
                     "warning",
                     f"the training labels are imbalanced: {common!r} has "
-                    f"{train[common]} examples, {rare!r} {train[rare]} ({ratio:.0f}:1). Accuracy will flatter "
-                    "the model: watch macro-F1 (eval.metric: f1_macro), and consider train.class_weights: "
-                    "balanced.",
+                    f"{train[common]} examples, {rare!r} {train[rare]} ({ratio:.0f}:1). "
+                    + (
+                        "Accuracy will flatter the model: watch macro-F1 (eval.metric: f1_macro), and consider "
+                        "train.class_weights: balanced."
+                        if task == "classification"
+                        else "Expect the rare ones to score lowest; the per-label scores in metrics.json show it."
+                    ),
                     data={"ratio": round(ratio, 1)},
                 )
             )
@@ -185,7 +189,7 @@ def labels(splits: dict[str, list[dict]], task: str) -> list[Finding]:
         row(r)
         for name in ("validation", "test")
         for r in splits.get(name, [])
-        if any(x not in train for x in (r["label"] if task == "multilabel" else [r["label"]]))
+        if any(x not in train for x in r["counted"])
     ]
     if unseen:
         out.append(
@@ -215,9 +219,10 @@ def _describe(s: Optional[dict]) -> str:
     return "none" if not s else f"{s['n']} values, {s['min']:.3g}..{s['max']:.3g}, mean {s['mean']:.3g} ± {s['sd']:.3g}"
 
 
-def conflicts(records: list[dict], task: str) -> list[Finding]:
-    """Identical texts with different labels, anywhere in the data."""
-    if task == "regression":
+def conflicts(records: list[dict], task: str, problem: bool = True) -> list[Finding]:
+    """Identical texts with different labels, anywhere in the data (`problem` False: several answers to one question
+    are normal there, e.g. chat data: reported as info)."""
+    if task == "regression" or not records or "label" not in records[0]:
         return []
     by_text: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
@@ -230,11 +235,15 @@ def conflicts(records: list[dict], task: str) -> list[Finding]:
     return [
         Finding(
             "conflicting_labels",
-            "problem",
+            "problem" if problem else "info",
             f"{len(groups)} texts occur with different labels "
             f"({_where(rows)}): e.g. {first[0]['text'][:60]!r} is "
-            f"{' and '.join(repr(r['label']) for r in first[:3])}. The model cannot learn both: fix the "
-            "labels (the rows are listed in doctor.json).",
+            f"{' and '.join(repr(r['label']) for r in first[:3])}. "
+            + (
+                "The model cannot learn both: fix the labels (the rows are listed in doctor.json)."
+                if problem
+                else "Several answers to one question are common in this kind of data; the model learns their mix."
+            ),
             rows,
             {"texts": len(groups)},
         )

@@ -1,5 +1,5 @@
-"""Lengths in the model's own tokens (special tokens included, as training counts them): percentiles, a histogram,
-and the share of examples that data.max_length truncates."""
+"""Lengths in the model's own tokens (as the family counts them, tasks/<family>/doctor.py): percentiles, a histogram,
+and the share of examples longer than data.max_length (truncated, or split into windows)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ import numpy as np
 from tunelab.doctor.checks import Finding
 
 
-def token_lengths(records: list[dict], tokenizer) -> np.ndarray:
-    if not records:
-        return np.zeros(0, dtype=np.int64)
-    pairs = [r.get("text_pair") or "" for r in records] if any("text_pair" in r for r in records) else None
-    ids = tokenizer([r["text"] for r in records], pairs)["input_ids"]
-    return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-
-
-def length_findings(lengths: np.ndarray, max_length: int, records: list[dict]) -> list[Finding]:
+def length_findings(lengths: np.ndarray, max_length: int, records: list, long: str = "truncates") -> list[Finding]:
+    """`long`: what max_length does to a longer example, "truncates" (its end is lost) or "splits into windows"."""
     if not len(lengths):
         return []
     p50, p90, p99 = (int(np.percentile(lengths, q)) for q in (50, 90, 99))
@@ -27,9 +20,9 @@ def length_findings(lengths: np.ndarray, max_length: int, records: list[dict]) -
     data = {"n": len(lengths), "p50": p50, "p90": p90, "p99": p99, "max": int(lengths.max()),
             "max_length": max_length, "truncated": len(over), "truncated_share": share}  # fmt: skip
     out = [Finding("lengths", "info", f"training texts are {p50} tokens at the median, {p90} at p90, {p99} at p99, "
-                   f"{data['max']} at most; data.max_length {max_length} truncates {len(over)} ({share:.1%}).",
+                   f"{data['max']} at most; data.max_length {max_length} {long}: {len(over)} ({share:.1%}).",
                    data=data)]  # fmt: skip
-    if share > 0.05:
+    if share > 0.05 and long == "truncates":  # (windows lose no word, only some context)
         rows = [{"file": records[i].get("source"), "line": records[i].get("line"), "tokens": int(lengths[i])}
                 for i in over]  # fmt: skip
         out.append(Finding("truncation", "warning", f"{share:.0%} of the training texts are longer than "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -19,7 +20,7 @@ from tunelab.data import IGNORE
 from tunelab.data.builtin import load_builtin
 from tunelab.data.conll import read_conll, tagged_sentence, warn_repaired
 from tunelab.data.padding import attention_mask, pad
-from tunelab.data.readers import read_table
+from tunelab.data.readers import read_table, record
 from tunelab.data.splits import Splits, make_splits
 from tunelab.data.tags import continuation, split_tag, tags_from_spans
 from tunelab.errors import TunelabError, where
@@ -102,37 +103,44 @@ def build_tag_space(splits: Splits) -> TagSpace:
 # ------------------------------------------------------------------ reading
 
 
-def read_sentences(cfg: Config) -> Splits:
+def read_sentences(cfg: Config, problems: Optional[list] = None, files: Optional[dict] = None) -> Splits:
     """Train/validation/test sentences with IOB2 tags; the built-in dataset when no file is given."""
+    train, val, test = (files or read_files(cfg, problems)).values()
+    return make_splits(train, val, test, cfg.data, _words)
+
+
+def read_files(cfg: Config, problems: Optional[list] = None) -> dict[str, Optional[list[dict]]]:
+    """Each file's sentences as given (the built-in dataset for train when no file is named; None where no file
+    gives a split). With `problems` (tunelab doctor), bad rows and sentences are recorded there and skipped."""
     d = cfg.data
     if d.train is None:
         train, source = load_builtin(d.dataset, "tagged")
         for r in train:
             r["source"] = source
     else:
-        train = read_tagged_file(d.train, cfg)
-    val = read_tagged_file(d.validation, cfg) if d.validation else None
-    test = read_tagged_file(d.test, cfg) if d.test else None
-    return make_splits(train, val, test, d, _words)
+        train = read_tagged_file(d.train, cfg, problems)
+    return {"train": train,
+            "validation": read_tagged_file(d.validation, cfg, problems) if d.validation else None,
+            "test": read_tagged_file(d.test, cfg, problems) if d.test else None}  # fmt: skip
 
 
 def _words(r: dict) -> tuple:
     return tuple(r["tokens"])
 
 
-def read_tagged_file(path: Path, cfg: Config) -> list[dict]:
+def read_tagged_file(path: Path, cfg: Config, problems: Optional[list] = None) -> list[dict]:
     """CoNLL (by extension) or JSON(L) with tokens + tags, or with raw text + character-offset entities."""
     d = cfg.data
     path = Path(path)
     if path.suffix.lower() in CONLL_SUFFIXES:
-        records = read_conll(path, d.tag_scheme, d.strict_tags)
+        records = read_conll(path, d.tag_scheme, d.strict_tags, problems)
     else:
-        table = read_table(path)
+        table = read_table(path, problems)
         if d.tokens_column in table.columns:
             table.require(d.tags_column)
-            records = [_tagged_row(path, row.line, row.values, cfg) for row in table.rows]
+            make = _tagged_row
         elif d.text_column in table.columns and d.entities_column in table.columns:
-            records = [_entities_row(path, row.line, row.values, cfg) for row in table.rows]
+            make = _entities_row
         else:
             raise TunelabError(
                 f"{path}: ner data needs a '{d.tokens_column}' column with a '{d.tags_column}' column, or a "
@@ -140,7 +148,15 @@ def read_tagged_file(path: Path, cfg: Config) -> list[dict]:
                 f"with an '{d.entities_column}' column. The file has: {', '.join(map(repr, table.columns))}. "
                 f"Name them with data.tokens_column / data.tags_column / data.text_column / data.entities_column."
             )
-    if not records:
+        records = []
+        for row in table.rows:
+            try:
+                records.append(make(path, row.line, row.values, cfg))
+            except TunelabError as e:
+                if problems is None:
+                    raise
+                record(problems, e, "bad_tags")
+    if not records and problems is None:
         raise TunelabError(f"{path}: no sentences. Give a file with at least a few tagged sentences.")
     warn_repaired(records, path)
     return records
