@@ -54,6 +54,7 @@ def one_seed(args, dataset: str, seed: int, tmp: Path) -> dict:
     t0 = time.perf_counter()
     single = tunelab.train(recipe(args, dataset, seed, tmp / f"{dataset}-{seed}-single"), show_progress=False)
     row = {"seed": seed, "single_seconds": round(time.perf_counter() - t0, 1),
+           "precision": single.info["preprocessing"]["precision"],
            "single": {k: single.metrics["test"][k] for k in ("accuracy", "f1_macro")},
            "single_validation_accuracy": single.metrics["validation"]["accuracy"]}  # fmt: skip
     t0 = time.perf_counter()
@@ -139,7 +140,8 @@ def append_results(info: dict) -> None:
     lines = [f"\n### ensemble — {info['date']} — {cpu_line(m)}, torch {m['torch']}, {m['threads']} threads, load avg "
              f"{m['load_avg_at_start']:.1f} at start{' — ' + info['note'] if info['note'] else ''}\n",
              f"`{' '.join(info['argv']) or '(defaults)'}`; recipes/classify_trec_frozen.yaml with each data set "
-             f"swapped in (movie_reviews: first 4,000 training examples), {info['folds']} folds, fp32\n"]  # fmt: skip
+             f"swapped in (movie_reviews: first 4,000 training examples), {info['folds']} folds, precision auto: "
+             f"{next(iter(info['datasets'].values()))['rows'][0]['precision']}\n"]  # fmt: skip
     for dataset, d in info["datasets"].items():
         lines += table(dataset, d["summary"], info["folds"]) + [""]
     with open(RESULTS, "a", encoding="utf-8") as f:

@@ -119,7 +119,7 @@ def _estimate(cfg: Config, sizes: dict) -> Finding:
         "info",
         f"the run on this machine: about {e['seconds'] / 60:.1f} min ({e['setup_seconds']} "
         f"s to set up, {e['steps']} steps x {e['step_seconds']} s, {e['validations']} validations and the "
-        f"test {e['held_out_seconds']} s), peak memory about {e['peak_rss_mb']} MB; measured on "
+        f"test {e['held_out_seconds']} s), peak memory at most about {e['peak_rss_mb']} MB; measured on "
         f"{e['measured_steps']} steps.",
         data=e,
     )

@@ -1,10 +1,13 @@
 """`tunelab doctor --estimate`: the run's time and peak memory on this machine, from a few measured steps.
 
 A child process trains the recipe itself (the same story, data, model, method and precision) without validation or
-test, timing each optimizer step, and stops after 12 steps or 30 s of stepping; its peak RSS is the run's memory
-(model, optimizer state, data). The estimate is then, from the recipe and the run's split sizes:
+test, timing each optimizer step, and stops after 20 steps or 30 s of stepping. Its first step is the batch of the
+longest examples, so its peak RSS holds the model, optimizer state, data and the largest activations (a long run's
+RSS still grows past it: the allocator keeps memory for the many batch shapes it meets; README).
+The estimate is then, from the recipe and the run's split sizes:
 
-    setup (read, tokenise, load: measured) + steps x seconds per step (the median after the first)
+    setup (read, tokenise, load: measured) + steps x seconds per step (the mean of the steps after the first:
+      batches vary in length, and the mean is what adds up)
     + validations and test: examples x (seconds per training example / 3)   (a forward pass is about a third of a
       forward and backward; the README compares this with real runs)
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from tunelab.config import Config
 
-MAX_STEPS, MAX_SECONDS = 12, 30.0
+MAX_STEPS, MAX_SECONDS = 20, 30.0
 
 
 def estimate(cfg: Config, sizes: dict) -> dict:
@@ -71,8 +74,27 @@ class _Enough(Exception):
     """Raised from on_step once enough steps are timed: the measuring run stops there."""
 
 
+def _longest_first() -> None:
+    """The measuring run only: epoch 0 starts with a batch of the longest examples (the step of peak memory)."""
+    import numpy as np
+
+    from tunelab.data.sampler import StepSampler
+
+    plain = StepSampler.epoch
+
+    def epoch(self, number: int) -> list:
+        batches = plain(self, number)
+        if number == 0 and batches:
+            batches.insert(0, np.argsort(-np.asarray(self.lengths), kind="stable")[: self.batch_size])
+        return batches
+
+    StepSampler.epoch = epoch
+
+
 def _child(request: Path, answer: Path) -> None:
     import tunelab
+
+    _longest_first()
 
     raw = json.loads(request.read_text())
     marks: list[float] = []
@@ -88,7 +110,7 @@ def _child(request: Path, answer: Path) -> None:
     except _Enough:
         pass
     gaps = [b - a for a, b in zip(marks, marks[1:])]
-    step = statistics.median(gaps) if gaps else marks[0] - started
+    step = statistics.fmean(gaps) if gaps else marks[0] - started
     answer.write_text(
         json.dumps(
             {
