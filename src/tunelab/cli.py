@@ -395,7 +395,8 @@ def doctor(
              "data.max_length": max_length}  # fmt: skip
     overrides = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_))
-    cfg = load_config(recipe or DEMO_RECIPE, overrides)
+    # no recipe: the demo's data, or with --task the task's built-in data and model (the registry's)
+    cfg = load_config(recipe or ({} if task else DEMO_RECIPE), overrides)
     report = check(cfg, out_dir or default_out(recipe, cfg), show_progress=not as_json, estimate=estimate)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str))

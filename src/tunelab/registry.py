@@ -66,12 +66,14 @@ TASKS: dict[str, TaskFamily] = {
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
                       endpoints=("entities", "embeddings"),  # cross-validation: not built for ner yet
                       metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA"),
-    "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT),
-    "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE),
+    "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT,
+                      doctor="tunelab.tasks.lm.doctor:CHATS"),
+    "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE,
+                     doctor="tunelab.tasks.lm.doctor:DOCUMENTS"),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
                       mode="min", usage=_ADAPTED, endpoints=("embeddings",),
-                      metrics="tunelab.tasks.lm.metrics:PerplexityMetrics"),
+                      metrics="tunelab.tasks.lm.metrics:PerplexityMetrics", doctor="tunelab.tasks.lm.doctor:DOCUMENTS"),
 }  # fmt: skip
 
 

@@ -174,3 +174,45 @@ def test_ner_sentences_bad_lines_conflicting_tags_and_leakage(tiny_bert, tmp_pat
     assert ("train.conll", 130) in lines_of(report, "leakage")  # dedupe drops it from training: a warning
     assert set([f for f in report.findings if f.check == "labels"][0].data["train"]) == {"person", "geo-loc"}
     assert "splits into windows" in [f for f in report.findings if f.check == "lengths"][0].message
+
+
+def test_sft_chats_bad_rows_several_answers_and_leakage(tiny_llama, tmp_path):
+    def chat(q, a):
+        return json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+
+    rows = [chat(f"question number {i} about the weather today", f"answer {i}") for i in range(20)]
+    rows += [
+        chat("what is the capital of france", "Paris."),  # line 21
+        chat("what is the capital of france", "It is Paris."),  # line 22: one prompt, two answers
+        json.dumps({"messages": [{"role": "user", "content": "no reply here"}]}),
+    ]  # line 23: no assistant turn
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.jsonl").write_text(rows[3] + "\n" + chat("a question only the test has", "yes") + "\n")
+    files = {"train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl")}
+    cfg = load_config({"task": "sft", "model": {"name": str(tiny_llama)}, "data": files})
+    report = doctor(cfg, tmp_path / "out", show_progress=False)
+    assert lines_of(report, "bad_chat") == [("train.jsonl", 23)]
+    conflict = [f for f in report.findings if f.check == "conflicting_labels"][0]
+    assert conflict.severity == "info" and lines_of(report, "conflicting_labels") == [
+        ("train.jsonl", 21),
+        ("train.jsonl", 22),
+    ]
+    assert ("test.jsonl", 1) in lines_of(report, "leakage")  # the run keeps the given test file whole
+    strict = {f.check for f in report.strict_failures}  # (the numbered prompts are near-duplicates of each other too)
+    assert "leakage" in strict and "conflicting_labels" not in strict
+
+
+def test_lm_documents_duplicates_and_a_test_file_that_repeats_training(tiny_llama, text_dir, tmp_path):
+    docs = sorted(text_dir.iterdir())
+    (text_dir / "copy.txt").write_text(docs[0].read_text())  # an exact duplicate inside train
+    held = tmp_path / "held.jsonl"
+    held.write_text(json.dumps({"text": docs[1].read_text()}) + "\n")
+    cfg = load_config({"task": "lm", "model": {"name": str(tiny_llama)},
+                       "data": {"train": str(text_dir), "test": str(held), "max_length": 32}})  # fmt: skip
+    report = doctor(cfg, tmp_path / "out", show_progress=False)
+    assert any(r["file"].endswith("copy.txt") or r["file"].endswith("doc00.txt") for f in report.findings
+               if f.check == "duplicates" for r in f.rows)  # fmt: skip
+    assert ("held.jsonl", 1) in lines_of(report, "leakage")
+    lengths = [f for f in report.findings if f.check == "lengths"][0]
+    assert "cuts into pieces" in lengths.message
+    assert not any("max_length" in r["set"] for r in report.recommendations)  # pieces lose nothing

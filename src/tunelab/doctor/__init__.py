@@ -41,7 +41,11 @@ class Report:
 
     @property
     def strict_failures(self) -> list[Finding]:  # any leakage, even what this run's dedupe drops: the data leaks
-        return [f for f in self.findings if f.check in STRICT]
+        return [
+            f
+            for f in self.findings
+            if f.check in STRICT and (f.check != "conflicting_labels" or f.severity == "problem")
+        ]
 
     def to_json(self) -> dict:
         counts = {s: sum(f.severity == s for f in self.findings) for s in checks.SEVERITIES}
@@ -93,7 +97,12 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
 
     # ---- recommendations and outputs
     report = Report(
-        Path(out), cfg.task, sizes, findings, recommend(cfg, splits, findings, lengths), time.perf_counter() - started
+        Path(out),
+        cfg.task,
+        sizes,
+        findings,
+        recommend(cfg, splits, findings, lengths, data.long == "truncates"),
+        time.perf_counter() - started,
     )
     report.out.mkdir(parents=True, exist_ok=True)
     (report.out / "doctor.json").write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str))

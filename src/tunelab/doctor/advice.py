@@ -8,8 +8,11 @@ from tunelab.config import Config
 from tunelab.doctor.checks import Finding
 
 
-def recommend(cfg: Config, splits: dict[str, list[dict]], findings: list[Finding], lengths: np.ndarray) -> list[dict]:
-    found = {f.check for f in findings}
+def recommend(
+    cfg: Config, splits: dict[str, list[dict]], findings: list[Finding], lengths: np.ndarray, truncates: bool = True
+) -> list[dict]:
+    """`truncates`: data.max_length cuts a longer example's end off (not: it windows or pieces it, losing nothing)."""
+    found = {f.check for f in findings if f.severity != "info" or f.check != "conflicting_labels"}
     n = len(splits["train"])
     out = []
     if cfg.method.name == "full" and n < 500:
@@ -28,7 +31,7 @@ def recommend(cfg: Config, splits: dict[str, list[dict]], findings: list[Finding
                 "usually beats a frozen one, if the time allows.",
             }
         )
-    if len(lengths):
+    if len(lengths) and truncates:
         p99 = int(np.percentile(lengths, 99))
         fit = int(-(-p99 // 8) * 8)  # p99 rounded up to a multiple of 8
         truncated = float((lengths > cfg.data.max_length).mean())

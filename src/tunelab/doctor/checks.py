@@ -33,7 +33,7 @@ def _key(r: dict) -> tuple:
 
 
 def _where(rows: list[dict], n: int = 3) -> str:
-    shown = ", ".join(f"{r['file']}:{r['line']}" for r in rows[:n])
+    shown = ", ".join(str(r["file"]) + ("" if r.get("line") is None else f":{r['line']}") for r in rows[:n])
     return shown + (f" and {len(rows) - n} more" if len(rows) > n else "")
 
 
@@ -125,6 +125,8 @@ def _fixed(text: str) -> str:
 
 def labels(splits: dict[str, list[dict]], task: str) -> list[Finding]:
     """The label distribution per split, imbalance, labels too rare to split or to learn, labels only in held-out."""
+    if task != "regression" and not any("counted" in r for rs in splits.values() for r in rs):
+        return []  # a family without labels (lm, mlm) or without a distribution to count (sft)
     if task == "regression":
         data = {name: _summary([float(r["label"]) for r in rs]) for name, rs in splits.items() if rs}
         return [Finding("labels", "info", f"regression targets, train: {_describe(data.get('train'))}.", data=data)]

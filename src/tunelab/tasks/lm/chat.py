@@ -13,10 +13,15 @@ are the reply plus its end-of-turn marker, and the tokens whose characters fall 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
+from tunelab.config import Config
 from tunelab.data import IGNORE
-from tunelab.data.readers import read_table
+from tunelab.data.builtin import load_builtin
+from tunelab.data.readers import read_table, record
+from tunelab.data.splits import Splits, dedupe, split_groups
 from tunelab.errors import TunelabError, where
 
 ROLES = ("system", "user", "assistant")
@@ -47,18 +52,53 @@ def detect_format(columns: list[str], path) -> str:
     )
 
 
-def read_chats(path: Path, fmt: str = "auto") -> list[dict]:
-    """Records {"messages": [...], "line", "source"} from a JSONL/JSON/CSV/Parquet file, every conversation checked."""
-    table = read_table(path)
+def read_chats(path: Path, fmt: str = "auto", problems: Optional[list] = None) -> list[dict]:
+    """Records {"messages": [...], "line", "source"} from a JSONL/JSON/CSV/Parquet file, every conversation checked.
+    With `problems` (tunelab doctor), a bad conversation is recorded there and skipped."""
+    table = read_table(path, problems)
     fmt = detect_format(table.columns, path) if fmt == "auto" else fmt
     records = []
     for row in table.rows:
-        messages = to_messages(row.values, fmt, path, row.line)
-        check_messages(messages, path, row.line)
+        try:
+            messages = to_messages(row.values, fmt, path, row.line)
+            check_messages(messages, path, row.line)
+        except TunelabError as e:
+            if problems is None:
+                raise
+            record(problems, e, "bad_chat")
+            continue
         records.append({"messages": messages, "line": row.line, "source": str(path)})
-    if not records:
+    if not records and problems is None:
         raise TunelabError(f"{path}: no conversations. Add examples.")
     return records
+
+
+def chat_files(cfg: Config, problems: Optional[list] = None) -> dict[str, Optional[list[dict]]]:
+    """Each file's conversations as given (the built-in set for train when no file is named; None: no file)."""
+    d = cfg.data
+    train = load_builtin(d.dataset, "chat")[0] if d.train is None else read_chats(d.train, d.format, problems)
+    return {"train": train,
+            "validation": read_chats(d.validation, d.format, problems) if d.validation else None,
+            "test": read_chats(d.test, d.format, problems) if d.test else None}  # fmt: skip
+
+
+def chat_splits(cfg: Config, files: Optional[dict] = None) -> Splits:
+    """Deduplicated, then split by prompt (one prompt's answers never straddle splits); given files take their
+    split's place; data.limit caps train."""
+    d = cfg.data
+    files = files or chat_files(cfg)
+    records, dropped = dedupe(files["train"], key=chat_key) if d.dedupe else (files["train"], 0)
+    fractions = (0.0 if d.validation else d.validation_fraction, 0.0 if d.test else d.test_fraction)
+    train, val, test = split_groups(
+        records, fractions, d.split_seed, key=lambda r: chat_key({"messages": prompt_and_reference(r["messages"])[0]})
+    )
+    val = files["validation"] if files["validation"] is not None else val
+    test = files["test"] if files["test"] is not None else test
+    return Splits(train[: d.limit] if d.limit else train, val, test, dropped)
+
+
+def chat_key(r: dict) -> str:
+    return json.dumps(r["messages"], sort_keys=True, ensure_ascii=False)
 
 
 def to_messages(values: dict, fmt: str, path, line) -> list[dict]:
@@ -75,8 +115,6 @@ def to_messages(values: dict, fmt: str, path, line) -> list[dict]:
     if fmt == "messages":
         messages = values.get("messages")
         if isinstance(messages, str):  # CSV cell holding JSON
-            import json
-
             try:
                 messages = json.loads(messages)
             except json.JSONDecodeError:

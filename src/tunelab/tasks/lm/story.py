@@ -11,13 +11,10 @@ after  -> best weights on the test split, generations on held-out prompts, model
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from tunelab.config import Config
-from tunelab.data.builtin import load_builtin
 from tunelab.data.fingerprint import data_fingerprint
-from tunelab.data.splits import dedupe, split_groups
 from tunelab.errors import TunelabError
 from tunelab.methods import apply_method, count_parameters
 from tunelab.models.fast_paths import apply_fast_paths
@@ -25,7 +22,7 @@ from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.common import Story, check_same_data, selection_metric
-from tunelab.tasks.lm.chat import encode_chats, ensure_chat_template, prompt_and_reference, read_chats
+from tunelab.tasks.lm.chat import chat_splits, encode_chats, ensure_chat_template, prompt_and_reference
 from tunelab.tasks.lm.generation import base_vs_tuned, generation_metrics, sample_table
 from tunelab.tasks.lm.packing import as_rows
 from tunelab.tasks.lm.predictor import Generator
@@ -109,22 +106,8 @@ def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source)
 def sft_data(cfg: Config, tokenizer) -> LMData:
     """Chats -> deduplicated, split by prompt (one prompt's answers never straddle splits), rendered and masked."""
     d = cfg.data
-    if d.train is None:
-        records, _ = load_builtin(d.dataset, "chat")
-    else:
-        records = read_chats(d.train, d.format)
-    records, dropped = dedupe(records, key=_chat_key) if d.dedupe else (records, 0)
-    fractions = (0.0 if d.validation else d.validation_fraction, 0.0 if d.test else d.test_fraction)
-    train, val, test = split_groups(
-        records,
-        fractions,
-        cfg.data.split_seed,
-        key=lambda r: _chat_key({"messages": prompt_and_reference(r["messages"])[0]}),
-    )
-    val = read_chats(d.validation, d.format) if d.validation else val
-    test = read_chats(d.test, d.format) if d.test else test
-    if d.limit:
-        train = train[: d.limit]
+    splits = chat_splits(cfg)
+    train, val, test, dropped = splits.train, splits.validation, splits.test, splits.dropped_duplicates
     encoded = {
         name: encode_chats(part, tokenizer, d.max_length, d.train_on, d.overlong)
         for name, part in (("train", train), ("validation", val), ("test", test))
@@ -186,10 +169,6 @@ def text_data(cfg: Config, splits, packing: bool) -> LMData:
         splits.fingerprint,
         info,
     )
-
-
-def _chat_key(r: dict) -> str:
-    return json.dumps(r["messages"], sort_keys=True, ensure_ascii=False)
 
 
 # ------------------------------------------------------------------ evaluation

@@ -19,7 +19,8 @@ from typing import Iterator, Optional
 from tunelab.config import Config
 from tunelab.data import IGNORE
 from tunelab.data.builtin import load_builtin
-from tunelab.data.readers import FORMATS, read_table
+from tunelab.data.readers import FORMATS, read_table, read_utf8
+from tunelab.data.splits import Splits
 from tunelab.errors import TunelabError
 
 PLAIN = {".txt", ".md"}
@@ -37,8 +38,9 @@ class TextSplits:
     fingerprint: str = ""
 
 
-def iter_documents(cfg: Config, path: Optional[Path] = None) -> Iterator[dict]:
-    """{"text", "source", "line"} for each document of `path` (a file or folder), or of the built-in corpus."""
+def iter_documents(cfg: Config, path: Optional[Path] = None, problems: Optional[list] = None) -> Iterator[dict]:
+    """{"text", "source", "line"} for each document of `path` (a file or folder), or of the built-in corpus. With
+    `problems` (tunelab doctor), undecodable bytes and malformed rows are recorded there instead of raising."""
     if path is None:
         records, _ = load_builtin(cfg.data.dataset, "text")
         yield from records
@@ -57,19 +59,22 @@ def iter_documents(cfg: Config, path: Optional[Path] = None) -> Iterator[dict]:
     if not files:
         raise TunelabError(f"{path}: no .txt, .md, .jsonl, .json, .csv or .parquet files in this folder.")
     for f in files:
-        yield from _read_file(f, cfg.data.text_field)
+        yield from _read_file(f, cfg.data.text_field, problems)
 
 
-def _read_file(path: Path, text_field: str) -> Iterator[dict]:
+def _read_file(path: Path, text_field: str, problems: Optional[list] = None) -> Iterator[dict]:
     if path.suffix.lower() in PLAIN:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise TunelabError(f"{path}: not UTF-8 text. Re-save it as UTF-8.") from None
+        if problems is not None:
+            text = read_utf8(path, problems) if path.stat().st_size else ""
+        else:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise TunelabError(f"{path}: not UTF-8 text. Re-save it as UTF-8.") from None
         if text.strip():
             yield {"text": text, "source": str(path), "line": None}
         return
-    table = read_table(path)
+    table = read_table(path, problems)
     if text_field not in table.columns:
         raise TunelabError(
             f"{path}: no field '{text_field}' (it has {', '.join(map(repr, table.columns))}). Set data.text_field."
@@ -115,6 +120,28 @@ def read_text_splits(cfg: Config, encode) -> TextSplits:
         )
     out.fingerprint = h.hexdigest()[:16]
     return out
+
+
+def document_splits(cfg: Config, files: dict) -> Splits:
+    """The documents' splits as read_text_splits assigns them (deduplicated, a seeded hash of each text, given files
+    in their split's place, data.limit documents of train), without tokenising; the token budget (train.max_tokens),
+    which needs the tokens, is left out (tunelab doctor)."""
+    d = cfg.data
+    fractions = (0.0 if d.validation else d.validation_fraction, 0.0 if d.test else d.test_fraction)
+    parts: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    seen, dropped = set(), 0
+    for doc in files["train"]:
+        if d.dedupe and doc["text"] in seen:
+            dropped += 1
+            continue
+        seen.add(doc["text"])
+        part = split_of(doc["text"], d.split_seed, *fractions)
+        if part != "train" or not d.limit or len(parts["train"]) < d.limit:
+            parts[part].append(doc)
+    for part in ("validation", "test"):
+        if files.get(part) is not None:
+            parts[part] = files[part]
+    return Splits(parts["train"], parts["validation"], parts["test"], dropped)
 
 
 def _add(out: TextSplits, part: str, samples: list[dict], h) -> None:
