@@ -28,6 +28,24 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class EdaConfig(Section):
+    """EDA's rates (Wei & Zou, 2019): each copy uses one operation, in turn; 0 turns one off."""
+
+    synonym: float = Field(0.1, ge=0, le=1, description="Share of the words replaced by a WordNet synonym.")
+    insert: float = Field(0.1, ge=0, le=1, description="Synonyms inserted, as a share of the words.")
+    swap: float = Field(0.1, ge=0, le=1, description="Word swaps, as a share of the words.")
+    delete: float = Field(0.1, ge=0, le=1, description="Probability that each word is deleted (never every word).")
+
+
+class AugmentConfig(Section):
+    """Training-set augmentation (the classification family): `copies` new examples per training example."""
+
+    method: Literal["none", "eda", "aeda"] = Field("none", description="none | eda | aeda (punctuation insertion).")
+    copies: int = Field(4, ge=1, le=64, description="New examples made from each training example.")
+    eda: EdaConfig = Field(default_factory=EdaConfig, description="eda: the four operations' rates.")
+    aeda: float = Field(1 / 3, gt=0, le=1, description="aeda: the most marks inserted, as a share of the words.")
+
+
 class DataConfig(Section):
     """Where the examples come from and how they are turned into model inputs."""
 
@@ -77,6 +95,17 @@ class DataConfig(Section):
         True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores)."
     )
     limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
+    few_shot: Optional[int] = Field(
+        None,
+        gt=1,
+        description="classification/multilabel/regression: few-shot protocol: N training examples drawn (stratified, "
+        "seeded by split_seed) from train + validation, a validation set of N more from the rest; test as usual.",
+    )
+    augment: "AugmentConfig" = Field(
+        default_factory=lambda: AugmentConfig(),
+        description="classification/multilabel/regression: copies of each training example (never of validation or "
+        "test), made after the split: {method: eda | aeda | none, copies, eda: {synonym, insert, swap, delete}}.",
+    )
     # ---- token classification (ner)
     tokens_column: str = Field("tokens", description="ner, JSONL: column with the list of words of a sentence.")
     tags_column: str = Field(
@@ -447,7 +476,7 @@ def defaults_yaml() -> str:
             section, comment = SearchConfig(), "# "
         lines.append(f"{comment}{name}:  # {type(section).__doc__.strip()}")
         for fname, f in type(section).model_fields.items():
-            value = yaml.safe_dump(section.model_dump(mode="json")[fname], default_flow_style=True).strip()
+            value = yaml.safe_dump(section.model_dump(mode="json")[fname], default_flow_style=True, width=10**6).strip()
             value = value.removesuffix("...").strip()
             lines.append(f"{comment}  {fname}: {value}  # {f.description}")
     return "\n".join(lines) + "\n"

@@ -88,6 +88,33 @@ def make_splits(
     return splits
 
 
+def draw(records: list, n: int, seed: int, strata: Optional[list] = None) -> tuple[list, list]:
+    """(n records drawn seeded, stratified — each stratum's share kept, every stratum at least once while n allows —,
+    the rest), both in their original order. The few-shot protocol's sampler."""
+    if n >= len(records):
+        return list(records), []
+    rng = np.random.default_rng(seed)
+    groups: dict = {}
+    for i, s in enumerate(strata if strata is not None else [0] * len(records)):
+        groups.setdefault(s, []).append(i)
+    keys = sorted(groups, key=str)
+    for key in keys:
+        rng.shuffle(groups[key])
+    share = {k: len(groups[k]) * n / len(records) for k in keys}
+    take = {k: min(len(groups[k]), max(1, int(share[k]))) for k in keys}
+    while sum(take.values()) > n:  # more strata than n: the largest give way first
+        k = max((k for k in keys if take[k] > 0), key=lambda k: (take[k], str(k)))
+        take[k] -= 1
+    for k in sorted(keys, key=lambda k: (take[k] - share[k], str(k))):  # the remainder to the furthest below share
+        if sum(take.values()) >= n:
+            break
+        if take[k] < len(groups[k]):
+            take[k] += 1
+    chosen = sorted(i for k in keys for i in groups[k][: take[k]])
+    picked = set(chosen)
+    return [records[i] for i in chosen], [r for i, r in enumerate(records) if i not in picked]
+
+
 def strata(records: list[dict], how: Optional[str]) -> Optional[list]:
     """One stratum per record, as the registry's `stratify` says: "label" (the label itself), "quantile" (a regression
     label's quantile bin, from 20 records on) or None (no stratification)."""

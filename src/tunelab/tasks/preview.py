@@ -32,6 +32,27 @@ def preview_examples(cfg: Config, n: int = 2, markup: bool = True) -> list[str]:
                 + f"\n[{len(ids)} tokens shown of one document; documents are cut into pieces of {cfg.data.max_length}]"
             )
         return shown
+    if cfg.task in ("classification", "multilabel", "regression"):
+        return _labelled(cfg, tokenizer, n)
     raise TunelabError(
-        f"data preview shows sft, lm and mlm data; task '{cfg.task}' reads labelled rows, which `head` shows as well."
+        f"data preview shows classification, sft, lm and mlm data; task '{cfg.task}' reads tagged sentences, which "
+        "`head` shows as well."
     )
+
+
+def _labelled(cfg: Config, tokenizer, n: int) -> list[str]:
+    """The first training examples of the run's split as the model reads them (tokens, truncated at max_length),
+    each with the copies data.augment makes of it."""
+    from tunelab.augment import augment
+    from tunelab.tasks.classify.data import read_records
+
+    train = read_records(cfg).train[:n]
+    augmented, _ = augment(train, cfg.data.augment, cfg.data.split_seed)
+    shown = []
+    for r in train:
+        ids = tokenizer(r["text"], r.get("text_pair"), truncation=True, max_length=cfg.data.max_length)["input_ids"]
+        lines = [f"{r['text']}  -> {r['label']!r}   ({r.get('source')}, line {r.get('line')}; {len(ids)} tokens)"]
+        lines += [f"  {c['augmentation']}: {c['text']}" for c in augmented if c is not r and c.get("augmented_from")
+                  == r.get("line") and c.get("source") == r.get("source")]  # fmt: skip
+        shown.append("\n".join(lines))
+    return shown

@@ -21,7 +21,7 @@ from tunelab.data.cache import cache_dir
 from tunelab.data.fingerprint import data_fingerprint
 from tunelab.data.padding import attention_mask, pad
 from tunelab.data.readers import read_table, report
-from tunelab.data.splits import Splits, make_splits, strata
+from tunelab.data.splits import Splits, draw, make_splits, strata
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS
 
@@ -68,8 +68,14 @@ def read_records(cfg: Config, problems: Optional[list] = None, files: Optional[d
     """Train/validation/test records with normalised labels; the built-in dataset when no file is given. `files`:
     read_files' result when the caller has it already (tunelab doctor reads the files once)."""
     train, validation, test = (files or read_files(cfg, problems)).values()
-    return make_splits(train, validation, test, cfg.data, _text_key,
-                       lambda records: strata(records, TASKS[cfg.task].stratify))  # fmt: skip
+    stratify = lambda records: strata(records, TASKS[cfg.task].stratify)  # noqa: E731
+    splits = make_splits(train, validation, test, cfg.data, _text_key, stratify)
+    n = cfg.data.few_shot
+    if n:  # N to train on, N more to validate on, from train + validation; the test split as it is
+        pool = splits.train + splits.validation
+        splits.train, rest = draw(pool, n, cfg.data.split_seed, stratify(pool))
+        splits.validation, _ = draw(rest, n, cfg.data.split_seed + 1, stratify(rest))
+    return splits
 
 
 def read_files(cfg: Config, problems: Optional[list] = None) -> dict[str, Optional[list[dict]]]:

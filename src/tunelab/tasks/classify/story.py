@@ -8,6 +8,7 @@ test  -> best weights, test metrics, plots, model/ + adapter/, model card
 
 from __future__ import annotations
 
+from tunelab.augment import augment
 from tunelab.config import Config
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion
@@ -26,6 +27,7 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     # ---- data
     splits = read_records(cfg)
     labels = build_label_space(splits, cfg.task)
+    splits.train, augmented = augment(splits.train, cfg.data.augment, cfg.data.split_seed)  # training examples only
     data_fp = fingerprint(splits)
     check_same_data(run, data_fp, resume)
     source = resolve(cfg.model)
@@ -56,7 +58,7 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
         source, selection,
         data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
               "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
-              "truncated_train": count_truncated(splits.train, tokenizer, d.max_length)},
+              "augmented": augmented, "truncated_train": count_truncated(splits.train, tokenizer, d.max_length)},
         labels=labels.id2label, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
         preprocessing={"max_length": d.max_length, "threshold": cfg.eval.threshold, "precision": story.precision,
                        **fast_paths, "text_column": d.text_column, "text_pair_column": d.text_pair_column,
