@@ -118,6 +118,22 @@ def test_doctor_benchmark_smoke(tiny_bert, tmp_path):
     assert res["planted"] == 10 and res["found"] == {"leakage": 10, "near_duplicates": 10, "conflicting_texts": 10}
 
 
+def test_augment_benchmark_smoke_and_resume(tiny_bert, tmp_path):
+    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
+    argv = ["--smoke", "--model", str(tiny_bert), "--sets", "trec:40", "--seeds", "1", "--max-steps", "2", "--out",
+            str(tmp_path / "out")]  # fmt: skip
+    run = lambda *extra: subprocess.run([sys.executable, str(ROOT / "benchmarks" / "augment.py"), *argv, *extra],  # noqa: E731
+                                        env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = run("--arms", "none", "aeda")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+    assert [(r["arm"], r["augmented"]) for r in rows] == [("none", 0), ("aeda", 4 * 40)]
+    again = run("--arms", "none", "aeda")  # finished arms are skipped
+    assert again.returncode == 0 and len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 2
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A random 2-layer llama with MiniLM's tokenizer files and a minimal chat template (no GGUF to unpack)."""
