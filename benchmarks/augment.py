@@ -6,7 +6,9 @@ seed, arm) is appended to benchmarks/out/augment/runs.jsonl at once, and the sam
     python benchmarks/augment.py --smoke --model DIR --sets trec:40 --seeds 1 --max-steps 4
 
 Each run: the demo recipe (MiniLM, full fine-tuning, lr 1e-4) with data.few_shot N (N training examples, N more to
-validate on, stratified, seeded by data.split_seed = the seed) and data.augment {method: ARM, copies: 4}; epochs 10
+validate on, stratified, seeded by data.split_seed = the seed) and data.augment {method: ARM, copies: 4} (arms none,
+eda, aeda, paraphrase by the built-in SmolLM2; for paraphrase also the share of paraphrases the arm without
+augmentation labels as their source, and ten samples, in runs.jsonl); epochs 10
 for N <= 200, 5 above (the same for every arm: an augmented run takes 5x the steps). Prints test accuracy and
 macro-F1 (mean ± sd over seeds) and the training seconds per arm; appends the table to RESULTS.md (not with --smoke).
 """
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, cpu_line, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("none", "eda", "aeda")
+ARMS = ("none", "eda", "aeda", "paraphrase")
 DEFAULT_SETS = ("movie_reviews:50", "movie_reviews:200", "movie_reviews:1000", "trec:200")
 
 
@@ -85,6 +87,8 @@ def main() -> None:
                         "test_n": run.metrics["test"]["n"],
                         **{k: run.metrics["test"][k] for k in ("accuracy", "f1_macro")},
                     }
+                    if arm == "paraphrase":
+                        row |= label_preservation(run, Path(tmp) / f"{dataset}-{n}-{seed}-none")
                     with open(log, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
                     print(json.dumps(row), flush=True)
@@ -101,6 +105,28 @@ def main() -> None:
             )
 
 
+def label_preservation(run, plain_dir: Path) -> dict:
+    """How often the run without augmentation gives a paraphrase its source's label, and ten samples (the
+    paraphrases come from the cache the run filled)."""
+    from tunelab.augment.paraphrase import paraphrases
+    from tunelab.config import load_run_config
+    from tunelab.tasks.classify.data import read_records
+
+    cfg = load_run_config(run.dir / "config.yaml")
+    train = read_records(cfg).train
+    written = paraphrases([r["text"] for r in train], cfg.data.augment.paraphrase, cfg.data.augment.copies,
+                          cfg.data.split_seed)  # fmt: skip
+    pairs = [(r, p) for r, ps in zip(train, written) for p in ps]
+    out = {"samples": [{"text": r["text"], "paraphrase": p, "label": r["label"]} for r, p in pairs[:10]]}
+    if (plain_dir / "model").is_dir():
+        import tunelab
+
+        predicted = tunelab.load(plain_dir).predict([p for _, p in pairs])
+        same = [float(x["label"] == r["label"]) for (r, _), x in zip(pairs, predicted)]
+        out["label_preserved"] = statistics.fmean(same)
+    return out
+
+
 def table(rows: list[dict]) -> list[str]:
     ms = lambda v: f"{statistics.fmean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"  # noqa: E731
     lines = [
@@ -112,9 +138,10 @@ def table(rows: list[dict]) -> list[str]:
         groups.setdefault((r["set"], r["n"], r["arm"]), []).append(r)
     for (dataset, n, arm), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], ARMS.index(kv[0][2]))):
         seconds = statistics.fmean(r["train_seconds"] or r["seconds"] for r in rs)
+        kept = [r["label_preserved"] for r in rs if "label_preserved" in r]
         lines.append(
             f"| {dataset} | {n} | {arm} | {len(rs)} | {ms([r['accuracy'] for r in rs])} | "
-            f"{ms([r['f1_macro'] for r in rs])} | {seconds:.1f} |"
+            f"{ms([r['f1_macro'] for r in rs])} | {seconds:.1f} | {f'{statistics.fmean(kept):.2f}' if kept else '-'} |"
         )
     return lines
 

@@ -37,13 +37,28 @@ class EdaConfig(Section):
     delete: float = Field(0.1, ge=0, le=1, description="Probability that each word is deleted (never every word).")
 
 
+class ParaphraseConfig(Section):
+    """Paraphrases by a causal LM, generated once and cached."""
+
+    model: str = Field("smollm2", description="The generator: built-in smollm2, a local causal LM, or an sft run.")
+    prompt: str = Field(
+        "Rewrite this sentence in other words, keeping its meaning. Reply with the new sentence only.\n\n{text}",
+        description="The instruction; {text} is the training text.",
+    )
+    temperature: float = Field(0.8, ge=0, description="Sampling temperature (0: greedy, every copy the same).")
+    max_new_tokens: int = Field(64, gt=0, description="Longest paraphrase, in tokens.")
+
+
 class AugmentConfig(Section):
     """Training-set augmentation (the classification family): `copies` new examples per training example."""
 
-    method: Literal["none", "eda", "aeda"] = Field("none", description="none | eda | aeda (punctuation insertion).")
+    method: Literal["none", "eda", "aeda", "paraphrase"] = Field(
+        "none", description="none | eda | aeda (punctuation insertion) | paraphrase (a causal LM rewrites each text)."
+    )
     copies: int = Field(4, ge=1, le=64, description="New examples made from each training example.")
     eda: EdaConfig = Field(default_factory=EdaConfig, description="eda: the four operations' rates.")
     aeda: float = Field(1 / 3, gt=0, le=1, description="aeda: the most marks inserted, as a share of the words.")
+    paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig, description="paraphrase: the generator.")
 
 
 class DataConfig(Section):

@@ -7,6 +7,8 @@ import json
 import random
 from collections import Counter
 
+import pytest
+
 import tunelab
 from tests.conftest import make_sentiment, tiny_recipe, write_csv
 from tunelab.augment import augment
@@ -85,3 +87,22 @@ def test_few_shot_draws_n_stratified_and_n_more_to_validate(tmp_path):
     picked, rest = draw(list(range(10)), 3, 0, ["a"] * 8 + ["b"] * 2)
     assert len(picked) == 3 and sorted(picked + rest) == list(range(10)) and any(i >= 8 for i in picked)
     assert json.dumps(cfg.data.augment.model_dump())  # (the default: no augmentation)
+
+
+def test_paraphrases_are_generated_once_then_read_from_the_cache(tiny_llama, monkeypatch):
+    from tunelab.augment import paraphrase
+
+    cfg = AugmentConfig(method="paraphrase", copies=2, paraphrase={"model": str(tiny_llama), "max_new_tokens": 6})
+    records = [{"text": "a wonderful film", "label": "pos", "line": 2}, {"text": "dull and long", "label": "neg",
+                                                                         "line": 3}]  # fmt: skip
+    out, added = augment(records, cfg, seed=1)
+    assert added == 4 and [r.get("augmentation") for r in out] == [None, "paraphrase", "paraphrase"] * 2
+    assert all(isinstance(r["text"], str) and r["text"] for r in out)
+
+    def no_generator(name):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(paraphrase, "_generator", no_generator)
+    assert augment(records, cfg, seed=1)[0] == out  # the second run reads the cache
+    with pytest.raises(AssertionError, match="cache was not used"):
+        augment(records, cfg, seed=2)  # another seed is another key

@@ -4,6 +4,7 @@ it; copy k of example i is a pure function of (data.split_seed, i, k), so the sa
 
     eda   synonym replacement, random insertion, swap, deletion (eda.py; synonyms from WordNet 3.0, wordnet.py)
     aeda  punctuation marks inserted between the words (aeda.py)
+    paraphrase  rewritten by a causal LM, generated once and cached (paraphrase.py)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 
 from tunelab.augment.aeda import aeda
 from tunelab.augment.eda import OPERATIONS, eda
+from tunelab.augment.paraphrase import paraphrases
 from tunelab.errors import TunelabError
 
 
@@ -23,12 +25,17 @@ def augment(records: list[dict], cfg, seed: int) -> tuple[list[dict], int]:
         operations = [op for op in OPERATIONS if getattr(cfg.eda, op) > 0]
         if not operations:
             raise TunelabError("data.augment.eda: every rate is 0, so no copy could change. Set one above 0.")
+    written = None
+    if cfg.method == "paraphrase":  # every copy of every text in one batched, cached generation
+        written = paraphrases([r["text"] for r in records], cfg.paraphrase, cfg.copies, seed)
     out = []
     for i, r in enumerate(records):
         out.append(r)
         for k in range(cfg.copies):
             rng = random.Random(f"{seed}/{i}/{k}")  # (string seeds are hashed with SHA-512: stable across runs)
-            if cfg.method == "eda":
+            if written is not None:
+                text, how = written[i][k], "paraphrase"
+            elif cfg.method == "eda":
                 operation = operations[k % len(operations)]
                 text, how = eda(r["text"], operation, getattr(cfg.eda, operation), rng), f"eda {operation}"
             else:

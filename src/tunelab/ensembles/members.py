@@ -3,7 +3,6 @@ by the content hash of their model/ folder, so a member moved, deleted or traine
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -15,15 +14,8 @@ FINISHED = ("completed", "stopped_early")
 
 
 def model_hash(run_path: Path) -> str:
-    """sha256 (16 hex digits) of every file of the run's model/ folder, names and bytes, in name order."""
-    h = hashlib.sha256()
-    root = Path(run_path) / "model"
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+    """sha256 (16 hex digits) of every file of the run's model/ folder (RunDir.model_hash)."""
+    return RunDir(Path(run_path)).model_hash()
 
 
 def describe(path: Path) -> dict:

@@ -99,6 +99,20 @@ class RunDir:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
+    def model_hash(self) -> str:
+        """sha256 (16 hex digits) of every file of model/, names and bytes, in name order: what an ensemble or a
+        cache keyed by this run checks it against."""
+        import hashlib
+
+        h = hashlib.sha256()
+        root = self.path / "model"
+        for f in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(root)).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+        return h.hexdigest()[:16]
+
     def read_json(self, name: str) -> dict:
         p = self.path / name
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
