@@ -66,8 +66,10 @@ def _generator(name: str):
 
     from tunelab.config import ModelConfig
     from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
+    from tunelab.training.distributed import quiet_libraries
     from tunelab.training.precision import resolve as resolve_precision
 
+    quiet_libraries()  # no transformers load report or progress bars
     config = ModelConfig(name=name)
     local = plain(resolve(config))
     tokenizer = load_tokenizer(local)
