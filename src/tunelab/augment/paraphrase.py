@@ -26,7 +26,8 @@ def paraphrases(texts: list[str], cfg, copies: int, seed: int) -> list[list[str]
         return json.loads(path.read_text(encoding="utf-8"))["paraphrases"]
     generator = _generator(cfg.model)
     prompts = [cfg.prompt.format(text=t) for t in texts for _ in range(copies)]
-    replies = generator.generate(prompts, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=seed)
+    replies = generator.generate(prompts, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=seed,
+                                 batch_size=64)  # fewer, wider decoding passes  # fmt: skip
     out = [[_clean(r) or t for r in replies[i * copies : (i + 1) * copies]] for i, t in enumerate(texts)]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
