@@ -6,11 +6,12 @@ seed, arm) is appended to benchmarks/out/augment/runs.jsonl at once, and the sam
     python benchmarks/augment.py --smoke --model DIR --sets trec:40 --seeds 1 --max-steps 4
 
 Each run: the demo recipe (MiniLM, full fine-tuning, lr 1e-4) with data.few_shot N (N training examples, N more to
-validate on, stratified, seeded by data.split_seed = the seed) and data.augment {method: ARM, copies: 4} (arms none,
-eda, aeda, paraphrase by the built-in SmolLM2; for paraphrase also the share of paraphrases the arm without
-augmentation labels as their source, and ten samples, in runs.jsonl); epochs 10
-for N <= 200, 5 above (the same for every arm: an augmented run takes 5x the steps). Prints test accuracy and
-macro-F1 (mean ± sd over seeds) and the training seconds per arm; appends the table to RESULTS.md (not with --smoke).
+validate on, stratified, seeded by data.split_seed = the seed) and data.augment {method: ARM, copies: 4}. Arms: none;
+none_steps (no augmentation, but the augmented arms' number of steps: epochs x 5); eda; aeda; paraphrase (the
+built-in SmolLM2; also the share of paraphrases the arm without augmentation labels as their source, and ten
+samples, in runs.jsonl). Epochs 10 for N <= 200, 5 above, the same for every augmented arm (5x the examples: 5x the
+steps). Prints test accuracy and macro-F1 (mean ± sd over seeds) and the training seconds per arm; appends the
+table to RESULTS.md (not with --smoke).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, cpu_line, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("none", "eda", "aeda", "paraphrase")
+ARMS = ("none", "none_steps", "eda", "aeda", "paraphrase")
 DEFAULT_SETS = ("movie_reviews:50", "movie_reviews:200", "movie_reviews:1000", "trec:200")
 
 
@@ -36,8 +37,12 @@ def recipe(args, dataset: str, n: int, seed: int, arm: str, out: Path) -> dict:
     import yaml
 
     raw = yaml.safe_load((ROOT / "recipes" / "classify_movie_reviews.yaml").read_text())
-    raw["data"].update(dataset=dataset, few_shot=n, split_seed=seed, augment={"method": arm, "copies": 4})
-    raw["train"].update(epochs=10 if n <= 200 else 5, seed=seed, output_dir=str(out))
+    method = "none" if arm == "none_steps" else arm
+    raw["data"].update(dataset=dataset, few_shot=n, split_seed=seed, augment={"method": method, "copies": 4})
+    epochs = 10 if n <= 200 else 5
+    # none_steps: no augmentation, but as many optimizer steps as an augmented arm (5x the examples per epoch), so a
+    # gain of augmentation is not just a gain of training longer
+    raw["train"].update(epochs=epochs * 5 if arm == "none_steps" else epochs, seed=seed, output_dir=str(out))
     raw["eval"].update(metric="f1_macro", patience=None)
     if args.model:
         raw["model"]["name"] = args.model
