@@ -135,8 +135,8 @@ def label_preservation(run, plain_dir: Path) -> dict:
 def table(rows: list[dict]) -> list[str]:
     ms = lambda v: f"{statistics.fmean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"  # noqa: E731
     lines = [
-        "| set | N | arm | seeds | test accuracy | test macro-F1 | train seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| set | N | arm | seeds | test accuracy | test macro-F1 | train seconds | labels kept |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     groups: dict = {}
     for r in rows:
