@@ -216,3 +216,12 @@ def test_lm_documents_duplicates_and_a_test_file_that_repeats_training(tiny_llam
     lengths = [f for f in report.findings if f.check == "lengths"][0]
     assert "cuts into pieces" in lengths.message
     assert not any("max_length" in r["set"] for r in report.recommendations)  # pieces lose nothing
+
+
+def test_the_estimate_counts_pieces_and_stops_at_the_token_budget():
+    from tunelab.doctor.estimate import extrapolate
+
+    cfg = load_config({"task": "mlm", "train": {"epochs": 1, "batch_size": 10, "max_tokens": 6000}})
+    sizes = {"splits": {"train": 20, "validation": 0, "test": 0}, "train_rows": 100, "row_tokens": 100.0}
+    e = extrapolate(cfg, sizes, {"step_seconds": 1.0, "setup_seconds": 0.0, "steps": 12, "peak_rss": 2**20})
+    assert e["steps"] == 6  # 100 pieces = 10 steps an epoch, but 6000 tokens / (100 x 10) = 6 steps

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from tunelab.config import Config
 from tunelab.doctor import checks
 from tunelab.doctor.advice import recommend
@@ -90,6 +92,11 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
     say("lengths in the model's tokens ...", flush=True)
     lengths = data.lengths(splits["train"], _tokenizer(cfg), cfg)
     findings += length_findings(lengths, cfg.data.max_length, splits["train"], data.long)
+    # the rows training makes of the examples, and their mean tokens (what the estimate's step count needs)
+    m = cfg.data.max_length
+    rows = (np.concatenate([[m] * (n // m) + ([n % m] if n % m else []) for n in lengths.tolist()]) if data.pieces
+            else np.minimum(lengths, m)) if len(lengths) else np.zeros(0)  # fmt: skip
+    sizes["train_rows"], sizes["row_tokens"] = int(len(rows)), float(rows.mean()) if len(rows) else 0.0
     if estimate:
         say("measuring a few training steps ...", flush=True)
         findings.append(_estimate(cfg, sizes))

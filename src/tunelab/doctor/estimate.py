@@ -50,8 +50,12 @@ def estimate(cfg: Config, sizes: dict) -> dict:
 def extrapolate(cfg: Config, sizes: dict, measured: dict) -> dict:
     t = cfg.train
     n_train, n_val, n_test = (sizes["splits"][k] for k in ("train", "validation", "test"))
-    steps_per_epoch = max(1, -(-n_train // t.batch_size))
+    rows = sizes.get("train_rows") or n_train  # lm/mlm: the pieces of the documents
+    n_val, n_test = (round(n * rows / max(n_train, 1)) for n in (n_val, n_test))  # held out: pieces too
+    steps_per_epoch = max(1, -(-rows // t.batch_size))
     steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
+    if t.max_tokens and sizes.get("row_tokens"):  # the token budget, as fit applies it
+        steps = min(steps, max(1, math.ceil(t.max_tokens / (sizes["row_tokens"] * t.batch_size))))
     eval_every = t.eval_every or steps_per_epoch
     validations = (steps // eval_every + (steps % eval_every > 0)) if n_val else 0
     per_example = measured["step_seconds"] / t.batch_size / 3  # forward only

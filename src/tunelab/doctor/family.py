@@ -23,3 +23,4 @@ class FamilyData:
     lengths: Callable[..., np.ndarray]  # (records, tokenizer, cfg) -> tokens per record, as training counts them
     long: str  # what data.max_length does to a longer example: "truncates" or "splits into windows"
     conflicts_are_problems: bool = True  # sft: several answers to one question are common (info)
+    pieces: bool = False  # training cuts each example into max_length rows (lm, mlm): the estimate counts those

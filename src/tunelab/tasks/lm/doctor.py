@@ -51,4 +51,4 @@ def _document_lengths(records: list[dict], tokenizer, cfg) -> np.ndarray:
 CHATS = FamilyData(read=_read_chats, splits=lambda cfg, files: chat_splits(cfg, files), lengths=_chat_lengths,
                    long="truncates", conflicts_are_problems=False)  # fmt: skip
 DOCUMENTS = FamilyData(read=_read_documents, splits=document_splits, lengths=_document_lengths,
-                       long="cuts into pieces")  # fmt: skip
+                       long="cuts into pieces", pieces=True)  # fmt: skip
