@@ -23,6 +23,7 @@ from tunelab.config import Config
 from tunelab.cv.folds import assign_folds
 from tunelab.data.splits import split, strata
 from tunelab.errors import TunelabError
+from tunelab.metrics import scalars
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.checkpoint import Checkpointer, write_atomic
 from tunelab.runs.rundir import RunDir
@@ -84,8 +85,8 @@ def cross_validate(cfg: Config, train, overwrite: bool = False, show_progress: b
         predictor = load(fold_dir)
         metrics = RunDir(fold_dir).read_json("metrics.json")
         test = predictor.evaluate(data_dir / "test.jsonl") if splits.test else {}
-        folds.append({"fold": j, "run_dir": str(fold_dir), "validation": _scalars(metrics.get("validation", {})),
-                      "held_out": _scalars(metrics.get("test", {})), "test": _scalars(test)})  # fmt: skip
+        folds.append({"fold": j, "run_dir": str(fold_dir), "validation": scalars(metrics.get("validation", {})),
+                      "held_out": scalars(metrics.get("test", {})), "test": scalars(test)})  # fmt: skip
         index = [i for i, f in enumerate(fold_of) if f == j - 1]
         texts = [pool[i]["text"] for i in index]
         preds = predictor.predict(texts, [pool[i].get("text_pair", "") for i in index] if pairs else None)
@@ -178,10 +179,6 @@ def _write_oof(path: Path, pool: list[dict], fold_of: list[int], oof: list, task
 
 
 # ---------------------------------------------------------------- the summary
-
-
-def _scalars(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
 
 
 def _mean_sd(folds: list[dict]) -> dict:

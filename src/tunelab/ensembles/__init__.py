@@ -27,6 +27,7 @@ from tunelab.config import load_run_config
 from tunelab.ensembles.combine import METHODS, member_weights
 from tunelab.ensembles.members import check_compatible, describe, reference
 from tunelab.errors import TunelabError
+from tunelab.metrics import scalars
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.rundir import RunDir
 
@@ -93,7 +94,7 @@ def _write(run: RunDir, final: Path, described, paths, weights, method, metric, 
     ensemble_metrics, member_metrics = predictor.evaluate_records(records, with_members=True)
     report = {"method": method, "on": on, "n": len(records), "metric": metric,
               "ensemble": ensemble_metrics,
-              "members": [{"path": str(p), "weight": w, "metrics": _scalars(m)}
+              "members": [{"path": str(p), "weight": w, "metrics": scalars(m)}
                           for p, w, m in zip(paths, weights, member_metrics)]}  # fmt: skip
     best = max(member_metrics, key=lambda m: m[metric] if higher else -m[metric])
     report["best_member"] = {metric: best[metric], "gain": ensemble_metrics[metric] - best[metric]}
@@ -187,12 +188,8 @@ def _report_examples(predictor, described: list[dict], from_folds, data) -> tupl
     raise TunelabError("The members have no test split to compare them on: give a labelled file with --data FILE.")
 
 
-def _scalars(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
-
-
 def card(path: Path, info: dict, report: dict) -> str:
-    names = [n for n in _scalars(report["ensemble"]) if n != "threshold"]
+    names = [n for n in scalars(report["ensemble"]) if n != "threshold"]
     lines = [f"# {info['task']} ensemble of {len(report['members'])} runs ({report['method']})", "",
              f"The members' predictions combined: {_METHOD_WORDS[report['method']]}. Scored on {report['on']} "
              f"({report['n']} examples):", "",

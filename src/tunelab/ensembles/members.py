@@ -13,11 +13,6 @@ from tunelab.runs.rundir import RunDir
 FINISHED = ("completed", "stopped_early")
 
 
-def model_hash(run_path: Path) -> str:
-    """sha256 (16 hex digits) of every file of the run's model/ folder (RunDir.model_hash)."""
-    return RunDir(Path(run_path)).model_hash()
-
-
 def describe(path: Path) -> dict:
     """What the ensemble needs of one member: its task, labels, text columns, validation metrics and model hash."""
     run = RunDir.open(path)
@@ -39,7 +34,7 @@ def describe(path: Path) -> dict:
         "columns": {k: pre.get(k) for k in ("text_column", "text_pair_column")},
         "selection": info.get("selection", {}),
         "validation": run.read_json("metrics.json").get("validation", {}),
-        "hash": model_hash(run.path),
+        "hash": run.model_hash(),
     }
 
 
@@ -85,7 +80,7 @@ def resolve(ensemble: RunDir) -> list[Path]:
                 f"{ensemble.path}: member {i} ({m['path']}, i.e. {path}) is missing: it was moved or deleted since the "
                 f"ensemble was built. Put it back, or {rebuild[0].lower() + rebuild[1:]}"
             )
-        now = model_hash(path)
+        now = RunDir(path).model_hash()
         if now != m["hash"]:
             raise TunelabError(
                 f"{ensemble.path}: member {i} ({path}) changed since the ensemble was built (model hash {m['hash']} "

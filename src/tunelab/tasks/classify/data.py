@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from tunelab.config import Config
@@ -252,14 +253,17 @@ def tokenize(records: list[dict], labels: LabelSpace, tokenizer, max_length: int
     return datasets.load_from_disk(str(cache))
 
 
-def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
+def token_lengths(records: list[dict], tokenizer) -> np.ndarray:
+    """Tokens per example as training counts them: text and text pair together, special tokens included."""
     if not records:
-        return 0
-    lengths = tokenizer(
-        [r["text"] for r in records],
-        [r.get("text_pair") for r in records] if any("text_pair" in r for r in records) else None,
-    )["input_ids"]
-    return sum(len(x) > max_length for x in lengths)
+        return np.zeros(0, dtype=np.int64)
+    pairs = [r.get("text_pair") or "" for r in records] if any("text_pair" in r for r in records) else None
+    ids = tokenizer([r["text"] for r in records], pairs)["input_ids"]
+    return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+
+
+def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
+    return int((token_lengths(records, tokenizer) > max_length).sum())
 
 
 def collate(rows: list[dict], pad_id: int, task: str) -> dict[str, torch.Tensor]:
