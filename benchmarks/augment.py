@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_line, machine  # noqa: E402
+from common import RESULTS, cpu_line, machine, out_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("none", "none_steps", "eda", "aeda", "paraphrase")
@@ -64,8 +64,7 @@ def main() -> None:
 
     import tunelab
 
-    out = args.out or (Path(tempfile.mkdtemp()) if args.smoke else ROOT / "benchmarks" / "out" / "augment")
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(args, "augment")
     log = out / "runs.jsonl"
     done = {(r["set"], r["n"], r["seed"], r["arm"]) for r in _read(log)}
     with tempfile.TemporaryDirectory() as tmp:

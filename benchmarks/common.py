@@ -402,6 +402,21 @@ def _fmt(s: dict, key: str, fmt: str) -> str:
     return f"{v['median']:{fmt}} ({v['min']:{fmt}}..{v['max']:{fmt}})"
 
 
+def run_info(workload: str, args, **extra) -> dict:
+    """What a one-process benchmark's results.json starts with: the workload, when, how it was called (argv, --note),
+    the machine and the library versions; then its own fields."""
+    return {"workload": workload, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "argv": sys.argv[1:], "note": getattr(args, "note", ""), "machine": machine(), "versions": versions(),
+            **extra}  # fmt: skip
+
+
+def out_dir(args, name: str) -> Path:
+    """--out, or a scratch directory under --smoke, or benchmarks/out/<name>; created."""
+    out = args.out or (Path(tempfile.mkdtemp()) if args.smoke else ROOT / "out" / name)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def cpu_line(m: dict) -> str:
     """The CPU a row was measured on: its vector unit, and whether it has native bf16 (what `precision: auto` reads)."""
     bf16 = "native bf16" if m.get("native_bf16") else "no native bf16 (fp32 everywhere)"

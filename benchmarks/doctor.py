@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import json
 import random
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_line, machine, versions  # noqa: E402
+from common import RESULTS, cpu_line, out_dir, run_info  # noqa: E402
 
 
 def make_data(root: Path, rows: int, seed: int = 0) -> dict:
@@ -66,14 +65,7 @@ def main() -> None:
     from tunelab.config import load_config
     from tunelab.doctor import doctor
 
-    info = {
-        "workload": "doctor",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": sys.argv[1:],
-        "note": args.note,
-        "machine": machine(),
-        "versions": versions(),
-    }
+    info = run_info("doctor", args)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         info |= make_data(root, args.rows)
@@ -106,8 +98,7 @@ def main() -> None:
         f"{info['rows']} rows in {info['seconds']} s (bound: 30 s); planted {info['planted']} of each, found "
         f"{json.dumps(info['found'])}"
     )
-    out = args.out or (Path(tempfile.mkdtemp()) if args.smoke else Path(__file__).resolve().parent / "out" / "doctor")
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(args, "doctor")
     (out / "results.json").write_text(json.dumps(info, indent=2, default=str))
     if not args.smoke:
         m = info["machine"]

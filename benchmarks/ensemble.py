@@ -16,7 +16,6 @@ accuracy next to the single run's validation accuracy; appends a row to RESULTS.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import statistics
 import sys
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_line, machine, versions  # noqa: E402
+from common import RESULTS, cpu_line, out_dir, run_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "classify_trec_frozen.yaml"
@@ -99,11 +98,8 @@ def main() -> None:
     p.add_argument("--note", default="")
     args = p.parse_args()
 
-    info = {"workload": "ensemble", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "argv": sys.argv[1:], "note": args.note, "machine": machine(), "versions": versions(),
-            "folds": args.folds, "datasets": {}}  # fmt: skip
-    out = args.out or (Path(tempfile.mkdtemp()) if args.smoke else ROOT / "benchmarks" / "out" / "ensemble")
-    out.mkdir(parents=True, exist_ok=True)
+    info = run_info("ensemble", args, folds=args.folds, datasets={})
+    out = out_dir(args, "ensemble")
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
             rows = [one_seed(args, dataset, seed, Path(tmp)) for seed in range(args.seeds)]

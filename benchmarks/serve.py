@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import socket
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_line, machine, versions  # noqa: E402
+from common import RESULTS, cpu_line, run_info  # noqa: E402
 
 PROMPTS = [
     "What is the capital of France?", "Who wrote Hamlet?", "What is an atom?", "How many legs does a spider have?",
@@ -297,8 +296,7 @@ def main() -> None:
     if args.smoke:
         args.requests, args.clients, args.chat_prompts, args.max_tokens, args.repeats = 40, 8, 8, 8, 1
 
-    info = {"workload": "serve", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "argv": sys.argv[1:], "note": args.note, "machine": machine(), "versions": versions()}  # fmt: skip
+    info = run_info("serve", args)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.only != "chat":

@@ -17,7 +17,6 @@ Prints the best trial's validation and test f1_macro next to the default's and a
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_line, machine, versions  # noqa: E402
+from common import RESULTS, cpu_line, out_dir, run_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "classify_trec_frozen.yaml"
@@ -101,9 +100,7 @@ def main() -> None:
 
     import tunelab
 
-    info = {"workload": "tune", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "argv": sys.argv[1:], "note": args.note, "machine": machine(), "versions": versions(),
-            "space": SPACE, "trials": args.trials, "eval_every": args.eval_every}  # fmt: skip
+    info = run_info("tune", args, space=SPACE, trials=args.trials, eval_every=args.eval_every)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = recipe(args, tmp)
@@ -148,8 +145,7 @@ def main() -> None:
     share = r["steps_saved"] / max(r["steps_total"], 1)
     print(f"median pruner replay: prunes trials {r['pruned']}, saves {r['steps_saved']} of {r['steps_total']} "
           f"steps ({share:.0%}); best trial survives: {r['best_survives']}")  # fmt: skip
-    out = args.out or (Path(tempfile.mkdtemp()) if args.smoke else ROOT / "benchmarks" / "out" / "tune")
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(args, "tune")
     (out / "results.json").write_text(json.dumps(info, indent=2, default=str))
     if not args.smoke:
         append_results(info)
