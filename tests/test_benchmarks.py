@@ -15,30 +15,19 @@ import tunelab
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_benchmark(script: str, tmp_path: Path, *extra: str) -> dict:
-    results_md = tmp_path / "RESULTS.md"  # where a non-smoke run would append its rows
-    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(results_md))
-    # the children must import this tree's tunelab, whatever is installed
+def run_script(script: str, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """benchmarks/SCRIPT in a child that imports this tree's tunelab (whatever is installed), its RESULTS.md rows
+    pointed at tmp_path/RESULTS.md (where a non-smoke run would append them)."""
+    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *argv], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def run_benchmark(script: str, tmp_path: Path, *extra: str) -> dict:
+    results_md = tmp_path / "RESULTS.md"
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / script),
-            "--smoke",
-            "--steps",
-            "2",
-            "--repeats",
-            "1",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_script(script, tmp_path, "--smoke", "--steps", "2", "--repeats", "1", "--out", str(out), *extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not results_md.exists(), "--smoke must never write RESULTS.md"
     return json.loads((out / "results.json").read_text())
@@ -76,12 +65,9 @@ def test_ner_benchmark_smoke(tiny_bert, tmp_path):
 
 
 def test_tune_benchmark_smoke(tiny_bert, tmp_path):
-    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
     argv = ["--smoke", "--model", str(tiny_bert), "--limit", "96", "--max-steps", "4", "--eval-every", "2",
             "--trials", "3", "--max-layers", "2", "--out", str(tmp_path / "out")]  # fmt: skip
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tune.py"), *argv], env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    proc = run_script("tune.py", tmp_path, *argv)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not (tmp_path / "RESULTS.md").exists()
     res = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -93,12 +79,9 @@ def test_tune_benchmark_smoke(tiny_bert, tmp_path):
 
 
 def test_ensemble_benchmark_smoke(tiny_bert, tmp_path):
-    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
     argv = ["--smoke", "--model", str(tiny_bert), "--limit", "96", "--max-steps", "3", "--seeds", "1", "--folds", "2",
             "--datasets", "trec", "--out", str(tmp_path / "out")]  # fmt: skip
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), *argv], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = run_script("ensemble.py", tmp_path, *argv)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not (tmp_path / "RESULTS.md").exists() and "2-fold ensemble, vote" in proc.stdout
     row = json.loads((tmp_path / "out" / "results.json").read_text())["datasets"]["trec"]["rows"][0]
@@ -108,23 +91,17 @@ def test_ensemble_benchmark_smoke(tiny_bert, tmp_path):
 
 
 def test_doctor_benchmark_smoke(tiny_bert, tmp_path):
-    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
     argv = ["--smoke", "--rows", "2000", "--model", str(tiny_bert), "--out", str(tmp_path / "out")]
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "doctor.py"), *argv], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = run_script("doctor.py", tmp_path, *argv)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["planted"] == 10 and res["found"] == {"leakage": 10, "near_duplicates": 10, "conflicting_texts": 10}
 
 
 def test_augment_benchmark_smoke_and_resume(tiny_bert, tmp_path):
-    env = dict(os.environ, TUNELAB_BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(tunelab.__file__).parents[1]), str(ROOT), env.get("PYTHONPATH", "")])
     argv = ["--smoke", "--model", str(tiny_bert), "--sets", "trec:40", "--seeds", "1", "--max-steps", "2", "--out",
             str(tmp_path / "out")]  # fmt: skip
-    run = lambda *extra: subprocess.run([sys.executable, str(ROOT / "benchmarks" / "augment.py"), *argv, *extra],  # noqa: E731
-                                        env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = lambda *extra: run_script("augment.py", tmp_path, *argv, *extra)  # noqa: E731
     proc = run("--arms", "none", "aeda")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
