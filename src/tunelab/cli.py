@@ -526,7 +526,19 @@ def report(run_dir: Path, metrics: dict) -> None:
         metric_table("test", metrics["test"])
     if metrics.get("base") or metrics.get("generation"):
         base_vs_tuned(metrics)
-    out.print(f"outputs: {run_dir}/model (plain HF model), curves.png, metrics.json, README.md")
+    cal = metrics.get("calibration") or {}
+    if cal.get("applied") and "test" in cal:
+        b, a = cal["test"]["before"], cal["test"]["after"]
+        out.print(f"calibration: temperature {cal['temperature']:.3f} folded into model/ · test NLL {b['nll']:.4f} -> "
+                  f"{a['nll']:.4f} · ECE {b['ece']:.4f} -> {a['ece']:.4f} (reliability.png)")  # fmt: skip
+    diagnosis = metrics.get("diagnosis")
+    if diagnosis:
+        out.print(f"fit: [bold]{diagnosis['verdict']}[/bold]")
+        for f in diagnosis["findings"]:
+            out.print(f"  {f['kind']} from step {f['step']}: {f['why']}.\n  what acts on it: {f['act']}.",
+                      highlight=False)  # fmt: skip
+    extra = ", errors.csv, confusions.md" if (run_dir / "errors.csv").exists() else ""
+    out.print(f"outputs: {run_dir}/model (plain HF model), curves.png, metrics.json, README.md{extra}")
     from tunelab.registry import TASKS
 
     family = TASKS.get(info.get("task"))

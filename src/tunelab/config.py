@@ -296,6 +296,11 @@ class EvalConfig(Section):
         None, gt=0, description="Early stopping: validations without improvement before stopping (null: off)."
     )
     threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: probability above which a label is predicted.")
+    calibrate: bool = Field(
+        True,
+        description="classification (single-label): fit a temperature on the validation split after training and "
+        "fold it into the saved model, so its probabilities are calibrated (the argmax is unchanged).",
+    )
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
     compare_base: bool = Field(
         True, description="sft/lm/mlm: also evaluate the base model on the test split, for a before/after comparison."

@@ -73,7 +73,8 @@ TASKS: dict[str, TaskFamily] = {
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
                       mode="min", usage=_ADAPTED, endpoints=("embeddings",),
-                      metrics="tunelab.tasks.lm.metrics:PerplexityMetrics", doctor="tunelab.tasks.lm.doctor:DOCUMENTS"),
+                      metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
+                      doctor="tunelab.tasks.lm.doctor:MLM_DOCUMENTS"),
 }  # fmt: skip
 
 

@@ -96,6 +96,8 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
     m = cfg.data.max_length
     rows = (np.concatenate([[m] * (n // m) + ([n % m] if n % m else []) for n in lengths.tolist()]) if data.pieces
             else np.minimum(lengths, m)) if len(lengths) else np.zeros(0)  # fmt: skip
+    if data.packs and cfg.data.packing and len(rows):  # several samples per row: fewer, fuller rows
+        rows = np.asarray(data.packs(np.minimum(rows, m), m))
     sizes["train_rows"], sizes["row_tokens"] = int(len(rows)), float(rows.mean()) if len(rows) else 0.0
     if estimate:
         say("measuring a few training steps ...", flush=True)

@@ -11,7 +11,7 @@ registry's `doctor` names it): the checks below it only ever see records with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -24,3 +24,4 @@ class FamilyData:
     long: str  # what data.max_length does to a longer example: "truncates" or "splits into windows"
     conflicts_are_problems: bool = True  # sft: several answers to one question are common (info)
     pieces: bool = False  # training cuts each example into max_length rows (lm, mlm): the estimate counts those
+    packs: Optional[Callable] = None  # (row lengths, max_length) -> packed row lengths, where data.packing applies

@@ -43,6 +43,25 @@ def card_recipe(cfg: Config) -> str:
     return yaml.safe_dump(raw, sort_keys=False)
 
 
+def _fit(metrics: dict) -> str:
+    """The fit diagnosis and, for single-label classification, the calibration."""
+    lines = []
+    diagnosis = metrics.get("diagnosis")
+    if diagnosis:
+        lines += ["## Fit", "", f"**{diagnosis['verdict']}** (from the logged curves, curves.png)."]
+        lines += [f"- {f['kind']} from step {f['step']}: {f['why']}. What acts on it: {f['act']}."
+                  for f in diagnosis["findings"]]  # fmt: skip
+        lines.append("")
+    cal = metrics.get("calibration") or {}
+    if cal.get("applied") and "test" in cal:
+        b, a = cal["test"]["before"], cal["test"]["after"]
+        lines += ["## Calibration", "", f"Temperature {cal['temperature']:.4f}, fitted on the validation split and "
+                  "folded into the classifier's last layer: the probabilities of model/ are calibrated.", "",
+                  "| test | before | after |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {b[k]:.4f} | {a[k]:.4f} |" for k in ("nll", "ece", "brier")] + [""]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def model_card(info: dict, cfg: Config, metrics: dict) -> str:
     info = _shareable(info)
     recipe_yaml = card_recipe(cfg)
@@ -80,6 +99,7 @@ tags: [tunelab, {info.get("task")}, {method}]
 |---|---|
 {rows}
 
+{_fit(metrics)}
 ## Use it
 ```python
 from transformers import pipeline

@@ -16,6 +16,7 @@ from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.export import save_model
 from tunelab.runs.rundir import RunDir
+from tunelab.training.diagnosis import diagnose
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import Loop, fit
@@ -126,8 +127,9 @@ class Story:
         restore_best(model, self.run.checkpoints)
         return model, result
 
-    def test(self, model, spec, rows: list) -> dict:
-        """Loss and metrics on held-out rows ({} when there are none, or the run was pruned), across processes."""
+    def test(self, model, spec, rows: list, also=None) -> dict:
+        """Loss and metrics on held-out rows ({} when there are none, or the run was pruned), across processes;
+        `also`: an accumulator that sees every batch too (the classify family's error analysis)."""
         if not len(rows) or self.pruned:
             return {}
         a = self.accelerator
@@ -142,12 +144,14 @@ class Story:
             self.precision,
             a.process_index,
             a.num_processes,
+            also=also,
         )
 
     def outputs(
         self, model, tokenizer, metrics: dict, result, selection: tuple[str, bool], card_extra: str = ""
     ) -> dict:
-        """model/ (+ adapter/), metrics.json, curves.png, the final run.json and the model card; returns run.json.
+        """model/ (+ adapter/), metrics.json (with the fit diagnosis of the curves), curves.png, the final run.json
+        and the model card; returns run.json.
         A pruned run keeps its record (metrics, curves, run.json) but no model and no checkpoints."""
         cfg, run = self.cfg, self.run
         metric, higher = selection
@@ -155,9 +159,12 @@ class Story:
             shutil.rmtree(run.checkpoints, ignore_errors=True)
         else:
             save_model(model, tokenizer, run.path)
+        history = run.history()
+        metrics["diagnosis"] = diagnose(history, metric, higher, result.status, result.best_step)
         run.write_json("metrics.json", metrics)
         title = f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
-        plot_curves(run.history(), metric, run / "curves.png", title=title, higher_is_better=higher)
+        marks = [(f["step"], f["kind"]) for f in metrics["diagnosis"]["findings"]]
+        plot_curves(history, metric, run / "curves.png", title=title, higher_is_better=higher, marks=marks)
         info = run.update_info(**result.run_info(metric))
         (run / "README.md").write_text(model_card(info, cfg, metrics) + card_extra, encoding="utf-8")
         return info

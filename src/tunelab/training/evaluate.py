@@ -23,8 +23,11 @@ def evaluate(
     rank: int = 0,
     world_size: int = 1,
     on_batch: Callable[[int], None] = lambda n: None,
+    also=None,
 ) -> dict:
-    """Loss and metrics of `model` on `rows`; each process takes every world_size-th example."""
+    """Loss and metrics of `model` on `rows`; each process takes every world_size-th example. `also`: one more
+    accumulator (update(outputs, labels, index), state, load_state) that also sees which rows each batch holds —
+    the validation logits a calibration fits on, the test's error analysis."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -33,15 +36,20 @@ def evaluate(
     ]  # long first: similar lengths batch together
     loss_sum, units = 0.0, 0.0
     for start in range(0, len(order), batch_size):
-        batch = spec.collate([rows[int(i)] for i in order[start : start + batch_size]])
+        index = order[start : start + batch_size]
+        batch = spec.collate([rows[int(i)] for i in index])
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(precision, device):
             outputs, loss = spec.forward(model, batch)
         metrics.update(outputs, batch["labels"])
+        if also is not None:
+            also.update(outputs, batch["labels"], index)
         loss_sum += float(loss)
         units += spec.units(batch)
         on_batch(len(batch["labels"]))
     metrics.load_state(all_reduce_sum(metrics.state()))
+    if also is not None:
+        also.load_state(all_reduce_sum(also.state()))
     loss_sum, units = all_reduce_sum(np.array([loss_sum, units]))
     model.train(was_training)
     return {"loss": loss_sum / max(units, 1), **metrics.compute()}

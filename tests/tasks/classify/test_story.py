@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import signal
@@ -185,6 +186,17 @@ def test_multilabel_end_to_end(tiny_bert, tmp_path):
     assert config["problem_type"] == "multi_label_classification"
     pred = tunelab.load(run.dir).predict(["sport tech news"])[0]
     assert set(pred["scores"]) == {"politics", "sport", "tech"} and isinstance(pred["labels"], list)
+    # error analysis: every test example (fewer than 200), worst first; misses and false alarms per label
+    errors = list(csv.DictReader(open(run.dir / "errors.csv", encoding="utf-8")))
+    assert len(errors) == run.metrics["test"]["n"]
+    assert [float(e["loss"]) for e in errors] == sorted((float(e["loss"]) for e in errors), reverse=True)
+    per_class = run.metrics["test"]["per_class"]
+    missed = {k: round(m["support"] * (1 - m["recall"])) for k, m in per_class.items()}
+    md = (run.dir / "confusions.md").read_text()
+    assert "Most-missed labels" in md and "Most-spurious labels" in md
+    for label, n in missed.items():
+        assert (f"| {label} | {n} |" in md) == (n > 0)
+    assert sum(b["n"] for b in run.metrics["by_length"]) == run.metrics["test"]["n"]
 
 
 def test_regression_end_to_end(tiny_bert, tmp_path):
@@ -197,5 +209,11 @@ def test_regression_end_to_end(tiny_bert, tmp_path):
     run = tunelab.train(tiny_recipe(tiny_bert, data, tmp_path / "run", task="regression"), show_progress=False)
     assert set(run.metrics["test"]) >= {"mse", "mae", "r2", "pearson"}
     assert "score" in tunelab.load(run.dir).predict("rated 3 stars good good good")[0]
+    errors = list(csv.DictReader(open(run.dir / "errors.csv", encoding="utf-8")))  # the largest residuals first
+    squared = [(float(e["prediction"]) - float(e["label"])) ** 2 for e in errors]
+    assert [float(e["loss"]) for e in errors] == pytest.approx(squared, abs=1e-3)
+    assert squared == sorted(squared, reverse=True) and "Largest residuals" in (run.dir / "confusions.md").read_text()
+    (bucket,) = run.metrics["by_length"]  # every text is short: one bucket, its MSE the test MSE
+    assert bucket["mse"] == pytest.approx(run.metrics["test"]["mse"], rel=1e-4)
     ev = tunelab.evaluate(run.dir, data)
     assert ev["n"] == 80 and ev["mse"] >= 0

@@ -3,7 +3,8 @@
 data  -> read, deduplicate, split, label space, tokenise (cached)
 model -> pretrained encoder + fresh head; method (full / lora / frozen)
 fit   -> the shared loop (validation, early stopping, checkpoints)
-test  -> best weights, test metrics, plots, model/ + adapter/, model card
+calibrate -> single-label: a temperature fitted on validation, folded into the head (calibration.py)
+test  -> best weights, test metrics and error analysis (errors.py), plots, model/ + adapter/, model card
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 from tunelab.augment import augment
 from tunelab.config import Config
 from tunelab.methods import apply_method, count_parameters
-from tunelab.metrics.plots import plot_confusion
+from tunelab.metrics.plots import plot_confusion, plot_reliability
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_sequence_classifier, load_tokenizer, resolve
 from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
+from tunelab.tasks.classify import errors
+from tunelab.tasks.classify.calibration import calibrate
 from tunelab.tasks.classify.data import build_label_space, count_truncated, fingerprint, read_records, tokenize
+from tunelab.tasks.classify.errors import ErrorAnalysis
 from tunelab.tasks.classify.spec import SequenceClassification, class_weights
 from tunelab.tasks.common import Story, check_same_data, selection_metric, tokenizer_id
 
@@ -65,15 +69,37 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
                        "label_column": d.label_column},
     )  # fmt: skip
 
-    # ---- train, then the best weights tested once
+    # ---- train; the best weights calibrated on validation (T folded into the head), then tested once
     model, result = story.fit_best(model, spec, train_rows, val_rows, selection)
-    test = story.test(model, spec, test_rows)
-    metrics = {"test": test, **result.metrics()}
+    a = story.accelerator
+    if cfg.task != "classification":
+        calibration = {
+            "applied": False,
+            "why": f"temperature scaling is for single-label classification, not {cfg.task}",
+        }
+    elif not cfg.eval.calibrate or story.pruned:
+        calibration = {"applied": False, "why": "eval.calibrate is off" if not cfg.eval.calibrate else "pruned"}
+    else:
+        calibration = calibrate(model, spec, val_rows, cfg.eval.batch_size, story.precision, a.process_index,
+                                a.num_processes)  # fmt: skip
+    analysis = ErrorAnalysis(cfg.task, labels.names, [r["length"] for r in test_rows], cfg.eval.threshold,
+                            calibration.get("temperature", 1.0) if calibration["applied"] else 1.0,
+                            a.process_index, a.num_processes)  # fmt: skip
+    test = story.test(model, spec, test_rows, also=analysis)
+    if test and calibration["applied"]:
+        calibration["test"] = analysis.calibration()
+    metrics = {"test": test, **result.metrics(), "calibration": calibration}
+    if test:
+        metrics["by_length"] = analysis.by_length()
 
-    # ---- outputs
+    # ---- outputs: errors.csv and confusions.md beside the plots
     if story.rank0:
         if cfg.task == "classification" and test:
             plot_confusion(test["confusion_matrix"], test["labels"], run / "confusion_matrix.png")
+        if test:
+            errors.write(run.path, analysis, splits.test, test)
+        if "test" in calibration:
+            plot_reliability(calibration["test"]["bins"], calibration["temperature"], run / "reliability.png")
         story.outputs(model, tokenizer, metrics, result, selection)
     story.accelerator.wait_for_everyone()
     return metrics

@@ -11,10 +11,13 @@ document's tokens, which training cuts into data.max_length pieces (nothing is l
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tunelab.doctor.family import FamilyData
 from tunelab.tasks.lm.chat import chat_files, chat_splits, ensure_chat_template, prompt_and_reference, render
+from tunelab.tasks.lm.packing import packed_lengths
 from tunelab.tasks.lm.text import document_splits, iter_documents
 
 
@@ -49,6 +52,7 @@ def _document_lengths(records: list[dict], tokenizer, cfg) -> np.ndarray:
 
 
 CHATS = FamilyData(read=_read_chats, splits=lambda cfg, files: chat_splits(cfg, files), lengths=_chat_lengths,
-                   long="truncates", conflicts_are_problems=False)  # fmt: skip
+                   long="truncates", conflicts_are_problems=False, packs=packed_lengths)  # fmt: skip
 DOCUMENTS = FamilyData(read=_read_documents, splits=document_splits, lengths=_document_lengths,
-                       long="cuts into pieces", pieces=True)  # fmt: skip
+                       long="cuts into pieces", pieces=True, packs=packed_lengths)  # fmt: skip
+MLM_DOCUMENTS = replace(DOCUMENTS, packs=None)  # mlm: one [CLS] piece [SEP] per row, never packed

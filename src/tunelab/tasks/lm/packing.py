@@ -29,13 +29,14 @@ def with_positions(sample: dict) -> dict:
     }
 
 
-def pack(samples: list[dict], block_size: int, source: str = "the training data") -> list[dict]:
-    """First-fit decreasing: longest samples first, each into the first row with room. Deterministic."""
-    order = sorted(range(len(samples)), key=lambda i: -len(samples[i]["input_ids"]))
+def first_fit(lengths: list[int], block_size: int, source: str = "the training data") -> list[list[int]]:
+    """First-fit decreasing: longest samples first, each into the first row with room. Deterministic. The samples
+    (indices) of each row."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     rows: list[list[int]] = []
     free: list[int] = []
     for i in order:
-        n = len(samples[i]["input_ids"])
+        n = lengths[i]
         if n > block_size:
             raise TunelabError(
                 f"{source}: a sample of {n} tokens does not fit a packed row of {block_size} tokens (data.max_length). "
@@ -48,6 +49,18 @@ def pack(samples: list[dict], block_size: int, source: str = "the training data"
             slot = len(rows) - 1
         rows[slot].append(i)
         free[slot] -= n
+    return rows
+
+
+def packed_lengths(lengths, block_size: int) -> list[int]:
+    """The tokens of each packed row the samples make (what `tunelab doctor --estimate` counts steps from)."""
+    lengths = [int(n) for n in lengths]
+    return [sum(lengths[i] for i in row) for row in first_fit(lengths, block_size)]
+
+
+def pack(samples: list[dict], block_size: int, source: str = "the training data") -> list[dict]:
+    """Rows of the samples packed by first_fit, each row's samples in their original order."""
+    rows = first_fit([len(s["input_ids"]) for s in samples], block_size, source)
     out = []
     for members in rows:
         row = {"input_ids": [], "labels": [], "position_ids": []}

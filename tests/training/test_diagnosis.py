@@ -1,0 +1,95 @@
+"""Fit diagnosis: each kind found on curves that show it, from the step it shows, and not on curves just short of the
+thresholds; then on tiny runs made to over- and under-fit, in metrics.json, the model card and curves.png."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import tunelab
+from tests.conftest import make_sentiment, tiny_recipe, write_csv
+from tests.tasks.classify.test_calibration import noisy_sentiment
+from tunelab.training.diagnosis import diagnose
+
+
+def curves(train: list[float], val: list[tuple[int, float, float]], every: int = 1, grad=None) -> list[dict]:
+    """metrics.jsonl records: a training loss per `every` steps, validations (step, loss, accuracy)."""
+    out = [
+        {"step": (i + 1) * every, "loss": x, **({"grad_norm": grad[i]} if grad else {})} for i, x in enumerate(train)
+    ]
+    out += [{"step": s, "val_loss": v, "val_accuracy": a} for s, v, a in val]
+    return sorted(out, key=lambda r: (r["step"], "val_loss" in r))
+
+
+def kinds(d: dict) -> list[str]:
+    return [f["kind"] for f in d["findings"]]
+
+
+FALLING = [1.0 - 0.02 * i for i in range(40)]  # 1.0 -> 0.22
+FLAT = [0.5 + 0.01 * ((-1) ** i) for i in range(40)]
+
+
+def test_over_fitting_from_the_validation_loss_minimum():
+    val = [(10, 0.9, 0.6), (20, 0.7, 0.7), (30, 0.75, 0.72), (40, 0.8, 0.74), (50, 0.9, 0.75)]
+    d = diagnose(curves(FALLING[:50], val), "accuracy", True, "completed", best_step=50)
+    assert kinds(d) == ["over-fitting"]
+    f = d["findings"][0]
+    assert f["step"] == 20 and not f["caught"] and "eval.patience" in f["act"]
+    assert diagnose(curves(FALLING[:50], val), "accuracy", True, "stopped_early", 50)["findings"][0]["caught"]
+    assert diagnose(curves(FALLING[:50], val), "loss", False, "completed", best_step=20)["findings"][0]["caught"]
+    # 1.5% above the minimum is noise, not a rise; two rising validations are not several
+    flat = [(10, 0.9, 0.6), (20, 0.7, 0.7), (30, 0.71, 0.72), (40, 0.705, 0.74), (50, 0.71, 0.71)]
+    assert "over-fitting" not in kinds(diagnose(curves(FALLING[:50], flat), "accuracy", True))
+    short = [(10, 0.9, 0.6), (20, 0.8, 0.7), (30, 0.7, 0.72), (40, 0.9, 0.7), (50, 0.95, 0.71)]
+    assert "over-fitting" not in kinds(diagnose(curves(FALLING[:50], short), "accuracy", True))
+
+
+def test_under_fitting_when_still_improving_at_the_end():
+    val = [(10, 0.9, 0.6), (20, 0.8, 0.65), (30, 0.7, 0.7), (40, 0.6, 0.75)]
+    d = diagnose(curves(FALLING, val), "accuracy", True)
+    assert kinds(d) == ["under-fitting"] and d["findings"][0]["step"] == 40
+    assert "train.epochs" in d["findings"][0]["act"]
+    # the metric peaked before the end: not under-fitting
+    peaked = [(10, 0.9, 0.6), (20, 0.8, 0.8), (30, 0.7, 0.7), (40, 0.6, 0.75)]
+    assert kinds(diagnose(curves(FALLING, peaked), "accuracy", True)) == []
+    stuck = diagnose(curves(FLAT, val), "accuracy", True)  # a flat loss at its starting value: nothing learned
+    assert kinds(stuck) == ["under-fitting"] and "barely moved" in stuck["findings"][0]["why"]
+    settled = [1.0 - 0.05 * i for i in range(10)] + [0.5 + 0.01 * ((-1) ** i) for i in range(30)]
+    assert kinds(diagnose(curves(settled, val), "accuracy", True)) == []  # learned, then flat
+    assert kinds(diagnose(curves(FALLING, []), "accuracy", True)) == ["under-fitting"]  # no validation: loss alone
+
+
+def test_unstable_on_a_spike_a_blow_up_or_nan_and_a_good_fit_is_neither():
+    spiky = FLAT[:20] + [2.0] + FLAT[21:]
+    d = diagnose(curves(spiky, []), "accuracy", True)
+    assert kinds(d)[0] == "unstable" and d["findings"][0]["step"] == 21 and "optim.lr" in d["findings"][0]["act"]
+    assert diagnose(curves(FLAT[:10] + [math.nan] + FLAT[11:], []), "accuracy", True)["findings"][0]["step"] == 11
+    grad = [1.0] * 15 + [50.0] + [1.0] * 24
+    assert diagnose(curves(FLAT, [], grad=grad), "accuracy", True)["findings"][0]["step"] == 16
+    assert "unstable" not in kinds(diagnose(curves(FLAT, [], grad=[1.0] * 15 + [9.0] + [1.0] * 24), "accuracy", True))
+    good = [(10, 0.6, 0.7), (20, 0.5, 0.75), (30, 0.49, 0.76), (40, 0.495, 0.75)]
+    settled = [1.0 - 0.05 * i for i in range(10)] + FLAT[10:]
+    d = diagnose(curves(settled, good), "accuracy", True)
+    assert d == {"verdict": "neither over- nor under-fitting", "findings": []}
+
+
+def test_runs_made_to_over_and_under_fit_are_diagnosed(tiny_bert, tmp_path):
+    noisy = write_csv(tmp_path / "noisy.csv", noisy_sentiment(200, 0.25))
+    over = tiny_recipe(tiny_bert, noisy, tmp_path / "over", optim={"lr": 5e-3, "warmup_steps": 0},
+                       train={"max_steps": 120, "log_every": 5, "eval_every": 15})  # fmt: skip
+    over["data"] |= {"validation_fraction": 0.2, "test_fraction": 0.4}
+    run = tunelab.train(over, show_progress=False)
+    d = json.loads((run.dir / "metrics.json").read_text())["diagnosis"]
+    assert "over-fitting" in kinds(d), d
+    assert "over-fitting" in (run.dir / "README.md").read_text()
+
+    clean = write_csv(tmp_path / "clean.csv", make_sentiment(200))
+    under = tiny_recipe(
+        tiny_bert,
+        clean,
+        tmp_path / "under",
+        optim={"lr": 3e-4, "warmup_steps": 0},
+        train={"max_steps": 30, "log_every": 2, "eval_every": 10},
+    )  # fmt: skip  (too few steps)
+    run = tunelab.train(under, show_progress=False)
+    assert kinds(run.metrics["diagnosis"]) == ["under-fitting"], run.metrics["diagnosis"]
