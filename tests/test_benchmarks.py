@@ -153,3 +153,14 @@ def test_sft_benchmark_smoke(tiny_llama, tmp_path):
     from tunelab.api import TASKS
 
     assert ("skipped" in runs["tunelab"]) == ("sft" not in TASKS)
+
+
+def test_insight_benchmark_smoke(tiny_bert, tmp_path):
+    argv = ["--smoke", "--model", str(tiny_bert), "--limit", "96", "--max-steps", "3", "--folds", "2", "--recipes",
+            "classify_trec_frozen", "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = run_script("insight.py", tmp_path, *argv)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["recipe"] for r in res["calibration"]] == ["classify_trec_frozen"]
+    x = res["labels"]
+    assert x["flipped"] == round(0.05 * x["examples"]) and 0 <= x["top_k_recall"] <= 1

@@ -384,8 +384,17 @@ def doctor(
     strict: bool = typer.Option(False, help="Exit 1 when the data leaks across splits or has conflicting labels."),
     estimate: bool = typer.Option(False, help="Also the run's time and peak memory, from a few measured steps."),
     set_: List[str] = typer.Option([], "--set", help="Any other recipe field: --set data.dedupe=false (repeatable)."),
+    labels_of: Optional[Path] = typer.Option(
+        None,
+        "--labels",
+        help="A run: rank the examples whose label is probably wrong (a cross-validation run checks "
+        "every training example; a plain run only validation and test).",
+    ),
 ):
-    """Check a data set before training: bad rows, labels, conflicts, duplicates, leakage, near-duplicates, lengths."""
+    """Check a data set before training: bad rows, labels, conflicts, duplicates, leakage, near-duplicates, lengths.
+    With --labels RUN: the suspect labels of a trained run's data (confident learning)."""
+    if labels_of is not None:
+        return doctor_labels(labels_of, out_dir, as_json)
     from tunelab.config import DEMO_RECIPE, load_config, parse_set
     from tunelab.doctor import default_out
     from tunelab.doctor import doctor as check
@@ -404,6 +413,29 @@ def doctor(
         doctor_report(report)
     if strict and report.strict_failures:
         raise typer.Exit(1)
+
+
+def doctor_labels(run: Path, out_dir: Optional[Path], as_json: bool) -> None:
+    try:
+        from tunelab.doctor.labels import label_issues
+    except ImportError as e:
+        raise TunelabError(f"doctor --labels needs cleanlab ({e.name} is missing): pip install -e '.[doctor]'.")
+    summary = label_issues(run, out_dir or Path("runs") / f"doctor-labels-{run.resolve().name}")
+    if as_json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        return
+    out.print(f"[bold]{summary['issues']}[/] suspect labels among {summary['examples']} examples — checked: "
+              f"{summary['scope']}", highlight=False)  # fmt: skip
+    if summary["top"]:
+        t = Table(title="the most likely wrong (lowest probability of the given label first)")
+        for c in ("rank", "where", "text", "given", "suggested", "confidence"):
+            t.add_column(c)
+        for f in summary["top"][:10]:
+            text = f["text"] if len(f["text"]) <= 60 else f["text"][:57] + "..."
+            t.add_row(str(f["rank"]), f"{Path(str(f['file'])).name}:{f['line']}", text, f["given_label"],
+                      f["suggested_label"], f"{f['confidence']:.3f}")  # fmt: skip
+        out.print(t)
+    out.print(f"every one: {summary['csv']}", highlight=False)
 
 
 def doctor_report(report) -> None:

@@ -99,6 +99,8 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
     if data.packs and cfg.data.packing and len(rows):  # several samples per row: fewer, fuller rows
         rows = np.asarray(data.packs(np.minimum(rows, m), m))
     sizes["train_rows"], sizes["row_tokens"] = int(len(rows)), float(rows.mean()) if len(rows) else 0.0
+    sizes["test_passes"] = 2 if data.compares_base and cfg.eval.compare_base else 1  # the base model tested too
+    sizes["generates"] = data.generates(cfg) if data.generates else 0
     if estimate:
         say("measuring a few training steps ...", flush=True)
         findings.append(_estimate(cfg, sizes))
@@ -137,8 +139,8 @@ def _estimate(cfg: Config, sizes: dict) -> Finding:
         "info",
         f"the run on this machine: about {e['seconds'] / 60:.1f} min ({e['setup_seconds']} "
         f"s to set up, {e['steps']} steps x {e['step_seconds']} s, {e['validations']} validations and the "
-        f"test {e['held_out_seconds']} s), peak memory at most about {e['peak_rss_mb']} MB; measured on "
-        f"{e['measured_steps']} steps.",
+        f"test {e['held_out_seconds']} s{e.get('left_out', '')}), peak memory at least {e['peak_rss_mb']} MB "
+        f"(what {e['measured_steps']} measured steps reached; a long run's grows past it).",
         data=e,
     )
 

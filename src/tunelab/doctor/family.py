@@ -25,3 +25,5 @@ class FamilyData:
     conflicts_are_problems: bool = True  # sft: several answers to one question are common (info)
     pieces: bool = False  # training cuts each example into max_length rows (lm, mlm): the estimate counts those
     packs: Optional[Callable] = None  # (row lengths, max_length) -> packed row lengths, where data.packing applies
+    compares_base: bool = False  # the run also tests the base model (eval.compare_base): a second test pass
+    generates: Optional[Callable] = None  # (cfg) -> prompts the run answers by generation (not in the estimate)

@@ -52,7 +52,8 @@ def _document_lengths(records: list[dict], tokenizer, cfg) -> np.ndarray:
 
 
 CHATS = FamilyData(read=_read_chats, splits=lambda cfg, files: chat_splits(cfg, files), lengths=_chat_lengths,
-                   long="truncates", conflicts_are_problems=False, packs=packed_lengths)  # fmt: skip
+                   long="truncates", conflicts_are_problems=False, packs=packed_lengths, compares_base=True,
+                   generates=lambda cfg: cfg.eval.num_generate)  # fmt: skip
 DOCUMENTS = FamilyData(read=_read_documents, splits=document_splits, lengths=_document_lengths,
-                       long="cuts into pieces", pieces=True, packs=packed_lengths)  # fmt: skip
+                       long="cuts into pieces", pieces=True, packs=packed_lengths, compares_base=True)  # fmt: skip
 MLM_DOCUMENTS = replace(DOCUMENTS, packs=None)  # mlm: one [CLS] piece [SEP] per row, never packed
