@@ -25,6 +25,7 @@ REPO_RUNS = ROOT / "runs"
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("TUNELAB_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))  # the run index too
 
 
 @pytest.fixture(autouse=True)

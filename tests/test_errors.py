@@ -90,6 +90,7 @@ def test_a_run_that_fails_before_its_run_json_removes_only_the_directory_it_made
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\na,x\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNELAB_RUNS_DIR")  # the default runs directory: ./runs
     with pytest.raises(TunelabError):  # default output directory: runs/classification-<time>
         tunelab.train(tiny_recipe(tiny_bert, bad, None), show_progress=False)
     assert list((tmp_path / "runs").iterdir()) == []

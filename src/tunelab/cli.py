@@ -23,6 +23,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Look at the data as the model will see it.")
 app.add_typer(data_app, name="data")
+runs_app = typer.Typer(help="The runs on this machine: list, show, compare, remove (the run index).")
+app.add_typer(runs_app, name="runs")
+RUNS_DIR = typer.Option(None, "--runs-dir", help="The runs directory (default: TUNELAB_RUNS_DIR or ./runs).")
 out = Console()
 err = Console(stderr=True)
 
@@ -418,9 +421,10 @@ def doctor(
 def doctor_labels(run: Path, out_dir: Optional[Path], as_json: bool) -> None:
     try:
         from tunelab.doctor.labels import label_issues
+        from tunelab.runs.index import runs_dir
     except ImportError as e:
         raise TunelabError(f"doctor --labels needs cleanlab ({e.name} is missing): pip install -e '.[doctor]'.")
-    summary = label_issues(run, out_dir or Path("runs") / f"doctor-labels-{run.resolve().name}")
+    summary = label_issues(run, out_dir or runs_dir() / f"doctor-labels-{run.resolve().name}")
     if as_json:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
         return
@@ -597,6 +601,135 @@ def base_vs_tuned(metrics: dict) -> None:
         for sample in samples:
             t.add_row(sample["prompt"], sample["reference"], sample["prediction"])
         out.print(t)
+
+
+# ---------------------------------------------------------------- tunelab runs
+
+
+def _runs_root(runs_dir: Optional[Path]) -> Path:
+    from tunelab.runs.index import runs_dir as default
+
+    return runs_dir or default()
+
+
+@runs_app.command("list")
+def runs_list(
+    task: Optional[str] = typer.Option(None, help="Only this task."),
+    status: Optional[str] = typer.Option(None, help="Only this status (running, completed, failed, ...)."),
+    kind: Optional[str] = typer.Option(None, help="Only this kind (train, cv, ensemble, study, trial)."),
+    since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (2026-12-01)."),
+    where: List[str] = typer.Option([], help='A metric or field test: --where "test.accuracy>0.8" (repeatable).'),
+    everything: bool = typer.Option(False, "--all", help="Also the trials of studies and the folds of CVs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+):
+    """The indexed runs, newest first."""
+    from tunelab.runs.index import rows
+    from tunelab.runs.query import select
+
+    root = _runs_root(runs_dir)
+    found = select(rows(root), task, status, kind, since, where, everything)
+    if as_json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "info"} for r in found], indent=2, default=str))
+        return
+    colour = {"running": "cyan", "completed": "green", "stopped_early": "green", "failed": "red",
+              "interrupted": "yellow", "pruned": "dim"}  # fmt: skip
+    t = Table(title=f"{len(found)} runs in {root}")
+    for c in ("name", "task", "kind", "status", "model", "method", "steps", "best", "test", "created"):
+        t.add_column(c, justify="right" if c in ("steps", "best") else "left")
+    for r in found:
+        test = (r["metrics"] or {}).get("test") or {}
+        key = next((k for k in ("accuracy", "f1", "f1_samples", "mse", "perplexity") if k in test), None)
+        best = f"{r['best_metric']} {r['best_value']:.4f}" if isinstance(r["best_value"], (int, float)) else ""
+        t.add_row(r["name"], r["task"] or "", r["kind"] or "", f"[{colour.get(r['status'], 'white')}]{r['status']}[/]",
+                  str(r["model"] or ""), str(r["method"] or ""), str(r["step"] or ""), best,
+                  f"{key} {test[key]:.4f}" if key else "", (r["created"] or "")[:19])  # fmt: skip
+    out.print(t)
+    if not found and not rows(root):
+        out.print(f"no index in {root} yet: `tunelab runs sync` builds it from the run directories there.")
+
+
+@runs_app.command("show")
+def runs_show(
+    run: str = typer.Argument(..., help="A run: its path, folder name or a unique prefix."),
+    as_json: bool = typer.Option(False, "--json", help="Print run.json and metrics.json as JSON."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+):
+    """One run: what it is, how it went, its metrics and files."""
+    from tunelab.runs.query import find
+
+    r = find(run, _runs_root(runs_dir))
+    if as_json:
+        print(json.dumps({"path": r["path"], "run": r["info"], "metrics": r["metrics"]}, indent=2, default=str))
+        return
+    report(Path(r["path"]), r["metrics"] or {"status": r["status"], "steps": r["step"]})
+    files = sorted(p.name for p in Path(r["path"]).iterdir()) if Path(r["path"]).is_dir() else []
+    out.print(f"files: {', '.join(files)}", highlight=False)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    runs: List[str] = typer.Argument(..., help="Two or more runs (paths, names or unique prefixes)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+):
+    """Runs side by side: their metrics, and the recipe fields where they differ."""
+    from tunelab.runs.query import compare, find
+
+    if len(runs) < 2:
+        raise TunelabError("tunelab runs compare needs two or more runs.")
+    root = _runs_root(runs_dir)
+    c = compare([find(name, root) for name in runs])
+    if as_json:
+        print(json.dumps(c, indent=2, default=str))
+        return
+    fmt = lambda v: "—" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    for title, rows_ in (("metrics", c["metrics"]), ("recipe fields that differ", c["recipe"])):
+        t = Table(title=title)
+        t.add_column("")
+        for name in c["runs"]:
+            t.add_column(name, justify="right")
+        for key, values in rows_.items():
+            t.add_row(key, *map(fmt, values))
+        out.print(t)
+
+
+@runs_app.command("rm")
+def runs_rm(
+    runs: List[str] = typer.Argument(..., help="Runs to delete (paths, names or unique prefixes)."),
+    yes: bool = typer.Option(False, "--yes", help="Really delete the run directories."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+):
+    """Delete runs: their directories and their index rows (asks for --yes)."""
+    import shutil
+
+    from tunelab.runs.index import forget
+    from tunelab.runs.query import find
+
+    root = _runs_root(runs_dir)
+    found = [find(name, root) for name in runs]
+    if not yes:
+        for r in found:
+            out.print(f"would delete {r['path']} ({r['task']}, {r['status']})", highlight=False)
+        raise TunelabError("tunelab runs rm deletes the run directories: add --yes to do it.")
+    for r in found:
+        if Path(r["path"]).is_dir() and (Path(r["path"]) / "run.json").exists():  # only ever a run directory
+            shutil.rmtree(r["path"])
+        forget(Path(r["path"]), root)
+        out.print(f"deleted {r['path']}", highlight=False)
+
+
+@runs_app.command("sync")
+def runs_sync(
+    also: List[Path] = typer.Argument(None, help="Other folders whose runs to index too."),
+    runs_dir: Optional[Path] = RUNS_DIR,
+):
+    """Rebuild the run index from the run.json files under the runs directory (and the folders given)."""
+    from tunelab.runs.index import NAME, rebuild
+
+    root = _runs_root(runs_dir)
+    n = rebuild(root, tuple(also or ()))
+    out.print(f"indexed {n} runs into {root / NAME}", highlight=False)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from tunelab.errors import TunelabError
 from tunelab.metrics import scalars
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.checkpoint import Checkpointer, write_atomic
+from tunelab.runs.index import runs_dir
 from tunelab.runs.rundir import RunDir
 
 SECTIONS = ("validation", "held_out", "test")  # the inner validation, the fold it never saw, the test split
@@ -107,7 +108,7 @@ def _parent(cfg: Config, overwrite: bool) -> RunDir:
     dump = cfg.dump()
     dump["train"].pop("output_dir")
     fingerprint = hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(cfg.train.output_dir or Path("runs") / f"{cfg.task}-cv{cfg.train.folds}-{fingerprint[:8]}")
+    path = Path(cfg.train.output_dir or runs_dir() / f"{cfg.task}-cv{cfg.train.folds}-{fingerprint[:8]}")
     run = RunDir(path, lineage={"kind": "cv", "parent": None})
     info = run.info
     if info and (info.get("kind") != "cv" or info.get("fingerprint") != fingerprint):

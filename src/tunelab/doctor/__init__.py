@@ -28,6 +28,7 @@ from tunelab.doctor.checks import Finding
 from tunelab.doctor.lengths import length_findings, plot_lengths
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
+from tunelab.runs.index import runs_dir
 
 STRICT = ("leakage", "near_duplicates", "conflicting_labels")  # what --strict fails a pipeline on
 
@@ -125,7 +126,7 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
 
 def default_out(recipe: Optional[Path], cfg: Config) -> Path:
     name = Path(recipe).stem if recipe else Path(cfg.data.train).stem if cfg.data.train else cfg.data.dataset
-    return Path("runs") / f"doctor-{name}"
+    return runs_dir() / f"doctor-{name}"
 
 
 def _estimate(cfg: Config, sizes: dict) -> Finding:

@@ -9,6 +9,8 @@ model/            plain merged Hugging Face directory (safetensors, config with 
 adapter/          LoRA runs: the PEFT adapter (with the task head)
 checkpoints/      latest + best, for resume
 README.md         model card
+
+Every run is also listed in the run index (runs/index.py), which follows run.json.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from tunelab.errors import TunelabError
+from tunelab.runs import index
 from tunelab.runs.checkpoint import write_atomic
 
 SCHEMA_VERSION = 1
@@ -38,6 +42,7 @@ class RunDir:
         self.created = created  # this run made the directory (so a run that fails before its run.json removes it)
         # run.json's kind and parent: a search's trial is {"kind": "trial", "parent": "runs/tune-x"}
         self.lineage = {"kind": "train", "parent": None} | (lineage or {})
+        self._indexed = 0.0  # when this process last told the run index of the run's progress
 
     # ---------------------------------------------------------------- creating
 
@@ -46,7 +51,7 @@ class RunDir:
         """A fresh run directory. With overwrite, the new run is staged beside the old one and swapped in only
         when it completes, so a run that fails never destroys an earlier run's outputs."""
         if output_dir is None:
-            output_dir = Path("runs") / f"{task}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            output_dir = index.runs_dir() / f"{task}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
         output_dir = Path(output_dir)
         if output_dir.exists() and any(output_dir.iterdir()):
             if not overwrite:
@@ -87,6 +92,7 @@ class RunDir:
             os.replace(self.final, trash)
             os.replace(self.path, self.final)
             shutil.rmtree(trash, ignore_errors=True)
+            index.moved(self.path, self.final)
             self.path = self.final
         return self
 
@@ -130,6 +136,7 @@ class RunDir:
         info.update(fields)
         info["updated"] = now()
         self.write_json("run.json", info)
+        index.record(self.path, info)  # the run index follows run.json (runs/index.py; never fails the run)
         return info
 
     @property
@@ -139,6 +146,9 @@ class RunDir:
     def log(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=float) + "\n")
+        if time.monotonic() - self._indexed >= 1.0:  # the index hears of progress at most once a second
+            self._indexed = time.monotonic()
+            index.logged(self.path, record.get("step"), record.get("loss"))
 
     def history(self) -> list[dict]:
         p = self.path / "metrics.jsonl"

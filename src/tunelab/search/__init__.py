@@ -26,6 +26,7 @@ from typing import Optional, Union
 
 from tunelab.config import Config, load_config
 from tunelab.errors import TunelabError
+from tunelab.runs.index import runs_dir
 from tunelab.search.report import plot_study, trial_dir, write_outputs
 from tunelab.search.space import Space, check_metric, parse_space
 from tunelab.search.study import (
@@ -68,7 +69,7 @@ class Plan:
         base = cfg.dump()
         base.pop("search")
         name = Path(recipe).stem if isinstance(recipe, (str, Path)) else cfg.task
-        study_dir = Path(study_dir) if study_dir else Path("runs") / f"tune-{name}"
+        study_dir = Path(study_dir) if study_dir else runs_dir() / f"tune-{name}"
         return cls(cfg, base, space, metric, direction, study_dir, trials or cfg.search.trials,
                    timeout or cfg.search.timeout)  # fmt: skip
 
