@@ -603,6 +603,22 @@ def base_vs_tuned(metrics: dict) -> None:
         out.print(t)
 
 
+@app.command()
+def ui(
+    runs_dir: Optional[Path] = RUNS_DIR,
+    host: str = typer.Option("127.0.0.1", help="Address to bind; any but loopback needs an API key."),
+    port: int = typer.Option(8080, help="Port."),
+    api_key: Optional[str] = typer.Option(
+        None, envvar="TUNELAB_API_KEY", help="Open the page once with ?key=KEY (also from TUNELAB_API_KEY)."
+    ),
+):
+    """The runs in the browser: the runs table, each run's live curves, confusion matrix, samples and recipe,
+    comparisons, studies and cross-validations."""
+    from tunelab.ui import run
+
+    run(_runs_root(runs_dir), host=host, port=port, api_key=api_key)
+
+
 # ---------------------------------------------------------------- tunelab runs
 
 
