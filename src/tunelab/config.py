@@ -254,6 +254,9 @@ class TrainConfig(Section):
     )
     output_dir: Optional[Path] = Field(None, description="Run directory; default runs/<task>-<timestamp>.")
     log_every: int = Field(10, gt=0, description="Steps between log lines in metrics.jsonl.")
+    report_to: list[Literal["tensorboard"]] = Field(
+        default_factory=list, description="Also write the logged records here: [tensorboard] (RUN/tensorboard/)."
+    )
     eval_every: Optional[int] = Field(None, gt=0, description="Steps between validations; default: once per epoch.")
     save_every: Optional[int] = Field(None, gt=0, description="Steps between checkpoints; default: at each validation.")
     num_threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice).")

@@ -33,6 +33,7 @@ from tunelab.training.evaluate import evaluate
 from tunelab.training.optim import build_optimizer, build_scheduler
 from tunelab.training.precision import autocast
 from tunelab.training.progress import Bar
+from tunelab.training.report import reporters
 
 
 class TaskSpec(Protocol):
@@ -179,6 +180,7 @@ def fit(
     with (
         _catch_signals() as signalled,
         Bar("train", total_steps, enabled=show_progress and rank == 0, completed=step) as bar,
+        reporters(t.report_to, run.path, rank == 0, step) as report,
     ):
         model.train()
         while step < total_steps and status == "completed":
@@ -275,6 +277,7 @@ def fit(
                         status = "pruned"
                 if record and rank == 0:
                     run.log(record)
+                    report(record)  # train.report_to (TensorBoard)
                 on_step(step)
                 if signalled():
                     status = "interrupted"
