@@ -658,8 +658,8 @@ def runs_list(
         key = next((k for k in ("accuracy", "f1", "f1_samples", "mse", "perplexity") if k in test), None)
         best = f"{r['best_metric']} {r['best_value']:.4f}" if isinstance(r["best_value"], (int, float)) else ""
         t.add_row(r["name"], r["task"] or "", r["kind"] or "", f"[{colour.get(r['status'], 'white')}]{r['status']}[/]",
-                  str(r["model"] or ""), str(r["method"] or ""), str(r["step"] or ""), best,
-                  f"{key} {test[key]:.4f}" if key else "", (r["created"] or "")[:19])  # fmt: skip
+                  Path(str(r["model"] or "")).name, str(r["method"] or ""), str(r["step"] or ""), best,
+                  f"{key} {test[key]:.4f}" if key else "", (r["created"] or "")[:16].replace("T", " "))  # fmt: skip
     out.print(t)
     if not found and not rows(root):
         out.print(f"no index in {root} yet: `tunelab runs sync` builds it from the run directories there.")
