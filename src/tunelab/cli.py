@@ -421,9 +421,10 @@ def doctor(
 def doctor_labels(run: Path, out_dir: Optional[Path], as_json: bool) -> None:
     try:
         from tunelab.doctor.labels import label_issues
-        from tunelab.runs.index import runs_dir
     except ImportError as e:
         raise TunelabError(f"doctor --labels needs cleanlab ({e.name} is missing): pip install -e '.[doctor]'.")
+    from tunelab.runs.index import runs_dir
+
     summary = label_issues(run, out_dir or runs_dir() / f"doctor-labels-{run.resolve().name}")
     if as_json:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))

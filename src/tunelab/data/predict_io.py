@@ -38,6 +38,17 @@ def prediction_rows(texts: list[str], predictions: list) -> list[dict]:
     return [{"text": t, **(p if isinstance(p, dict) else {"entities": p})} for t, p in zip(texts, predictions)]
 
 
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Rows as a CSV with these columns (other keys ignored), and a text_pair column after text when any row has one:
+    errors.csv and label_issues.csv, which spreadsheets and pandas open as they are."""
+    if "text" in columns and any("text_pair" in r for r in rows):
+        columns = [*columns[: columns.index("text") + 1], "text_pair", *columns[columns.index("text") + 1 :]]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_predictions(rows: list[dict], path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

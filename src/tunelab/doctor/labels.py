@@ -13,13 +13,12 @@ label), label quality (the probability of the given one; lowest first), and the 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
+from tunelab.data.predict_io import write_csv
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.rundir import RunDir
@@ -43,7 +42,8 @@ def label_issues(run_dir: Path, out: Path) -> dict:
     names = [labels[str(i)] for i in range(len(labels))]
     found = rank(rows, names, task)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "label_issues.csv", found)
+    write_csv(out / "label_issues.csv", found, ["rank", "file", "line", "text", "given_label", "suggested_label",
+                                                "confidence", "label_quality", "from"])  # fmt: skip
     summary = {"run": str(run.path), "task": task, "scope": scope, "examples": len(rows), "issues": len(found),
                "method": "cleanlab.filter.find_label_issues (prune_by_noise_rate), ranked by self_confidence",
                "top": found[:20], "csv": str(out / "label_issues.csv")}  # fmt: skip
@@ -117,13 +117,3 @@ def _held_out(run: RunDir) -> tuple[list[dict], str]:
     rows = [r | {"probs": p["scores"]} for r, p in zip(records, predictions)]
     return rows, (f"validation and test examples only ({len(rows)}): a plain run's training examples were learned, "
                   "flips included; a cross-validation run (--folds K) checks every training example")  # fmt: skip
-
-
-def _write_csv(path: Path, found: list[dict]) -> None:
-    columns = ["rank", "file", "line", "text", *(["text_pair"] if any("text_pair" in f for f in found) else []),
-               "given_label", "suggested_label", "confidence", "label_quality", "from"]  # fmt: skip
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, columns, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(found)
-    path.write_text(buf.getvalue(), encoding="utf-8")

@@ -128,16 +128,13 @@ def forget(path: Path, root: Optional[Path] = None) -> None:
         conn.execute("DELETE FROM runs WHERE path = ?", (str(Path(path).resolve()),))
 
 
-def rows(root: Optional[Path] = None) -> list[dict]:
-    """Every indexed run, newest first; info and metrics parsed."""
+def _select(root: Optional[Path], where: str = "", args: tuple = ()) -> list[dict]:
     root = root or runs_dir()
     if not (root / NAME).exists():
         return []
-    conn = _connect(root)
-    try:
-        found = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created DESC, path").fetchall()
-    finally:
-        conn.close()
+    with closing(_connect(root)) as conn:
+        found = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM runs {where} ORDER BY created DESC, path", args)
+        found = found.fetchall()
     out = []
     for values in found:
         row = dict(zip(COLUMNS, values))
@@ -145,6 +142,26 @@ def rows(root: Optional[Path] = None) -> list[dict]:
         row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else {}
         out.append(row)
     return out
+
+
+def rows(root: Optional[Path] = None) -> list[dict]:
+    """Every indexed run, newest first; info and metrics parsed."""
+    return _select(root)
+
+
+def row(path: Path, root: Optional[Path] = None) -> Optional[dict]:
+    """One run's row (as rows() gives it), or None: what a page polling one run reads."""
+    found = _select(root, "WHERE path = ?", (str(Path(path).resolve()),))
+    return found[0] if found else None
+
+
+def paths(root: Optional[Path] = None) -> list[str]:
+    """The indexed runs' paths only (nothing parsed)."""
+    root = root or runs_dir()
+    if not (root / NAME).exists():
+        return []
+    with closing(_connect(root)) as conn:
+        return [p for (p,) in conn.execute("SELECT path FROM runs")]
 
 
 def _read(folder: Path) -> tuple[dict, Optional[dict]]:

@@ -84,8 +84,12 @@ def make_app(root: Path, api_key: Optional[str] = None):
     def rows() -> list[dict]:
         return index.rows(root)
 
+    known: dict[str, str] = {}  # run id -> path; a page polls one run every 2 s, so that read is one row
+
     def one(rid: str) -> dict:
-        row = next((r for r in rows() if run_id(r["path"]) == rid), None)
+        if rid not in known:
+            known.update((run_id(p), p) for p in index.paths(root))
+        row = index.row(Path(known[rid]), root) if rid in known else None
         if row is None:
             raise HTTPException(404, f"no run {rid} in the index of {root}")
         return row

@@ -9,15 +9,14 @@ metrics.json    "by_length": accuracy (multilabel: exact match; regression: MSE)
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tunelab.data.predict_io import write_csv
 from tunelab.tasks.classify.calibration import CalibrationSums
 
 KEEP = 200
@@ -143,13 +142,7 @@ def described(analysis: ErrorAnalysis, records: list[dict]) -> list[dict]:
 def write(run_path: Path, analysis: ErrorAnalysis, records: list[dict], test: dict) -> None:
     """errors.csv and confusions.md in the run directory."""
     rows = described(analysis, records)
-    columns = ["line", "text", *(["text_pair"] if any("text_pair" in r for r in rows) else []), "label", "prediction",
-               "probability", "loss"]  # fmt: skip
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, columns, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    (run_path / "errors.csv").write_text(buf.getvalue(), encoding="utf-8")
+    write_csv(run_path / "errors.csv", rows, ["line", "text", "label", "prediction", "probability", "loss"])
     (run_path / "confusions.md").write_text(confusions(analysis, rows, test), encoding="utf-8")
 
 
