@@ -106,3 +106,55 @@ def test_paraphrases_are_generated_once_then_read_from_the_cache(tiny_llama, mon
     assert augment(records, cfg, seed=1)[0] == out  # the second run reads the cache
     with pytest.raises(AssertionError, match="cache was not used"):
         augment(records, cfg, seed=2)  # another seed is another key
+
+
+def test_generating_paraphrases_leaves_the_training_seed_alone(tiny_llama, tmp_path, monkeypatch):
+    # a first run generates, a second reads the cache: both must then initialise and shuffle the same
+    import torch
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path))
+    cfg = AugmentConfig(method="paraphrase", copies=2, paraphrase={"model": str(tiny_llama), "max_new_tokens": 4})
+    records = [{"text": "a fine film", "label": "pos", "line": 2}]
+    draws = []
+    for _ in range(2):  # generated, then read from the cache
+        torch.manual_seed(0)
+        augment(records, cfg, seed=3)
+        draws.append(torch.rand(4))
+    assert torch.equal(draws[0], draws[1])
+
+
+def test_a_killed_generation_goes_on_from_its_finished_passes(tiny_llama, tmp_path, monkeypatch):
+    from tunelab.augment import paraphrase
+
+    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(paraphrase, "CHUNK", 2)  # 3 texts x 2 copies: 3 passes of 2 prompts
+    cfg = AugmentConfig(method="paraphrase", copies=2, paraphrase={"model": str(tiny_llama), "max_new_tokens": 5})
+    records = [{"text": t, "label": "pos", "line": i + 2} for i, t in enumerate(["one good film", "bad", "so long"])]
+    real, calls = paraphrase._generator, []
+
+    def counting(name, kill_at=None):
+        g = real(name)
+        generate = g.generate
+
+        def counted(prompts, **kw):
+            calls.append(len(prompts))
+            if len(calls) == kill_at:
+                raise KeyboardInterrupt  # killed in the middle of the second pass
+            return generate(prompts, **kw)
+
+        g.generate = counted
+        return g
+
+    monkeypatch.setattr(paraphrase, "_generator", lambda name: counting(name, kill_at=2))
+    with pytest.raises(KeyboardInterrupt):
+        augment(records, cfg, seed=5)
+    assert len(list(tmp_path.glob("paraphrases/*.partial.jsonl"))) == 1  # the first pass was kept
+    calls.clear()
+    monkeypatch.setattr(paraphrase, "_generator", counting)
+    resumed = augment(records, cfg, seed=5)[0]
+    assert calls == [2, 2]  # only the two passes it did not have
+    assert not list(tmp_path.glob("paraphrases/*.partial.jsonl"))
+    for f in tmp_path.glob("paraphrases/*.json"):
+        f.unlink()
+    calls.clear()
+    assert augment(records, cfg, seed=5)[0] == resumed and calls == [2, 2, 2]  # a whole generation writes the same

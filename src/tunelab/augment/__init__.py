@@ -17,7 +17,7 @@ from tunelab.augment.paraphrase import paraphrases
 from tunelab.errors import TunelabError
 
 
-def augment(records: list[dict], cfg, seed: int) -> tuple[list[dict], int]:
+def augment(records: list[dict], cfg, seed: int, show_progress: bool = False) -> tuple[list[dict], int]:
     """(the records, each followed by its copies; how many were added). `cfg` is the recipe's data.augment."""
     if cfg.method == "none":
         return records, 0
@@ -27,7 +27,7 @@ def augment(records: list[dict], cfg, seed: int) -> tuple[list[dict], int]:
             raise TunelabError("data.augment.eda: every rate is 0, so no copy could change. Set one above 0.")
     written = None
     if cfg.method == "paraphrase":  # every copy of every text in one batched, cached generation
-        written = paraphrases([r["text"] for r in records], cfg.paraphrase, cfg.copies, seed)
+        written = paraphrases([r["text"] for r in records], cfg.paraphrase, cfg.copies, seed, show_progress)
     out = []
     for i, r in enumerate(records):
         out.append(r)

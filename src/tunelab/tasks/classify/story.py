@@ -31,7 +31,10 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     # ---- data
     splits = read_records(cfg)
     labels = build_label_space(splits, cfg.task)
-    splits.train, augmented = augment(splits.train, cfg.data.augment, cfg.data.split_seed)  # training examples only
+    with story.accelerator.main_process_first():  # paraphrases: one process writes, the others read its cache
+        splits.train, augmented = augment(
+            splits.train, cfg.data.augment, cfg.data.split_seed, story.show_progress and story.rank0
+        )
     data_fp = fingerprint(splits)
     check_same_data(run, data_fp, resume)
     source = resolve(cfg.model)
