@@ -4,6 +4,8 @@ seed, arm) is appended to benchmarks/out/augment/runs.jsonl at once, and the sam
     python benchmarks/augment.py                          # movie_reviews N=50, 200, 1000 and trec N=200; 3 seeds
     python benchmarks/augment.py --sets movie_reviews:50 trec:200 --seeds 3
     python benchmarks/augment.py --smoke --model DIR --sets trec:40 --seeds 1 --max-steps 4
+    python benchmarks/augment.py --sets trec:200 --arms none paraphrase --out benchmarks/out/augment-question \\
+        --prompt "Rewrite this question in other words. Do not answer it. Reply with the new question only: {text}"
 
 Each run: the demo recipe (MiniLM, full fine-tuning, lr 1e-4) with data.few_shot N (N training examples, N more to
 validate on, stratified, seeded by data.split_seed = the seed) and data.augment {method: ARM, copies: 4}. Arms: none;
@@ -48,6 +50,8 @@ def recipe(args, dataset: str, n: int, seed: int, arm: str, out: Path) -> dict:
         raw["model"]["name"] = args.model
     if args.max_steps:
         raw["train"]["max_steps"] = args.max_steps
+    if args.prompt and arm == "paraphrase":
+        raw["data"]["augment"]["paraphrase"] = {"prompt": args.prompt}
     return raw
 
 
@@ -58,6 +62,7 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--model", default=None, help="another encoder (the smoke test's tiny one)")
     p.add_argument("--max-steps", type=int, default=None, help="cap every run's steps (smoke)")
+    p.add_argument("--prompt", default=None, help="the paraphrase arm's instruction ({text}: the text)")
     p.add_argument("--smoke", action="store_true", help="never writes RESULTS.md")
     p.add_argument("--out", type=Path, default=None, help="where runs.jsonl goes (default benchmarks/out/augment)")
     args = p.parse_args()
