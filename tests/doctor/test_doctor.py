@@ -153,6 +153,25 @@ def test_estimate_measures_a_real_child_run(tiny_bert, tmp_path):
     assert e["steps"] == 8 and e["measured_steps"] >= 3 and e["step_seconds"] > 0 and e["peak_rss_mb"] > 100
 
 
+def test_the_estimate_counts_augmentation_copies_in_training_only(tiny_bert, tmp_path):
+    from tunelab.doctor.estimate import extrapolate
+
+    data = tmp_path / "d.csv"
+    write(data, ["text,label", *[f"{r['text']},{r['label']}" for r in make_sentiment(80, seed=6)]])
+    recipe = {"task": "classification", "model": {"name": str(tiny_bert)}, "data": {"train": str(data)},
+              "train": {"batch_size": 8, "epochs": 1}}  # fmt: skip
+    plain = doctor(load_config(recipe), tmp_path / "plain", show_progress=False).sizes
+    recipe["data"]["augment"] = {"method": "paraphrase", "copies": 4}
+    augmented = doctor(load_config(recipe), tmp_path / "aug", show_progress=False).sizes
+    assert augmented["train_rows"] == 5 * plain["train_rows"] and augmented["splits"] == plain["splits"]
+    assert augmented["paraphrases"] == 4 * plain["splits"]["train"]
+    measured = {"step_seconds": 0.3, "setup_seconds": 1.0, "steps": 10, "peak_rss": 2**20}
+    e, e0 = extrapolate(load_config(recipe), augmented, measured), extrapolate(load_config(recipe), plain, measured)
+    assert (e0["steps"], e["steps"]) == (-(-plain["train_rows"] // 8), -(-5 * plain["train_rows"] // 8))
+    assert e["held_out_seconds"] == e0["held_out_seconds"]  # validation and test are never augmented
+    assert f"writing {augmented['paraphrases']} paraphrases" in e["left_out"]
+
+
 def test_ner_sentences_bad_lines_conflicting_tags_and_leakage(tiny_bert, tmp_path):
     def conll(path, sentences):
         path.write_text("\n\n".join("\n".join("\t".join(w) for w in s) for s in sentences) + "\n")

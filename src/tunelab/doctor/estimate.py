@@ -36,6 +36,8 @@ def estimate(cfg: Config, sizes: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         raw["train"].update(output_dir=str(Path(tmp) / "run"), folds=None, max_steps=None, eval_every=None)
         raw["data"].update(validation=None, test=None, validation_fraction=0.0, test_fraction=0.0)
+        # augmentation copies cost the same per step as their sources (the step count has them): none written here
+        raw["data"]["augment"] = {"method": "none"}
         request, answer = Path(tmp) / "recipe.json", Path(tmp) / "measured.json"
         request.write_text(json.dumps(raw))
         done = subprocess.run(
@@ -51,17 +53,21 @@ def estimate(cfg: Config, sizes: dict) -> dict:
 def extrapolate(cfg: Config, sizes: dict, measured: dict) -> dict:
     t = cfg.train
     n_train, n_val, n_test = (sizes["splits"][k] for k in ("train", "validation", "test"))
-    rows = sizes.get("train_rows") or n_train  # lm/mlm: the pieces of the documents
-    n_val, n_test = (round(n * rows / max(n_train, 1)) for n in (n_val, n_test))  # held out: pieces too
+    rows = sizes.get("train_rows") or n_train  # lm/mlm: the pieces of the documents; augmentation's copies
+    per_example = rows / max(n_train * (1 + sizes.get("copies", 0)), 1)  # pieces per example (1 but in lm/mlm)
+    n_val, n_test = (round(n * per_example) for n in (n_val, n_test))  # held out: pieces too, never copies
     steps_per_epoch = max(1, -(-rows // t.batch_size))
     steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
     if t.max_tokens and sizes.get("row_tokens"):  # the token budget, as fit applies it
         steps = min(steps, max(1, math.ceil(t.max_tokens / (sizes["row_tokens"] * t.batch_size))))
     eval_every = t.eval_every or steps_per_epoch
     validations = (steps // eval_every + (steps % eval_every > 0)) if n_val else 0
-    per_example = measured["step_seconds"] / t.batch_size / 3  # forward only
+    per_forward = measured["step_seconds"] / t.batch_size / 3  # forward only
     train_s = steps * measured["step_seconds"]
-    held_out_s = (validations * n_val + n_test * sizes.get("test_passes", 1)) * per_example
+    held_out_s = (validations * n_val + n_test * sizes.get("test_passes", 1)) * per_forward
+    left_out = [f"generating {n} answers, base and tuned"] if (n := sizes.get("generates")) else []
+    if n := sizes.get("paraphrases"):
+        left_out.append(f"writing {n} paraphrases (the first run only: they are cached)")
     return {
         "seconds": round(measured["setup_seconds"] + train_s + held_out_s, 1),
         "steps": steps,
@@ -73,8 +79,7 @@ def extrapolate(cfg: Config, sizes: dict, measured: dict) -> dict:
         "peak_rss_mb": round(measured["peak_rss"] / 2**20),
         "measured_steps": measured["steps"],
         # generation is not measured (the child only trains): said, not guessed
-        **({"left_out": f"; not counted: generating {n} answers, base and tuned"} if (n := sizes.get("generates"))
-           else {}),
+        **({"left_out": "; not counted: " + " and ".join(left_out)} if left_out else {}),
     }  # fmt: skip
 
 

@@ -27,3 +27,4 @@ class FamilyData:
     packs: Optional[Callable] = None  # (row lengths, max_length) -> packed row lengths, where data.packing applies
     compares_base: bool = False  # the run also tests the base model (eval.compare_base): a second test pass
     generates: Optional[Callable] = None  # (cfg) -> prompts the run answers by generation (not in the estimate)
+    augments: bool = False  # data.augment adds copies of the training examples, which train too (the estimate)

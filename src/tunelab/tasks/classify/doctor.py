@@ -17,4 +17,4 @@ def _read(cfg, problems: list) -> dict:
 
 DATA = FamilyData(read=_read, splits=lambda cfg, files: read_records(cfg, files=files),
                   lengths=lambda records, tokenizer, cfg: token_lengths(records, tokenizer),
-                  long="truncates")  # fmt: skip
+                  long="truncates", augments=True)  # fmt: skip
