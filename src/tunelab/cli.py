@@ -642,10 +642,11 @@ def runs_list(
 ):
     """The indexed runs, newest first."""
     from tunelab.runs.index import rows
-    from tunelab.runs.query import select
+    from tunelab.runs.query import headline, select
 
     root = _runs_root(runs_dir)
-    found = select(rows(root), task, status, kind, since, where, everything)
+    indexed = rows(root)
+    found = select(indexed, task, status, kind, since, where, everything)
     if as_json:
         print(json.dumps([{k: v for k, v in r.items() if k != "info"} for r in found], indent=2, default=str))
         return
@@ -655,14 +656,13 @@ def runs_list(
     for c in ("name", "task", "kind", "status", "model", "method", "steps", "best", "test", "created"):
         t.add_column(c, justify="right" if c in ("steps", "best") else "left")
     for r in found:
-        test = (r["metrics"] or {}).get("test") or {}
-        key = next((k for k in ("accuracy", "f1", "f1_samples", "mse", "perplexity") if k in test), None)
+        score = "{} {:.4f}".format(*shown) if (shown := headline(r)) else ""
         best = f"{r['best_metric']} {r['best_value']:.4f}" if isinstance(r["best_value"], (int, float)) else ""
         t.add_row(r["name"], r["task"] or "", r["kind"] or "", f"[{colour.get(r['status'], 'white')}]{r['status']}[/]",
                   Path(str(r["model"] or "")).name, str(r["method"] or ""), str(r["step"] or ""), best,
-                  f"{key} {test[key]:.4f}" if key else "", (r["created"] or "")[:16].replace("T", " "))  # fmt: skip
+                  score, (r["created"] or "")[:16].replace("T", " "))  # fmt: skip
     out.print(t)
-    if not found and not rows(root):
+    if not indexed:
         out.print(f"no index in {root} yet: `tunelab runs sync` builds it from the run directories there.")
 
 

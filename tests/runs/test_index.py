@@ -99,7 +99,8 @@ def test_runs_cli_list_show_compare_rm(tiny_bert, sentiment_csv, tmp_path, monke
     c = json.loads(cli.invoke(app, ["runs", "compare", "a", str(b.dir), "--json"]).output)
     assert c["runs"] == ["a", "b"] and c["recipe"] == {"optim.lr": [0.001, 0.005]}
     assert c["metrics"]["test.accuracy"] == [a.metrics["test"]["accuracy"], acc]
-    assert "2 runs in" in cli.invoke(app, ["runs", "list"]).output
+    table = cli.invoke(app, ["runs", "list"], env={"COLUMNS": "250"}).output  # one line per run
+    assert "2 runs in" in table and f"accuracy {acc:.4f}" in table  # the test column, as the dashboard shows it
 
     code, said = run_cli(monkeypatch, capsys, "runs", "rm", "a")
     assert code == 2 and "--yes" in said and a.dir.is_dir()

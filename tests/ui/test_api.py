@@ -38,6 +38,7 @@ def test_runs_run_history_files_compare(two_runs):
     rid = run_id(str(a.dir.resolve()))
     shown = client.get(f"/api/runs/{rid}").json()
     assert shown["metrics"]["test"] == a.metrics["test"] and "optim:" in shown["recipe"]
+    assert shown["headline"] == ["accuracy", a.metrics["test"]["accuracy"]]  # the runs table's test column
     assert "metrics.jsonl" in shown["files"] and not any(f.startswith("checkpoints/") for f in shown["files"])
     lines = (a.dir / "metrics.jsonl").read_text().splitlines()
     whole = client.get(f"/api/runs/{rid}/history").json()

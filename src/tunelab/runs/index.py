@@ -9,7 +9,7 @@ once: each write is one short transaction, WAL lets readers go on, and a writer 
 
     runs_dir()                     TUNELAB_RUNS_DIR, or ./runs
     record(path, info)             a run's row from its run.json (and metrics.json once it has one)
-    rows(root)                     every row, newest first
+    rows(root)                     every row, newest first (row, children, paths: one run, its trials or folds, ids)
     rebuild(root)                  the database again from the run.json files under root
 """
 
@@ -153,6 +153,11 @@ def row(path: Path, root: Optional[Path] = None) -> Optional[dict]:
     """One run's row (as rows() gives it), or None: what a page polling one run reads."""
     found = _select(root, "WHERE path = ?", (str(Path(path).resolve()),))
     return found[0] if found else None
+
+
+def children(path: Path, root: Optional[Path] = None) -> list[dict]:
+    """The rows whose parent is this run (a study's trials, a cross-validation's folds), newest first."""
+    return _select(root, "WHERE parent = ?", (str(Path(path).resolve()),))
 
 
 def paths(root: Optional[Path] = None) -> list[str]:

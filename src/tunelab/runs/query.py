@@ -3,6 +3,7 @@
 select(rows, task="classification", where=["test.accuracy>0.8"])
 find("sft-20261203-154102")            a path, a folder name, or a unique prefix of one
 compare([run_a, run_b])                 their metrics side by side and the recipe fields that differ
+headline(row)                          the test metric a runs table shows: ("accuracy", 0.91), or None
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tunelab.runs import index
 OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, "=": operator.eq, ">": operator.gt,
        "<": operator.lt}  # fmt: skip
 _WHERE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|==|=|>|<)\s*(.+?)\s*$")
+HEADLINE = ("accuracy", "f1", "f1_samples", "mse", "perplexity")  # the first a run's test has: its table column
 HIDDEN_KINDS = ("trial",)  # a study's trials and a cross-validation's folds: shown with --all or --kind trial
 
 
@@ -74,6 +76,13 @@ def select(rows: list[dict], task=None, status=None, kind=None, since: Optional[
         if ok:
             out.append(r)
     return out
+
+
+def headline(row: dict) -> Optional[tuple[str, float]]:
+    """The test metric the runs table (`tunelab runs list`, the dashboard) shows for a run, or None."""
+    test = (row.get("metrics") or {}).get("test") or {}
+    key = next((k for k in HEADLINE if isinstance(test.get(k), (int, float))), None)
+    return (key, test[key]) if key else None
 
 
 def find(name: str, root: Optional[Path] = None) -> dict:

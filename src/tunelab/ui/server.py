@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from tunelab.runs import index
-from tunelab.runs.query import compare, select
+from tunelab.runs.query import compare, headline, select
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "tunelab_key"
@@ -37,6 +37,7 @@ def summary(row: dict) -> dict:
             **{k: row[k] for k in ("name", "path", "task", "kind", "status", "created", "updated", "model", "method",
                                    "step", "loss", "best_metric", "best_value")},
             "test": {k: v for k, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            "headline": headline(row),
             "trial": (row.get("info") or {}).get("trial")}  # fmt: skip
 
 
@@ -113,7 +114,7 @@ def make_app(root: Path, api_key: Optional[str] = None):
         skip = ("checkpoints", "folds", "trials")  # their own pages, or not for people
         inside = [p.relative_to(path) for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
         files = sorted(p.as_posix() for p in inside if p.parts[0] not in skip)
-        children = [summary(r) for r in rows() if r["parent"] == row["path"]]
+        children = [summary(r) for r in index.children(path, root)]
         return {**summary(row), "info": row["info"], "metrics": row["metrics"], "files": files, "children": children,
                 "recipe": recipe.read_text(encoding="utf-8") if recipe.exists() else None}  # fmt: skip
 

@@ -68,10 +68,7 @@ const COLUMNS = [["name", "name"], ["task", "task"], ["kind", "kind"], ["status"
   ["method", "method"], ["step", "steps"], ["best_value", "best"], ["test", "test"], ["created", "created"]];
 let sortKey = "created", sortDown = true;
 
-function testScore(r) {
-  const k = ["accuracy", "f1", "f1_samples", "mse", "perplexity"].find((k) => k in (r.test || {}));
-  return k ? [k, r.test[k]] : null;
-}
+const testScore = (r) => r.headline;  // [metric, value] or null: the server's choice (runs/query.py headline)
 
 async function runsPage() {
   const view = document.getElementById("view");
