@@ -73,6 +73,43 @@ def test_unstable_on_a_spike_a_blow_up_or_nan_and_a_good_fit_is_neither():
     assert d == {"verdict": "neither over- nor under-fitting", "findings": []}
 
 
+def test_a_lasting_gradient_norm_level_shift_while_the_loss_falls_is_not_unstable():
+    # the demo's shape: the norm sits at ~0.43, climbs after warm-up to 3-8 and stays there while the loss falls
+    grad = [0.43] * 5 + [0.95, 4.6, 6.9] + [3.0 + (i % 6) for i in range(32)]
+    assert "unstable" not in kinds(diagnose(curves(FALLING, [], grad=grad), "accuracy", True))
+    # the same jump that falls back to the old level is a spike
+    spike = [0.43] * 7 + [6.9] + [0.43] * 32
+    d = diagnose(curves(FALLING, [], grad=spike), "accuracy", True)
+    assert kinds(d)[0] == "unstable" and d["findings"][0]["step"] == 8 and "fell back" in d["findings"][0]["why"]
+    assert kinds(diagnose(curves(FALLING, [], grad=[1.0] * 20 + [math.inf] + [1.0] * 19), "accuracy", True)) == [
+        "unstable", "under-fitting"]  # fmt: skip
+
+
+def test_a_diverging_loss_is_unstable():
+    rising = [0.7 - 0.01 * i for i in range(20)] + [0.5 + 0.03 * i for i in range(20)]  # 0.7 -> 0.51 -> 1.07
+    d = diagnose(curves(rising, []), "accuracy", True)
+    assert kinds(d)[0] == "unstable" and "diverged" in d["findings"][0]["why"]
+    assert "unstable" not in kinds(diagnose(curves(FALLING, []), "accuracy", True))
+
+
+def test_a_validation_loss_rising_with_the_metric_is_over_confidence_not_still_learning():
+    # the demo's three validations: loss 0.355, 0.340, 0.435 while accuracy improves to its best at the last
+    val = [(13, 0.355, 0.84), (26, 0.340, 0.85), (40, 0.435, 0.86)]
+    d = diagnose(curves(FALLING, val), "accuracy", True, calibrated=True)
+    assert kinds(d) == ["over-confident"], d
+    f = d["findings"][0]
+    assert f["step"] == 40 and "eval.calibrate" in f["act"] and "calibrated" in f["why"]
+    assert "calibrated" not in diagnose(curves(FALLING, val), "accuracy", True)["findings"][0]["why"]
+    # the metric fell too: not over-confidence (two validations after the minimum are not yet over-fitting)
+    worse = [(13, 0.355, 0.84), (26, 0.340, 0.85), (40, 0.435, 0.83)]
+    assert kinds(diagnose(curves(FALLING, worse), "accuracy", True)) == []
+    # a validation loss rising at the last validation, even within RISE, is never "still learning"
+    within = [(13, 0.355, 0.84), (26, 0.340, 0.85), (40, 0.343, 0.86)]
+    assert kinds(diagnose(curves(FALLING, within), "accuracy", True)) == []
+    falling = [(13, 0.355, 0.84), (26, 0.340, 0.85), (40, 0.330, 0.86)]
+    assert kinds(diagnose(curves(FALLING, falling), "accuracy", True)) == ["under-fitting"]
+
+
 def test_runs_made_to_over_and_under_fit_are_diagnosed(tiny_bert, tmp_path):
     noisy = write_csv(tmp_path / "noisy.csv", noisy_sentiment(200, 0.25))
     over = tiny_recipe(tiny_bert, noisy, tmp_path / "over", optim={"lr": 5e-3, "warmup_steps": 0},

@@ -160,7 +160,8 @@ class Story:
         else:
             save_model(model, tokenizer, run.path)
         history = run.history()
-        metrics["diagnosis"] = diagnose(history, metric, higher, result.status, result.best_step)
+        calibrated = bool((metrics.get("calibration") or {}).get("applied"))
+        metrics["diagnosis"] = diagnose(history, metric, higher, result.status, result.best_step, calibrated)
         run.write_json("metrics.json", metrics)
         title = f"{cfg.task}: {cfg.model.name} ({cfg.method.name})"
         marks = [(f["step"], f["kind"]) for f in metrics["diagnosis"]["findings"]]

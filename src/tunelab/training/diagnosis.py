@@ -1,20 +1,29 @@
-"""Fit diagnosis, read from a run's logged curves (metrics.jsonl): over-fitting, under-fitting, unstable training, or
-none of them — each with the step it shows from and the recipe fields that act on it.
+"""Fit diagnosis, read from a run's logged curves (metrics.jsonl): over-fitting, over-confidence, under-fitting,
+unstable training, or none of them — each with the step it shows from and the recipe fields that act on it.
 
-The thresholds (README, "Is it over-fitting?"):
+The thresholds (docs/tasks/classification.md, "Is it over-fitting?"):
   over-fitting    the validation loss reached its minimum at step s and each of the last RISING (3) validations after
                   it is more than RISE (2%) above that minimum, while the training loss after s is below the training
                   loss before s (the model keeps fitting its training data). Whether early stopping caught it: the run
                   stopped early, or the best checkpoint (the one saved) is at or before s.
+  over-confident  not over-fitting, but the last validation loss is more than RISE above the minimum while the
+                  validation metric at the last validation is at least as good as at that minimum: the predictions
+                  are still getting more right, only more confidently wrong on the rest (the log loss punishes that).
+                  Calibration (eval.calibrate) undoes it; so do fewer epochs.
   under-fitting   the training loss barely moved: the mean of the last fifth of the logged losses is above 95% of
                   the first fifth's (STUCK: the model has not learned the task); or, at the last step, both still
-                  improving: the training loss over the last third of the logged steps
-                  fell by more than DROP (5%) from its start to its end (the means of its first and last halves), and
-                  the best validation of the selection metric is the last validation (runs without validation: the
-                  training loss alone), and no over-fitting found (validation loss rising while the metric still
-                  improves is a model growing over-confident: over-fitting, which calibration partly undoes).
-  unstable        a logged loss that is not finite, or SPIKE (3) times the median of the WINDOW (10) logged losses
-                  before it, or a gradient norm BLOWUP (10) times the median of the norms before it.
+                  improving: the training loss over the last third of the logged steps fell by more than DROP (5%)
+                  from its start to its end (the means of its first and last halves), the best validation of the
+                  selection metric is the last validation (runs without validation: the training loss alone), and the
+                  validation loss did not rise at the last validation (a rising validation loss is never "still
+                  learning").
+  unstable        from the loss: a logged loss that is not finite, SPIKE (3) times the median of the WINDOW (10)
+                  logged losses before it, or a divergence (the mean of the last fifth of the logged losses DIVERGE
+                  (1.5) times the lowest mean of any earlier fifth); from the gradient norm: a non-finite norm, or an
+                  isolated jump, BLOWUP (10) times the median of the WINDOW norms before it, after which the norm
+                  falls back (the median of the WINDOW norms after it is under SETTLE (3) times the median before).
+                  A lasting level shift of the gradient norm while the training loss falls (the new head and the
+                  encoder settling after warm-up) is not instability.
 """
 
 from __future__ import annotations
@@ -22,11 +31,13 @@ from __future__ import annotations
 import math
 import statistics
 
-RISING, RISE, DROP, STUCK, SPIKE, BLOWUP, WINDOW = 3, 0.02, 0.05, 0.05, 3.0, 10.0, 10
+RISING, RISE, DROP, STUCK, SPIKE, BLOWUP, WINDOW, SETTLE, DIVERGE = 3, 0.02, 0.05, 0.05, 3.0, 10.0, 10, 3.0, 1.5
 
 ACTIONS = {
     "over-fitting": "stop earlier (eval.patience), regularise (optim.weight_decay, model.dropout), fewer trainable "
     "parameters (method.name: lora or frozen), fewer train.epochs, or more training data",
+    "over-confident": "calibration (eval.calibrate: true, the default for single-label classification, folds a "
+    "temperature into the saved model) or fewer train.epochs",
     "under-fitting": "train longer (train.epochs, train.max_steps), another learning rate (optim.lr), a larger model "
     "(model.name) or more trainable parameters (method.name: full, a larger method.r)",
     "unstable": "a lower learning rate (optim.lr), a longer warm-up (optim.warmup_ratio), gradient clipping "
@@ -35,15 +46,18 @@ ACTIONS = {
 
 
 def diagnose(history: list[dict], metric: str, higher_is_better: bool, status: str = "completed",
-             best_step=None) -> dict:  # fmt: skip
-    """{"verdict", "findings": [{"kind", "step", "why", "act"} ...]} from metrics.jsonl's records."""
+             best_step=None, calibrated: bool = False) -> dict:  # fmt: skip
+    """{"verdict", "findings": [{"kind", "step", "why", "act"} ...]} from metrics.jsonl's records. calibrated: the
+    run folded a temperature into its saved model (said in an over-confidence finding)."""
     train = [(r["step"], r["loss"]) for r in history if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
     scores = [(r["step"], r[f"val_{metric}"]) for r in history if f"val_{metric}" in r]
     over = _over_fitting(train, val, status, best_step)
-    # over-fitting in the loss while the metric still improves (the model grows over-confident) is over-fitting
-    under = None if over else _under_fitting(train, scores, higher_is_better)
-    findings = [f for f in (_unstable(history, train), over, under) if f]
+    confident = None if over else _over_confident(val, scores, higher_is_better, calibrated)
+    # a validation loss rising at the end is never "still learning" (it is over-fitting or over-confidence)
+    rising = len(val) >= 2 and val[-1][1] > val[-2][1]
+    under = None if over or confident else _under_fitting(train, scores, higher_is_better, rising)
+    findings = [f for f in (_unstable(history, train), over, confident, under) if f]
     for f in findings:
         f["act"] = ACTIONS[f["kind"]]
     verdict = ", ".join(f["kind"] for f in findings) or "neither over- nor under-fitting"
@@ -59,12 +73,36 @@ def _unstable(history: list[dict], train: list) -> dict | None:
             times = loss / statistics.median(before)
             return {"kind": "unstable", "step": step, "why": f"the training loss spiked to {loss:.4g} at step {step}, "
                     f"{times:.1f}x the median of the {len(before)} logged before it"}  # fmt: skip
+    diverged = _diverged(train)
+    if diverged:
+        return diverged
     norms = [(r["step"], r["grad_norm"]) for r in history if r.get("grad_norm") is not None]
     for i, (step, g) in enumerate(norms):
+        if not math.isfinite(g):
+            return {"kind": "unstable", "step": step, "why": f"the gradient norm is {g} at step {step}"}
         before = [x for _, x in norms[max(0, i - WINDOW) : i]]
-        if len(before) >= 5 and (not math.isfinite(g) or g > BLOWUP * statistics.median(before)):
-            return {"kind": "unstable", "step": step, "why": f"the gradient norm blew up to {g:.4g} at step {step} "
-                    f"(the median before it: {statistics.median(before):.4g})"}  # fmt: skip
+        if len(before) < 5 or g <= BLOWUP * (level := statistics.median(before)):
+            continue
+        after = [x for _, x in norms[i + 1 : i + 1 + WINDOW] if math.isfinite(x)]
+        if after and statistics.median(after) >= SETTLE * level:
+            continue  # the norm stays at its new level: a shift (e.g. after warm-up), not a spike
+        return {"kind": "unstable", "step": step, "why": f"the gradient norm jumped to {g:.4g} at step {step} "
+                f"(the median before it: {level:.4g}) and fell back after it"}  # fmt: skip
+    return None
+
+
+def _diverged(train: list) -> dict | None:
+    """The training loss ended far above the lowest it reached: the mean of the last fifth of the logged losses is
+    DIVERGE times the lowest mean of an earlier fifth."""
+    if len(train) < 10:
+        return None
+    fifth = len(train) // 5
+    means = [statistics.fmean(x for _, x in train[k * fifth : (k + 1) * fifth]) for k in range(5)]
+    low = min(means[:-1])
+    if means[-1] > DIVERGE * low:
+        return {"kind": "unstable", "step": train[means.index(low) * fifth + fifth][0],
+                "why": f"the training loss diverged: {means[-1]:.4g} over the last fifth of the logged steps against "
+                f"{low:.4g} over the best earlier fifth"}  # fmt: skip
     return None
 
 
@@ -89,7 +127,7 @@ def _over_fitting(train: list, val: list, status: str, best_step) -> dict | None
             f"{len(after)} validations after it while the training loss kept falling; {how}"}  # fmt: skip
 
 
-def _under_fitting(train: list, scores: list, higher: bool) -> dict | None:
+def _under_fitting(train: list, scores: list, higher: bool, val_rising: bool) -> dict | None:
     tail = [x for _, x in train[-max(4, len(train) // 3) :]] if len(train) >= 4 else []
     if not tail:
         return None
@@ -101,7 +139,7 @@ def _under_fitting(train: list, scores: list, higher: bool) -> dict | None:
                 f"{last:.4g} over the last): the model has not learned the task"}  # fmt: skip
     half = len(tail) // 2
     start, end = statistics.fmean(tail[:half]), statistics.fmean(tail[half:])
-    if not end < start * (1 - DROP):
+    if not end < start * (1 - DROP) or val_rising:
         return None
     if scores:
         best = (max if higher else min)(range(len(scores)), key=lambda k: scores[k][1])
@@ -113,3 +151,26 @@ def _under_fitting(train: list, scores: list, higher: bool) -> dict | None:
     return {"kind": "under-fitting", "step": train[-1][0],
             "why": f"the training loss still fell {1 - end / start:.0%} over the last {len(tail)} logged steps "
             f"{still}: the run ended while it was still learning"}  # fmt: skip
+
+
+def _over_confident(val: list, scores: list, higher: bool, calibrated: bool) -> dict | None:
+    if len(val) < 2 or not scores:
+        return None
+    i = min(range(len(val)), key=lambda k: val[k][1])
+    step, low = val[i]
+    last_step, last = val[-1]
+    if i == len(val) - 1 or last <= low * (1 + RISE):
+        return None
+    score = dict(scores)
+    if step not in score or last_step not in score:
+        return None
+    better = score[last_step] >= score[step] if higher else score[last_step] <= score[step]
+    if not better:
+        return None
+    undone = (
+        "; the saved model is calibrated (eval.calibrate), which takes the over-confidence back" if calibrated else ""
+    )
+    return {"kind": "over-confident", "step": last_step,
+            "why": f"the validation loss rose from {low:.4g} (step {step}) to {last:.4g} (step {last_step}) while the "
+            f"validation metric went from {score[step]:.4g} to {score[last_step]:.4g}: the model gets more right but "
+            f"grows more confident in its mistakes{undone}"}  # fmt: skip
