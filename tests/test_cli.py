@@ -42,6 +42,9 @@ def test_cli_train_eval_predict_export(tiny_bert, sentiment_csv, tmp_path, monke
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "exported")
     assert model.config.id2label == {0: "neg", 1: "pos"}
 
+    code, text = run_cli(monkeypatch, capsys, "generate", tmp_path / "run", "hello")  # the registry: no generate
+    assert code == 2 and "is a classification run; generate and chat need an sft or lm run" in text
+
     code, text = run_cli(monkeypatch, capsys, "config", "--defaults")
     assert code == 0 and "max_grad_norm" in text
 

@@ -8,6 +8,12 @@ from tunelab.config import Config
 from tunelab.errors import TunelabError
 
 
+def marks_trained_tokens(cfg: Config) -> bool:
+    """Whether the preview marks the tokens training learns from: only chats (sft) train on part of each example
+    (data.train_on); every other task learns from all of it."""
+    return cfg.task == "sft"
+
+
 def preview_examples(cfg: Config, n: int = 2, markup: bool = True) -> list[str]:
     from tunelab.models.load import load_tokenizer, plain, resolve
 

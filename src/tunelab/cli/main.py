@@ -1,0 +1,65 @@
+"""The `tunelab` command: the typer apps and every command registered on them, and `main`, which turns a
+TunelabError into one red paragraph and its exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tunelab.cli.config import config_, data_preview
+from tunelab.cli.doctor import doctor
+from tunelab.cli.ensemble import ensemble
+from tunelab.cli.generate import chat, generate
+from tunelab.cli.render import err
+from tunelab.cli.runs import runs_compare, runs_list, runs_rm, runs_show, runs_sync, ui
+from tunelab.cli.serve import serve
+from tunelab.cli.train import eval_, export, predict, train
+from tunelab.cli.tune import tune
+from tunelab.errors import TunelabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fine-tune pretrained language models on your own data.",
+)
+data_app = typer.Typer(help="Look at the data as the model will see it.")
+runs_app = typer.Typer(help="The runs on this machine: list, show, compare, remove (the run index).")
+
+# `tunelab --help` lists the commands in this order, then the groups
+app.command()(train)
+app.command("eval")(eval_)
+app.command()(predict)
+app.command()(export)
+app.command()(generate)
+app.command()(chat)
+app.command()(serve)
+app.command()(tune)
+app.command()(ensemble)
+app.command()(doctor)
+app.command("config")(config_)
+app.command()(ui)
+
+app.add_typer(data_app, name="data")
+data_app.command("preview")(data_preview)
+
+app.add_typer(runs_app, name="runs")
+runs_app.command("list")(runs_list)
+runs_app.command("show")(runs_show)
+runs_app.command("compare")(runs_compare)
+runs_app.command("rm")(runs_rm)
+runs_app.command("sync")(runs_sync)
+
+
+@app.callback()
+def _root():
+    pass
+
+
+def main() -> None:
+    try:
+        app()
+    except TunelabError as e:
+        err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)

@@ -1,0 +1,122 @@
+"""`tunelab train`, `eval`, `predict` and `export`: make a run, then measure it, apply it, hand its model on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from tunelab.cli import render
+from tunelab.cli.overrides import recipe_overrides
+from tunelab.errors import TunelabError
+
+
+def train(
+    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: the built-in demo recipe)."),
+    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression | ner | sft | lm | mlm"),
+    model: Optional[str] = typer.Option(None, help="Built-in name, local HF directory, .gguf file or hub id."),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
+    validation: Optional[Path] = typer.Option(None, help="Validation data file."),
+    test: Optional[Path] = typer.Option(None, help="Test data file."),
+    dataset: Optional[str] = typer.Option(
+        None, help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm)."
+    ),
+    text_column: Optional[str] = typer.Option(None, help="Column with the text."),
+    label_column: Optional[str] = typer.Option(None, help="Column with the label."),
+    method: Optional[str] = typer.Option(None, help="full | lora | frozen"),
+    epochs: Optional[float] = typer.Option(None, help="Passes over the training data."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+    folds: Optional[int] = typer.Option(
+        None, help="K-fold cross-validation: K runs, out-of-fold predictions, mean ± sd (classification family)."
+    ),
+    output_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<task>-<timestamp>)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run directory (only once the new run succeeds)."),
+    set_: List[str] = typer.Option([], "--set", help="Any other field: --set optim.lr=1e-4 (repeatable)."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+):
+    """Fine-tune a model: `tunelab train recipe.yaml` or flags (flags override the recipe)."""
+    from tunelab import api
+    from tunelab.training.fit import Interrupted
+
+    overrides = recipe_overrides(set_, task=task, model=model, train_file=train_file, validation=validation, test=test,
+                                 dataset=dataset, text_column=text_column, label_column=label_column, method=method,
+                                 epochs=epochs, max_steps=max_steps, folds=folds, output_dir=output_dir)  # fmt: skip
+    try:
+        run = api.train(recipe, overrides=overrides, resume=resume, overwrite=overwrite, show_progress=not quiet)
+    except Interrupted as e:
+        where = resume or overrides.get("train.output_dir") or "the run directory"
+        render.err.print(
+            f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}"
+        )
+        raise typer.Exit(130)
+    if run.info.get("kind") == "cv":
+        render.cv_report(run.dir, run.metrics)
+    else:
+        render.report(run.dir, run.metrics)
+
+
+def eval_(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data: Path = typer.Option(..., help="Labelled file to evaluate on."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+):
+    """Evaluate a finished run on a labelled file."""
+    from tunelab import api
+
+    metrics = api.evaluate(run, data)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        render.metric_table(f"{data}", metrics)
+
+
+def predict(
+    run: Path = typer.Argument(..., help="Run directory."),
+    texts: List[str] = typer.Argument(None, help="Texts to classify (or to find entities in, for ner runs)."),
+    input: Optional[Path] = typer.Option(
+        None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."
+    ),
+    text_column: Optional[str] = typer.Option(
+        None, help="Column of the input file with the text (default: the run's)."
+    ),
+    batch_size: int = typer.Option(64, help="Texts per forward pass."),
+):
+    """Predict labels (or, for ner runs, entity spans) for texts given on the command line or in a file."""
+    from tunelab import api
+    from tunelab.data.predict_io import prediction_rows, read_texts, write_predictions
+
+    if not texts and input is None:
+        raise TunelabError('Give texts to predict (tunelab predict RUN "some text") or a file with --input.')
+    predictor = api.load(run)
+    column = text_column or predictor.config.data.text_column
+    items = read_texts(input, column) if input is not None else list(texts)
+    preds = predictor.predict(items, batch_size=batch_size)
+    rows = prediction_rows(items, preds)
+    if output is None:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    else:
+        write_predictions(rows, output)
+        render.err.print(f"{len(rows)} predictions -> {output}")
+
+
+def export(
+    run: Path = typer.Argument(..., help="Run directory."),
+    out: Path = typer.Option(..., "--out", help="Destination folder."),
+):
+    """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
+    from tunelab import api
+    from tunelab.registry import TASKS
+    from tunelab.runs.rundir import RunDir
+
+    path = api.export(run, out)
+    task = RunDir(run).info.get("task")
+    family = TASKS.get(task)
+    auto = family.auto_class if family else "AutoModel"  # a task this version does not know: the generic class
+    render.out.print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
