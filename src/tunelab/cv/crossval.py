@@ -1,4 +1,5 @@
-"""Cross-validation: `tunelab train RECIPE --folds K` (or `train.folds: K`). It reads top to bottom:
+"""`tunelab train RECIPE --folds K` (or `train.folds: K`): the K fold runs of a cross-validation. It reads top to
+bottom:
 
     read the examples as a training run would; the test split stays out of the folds
     deal train + validation into K stratified folds (by the registry's stratify key, seeded with data.split_seed)
@@ -16,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import statistics
 from pathlib import Path
 
 from tunelab.config import Config
 from tunelab.cv.folds import assign_folds
+from tunelab.cv.summary import SECTIONS, card, mean_sd, oof_metrics, write_oof
 from tunelab.data.splits import split, strata
 from tunelab.errors import TunelabError
 from tunelab.metrics import scalars
@@ -28,8 +29,6 @@ from tunelab.registry import TASKS, load_object
 from tunelab.runs.checkpoint import Checkpointer, write_atomic
 from tunelab.runs.index import runs_dir
 from tunelab.runs.rundir import RunDir
-
-SECTIONS = ("validation", "held_out", "test")  # the inner validation, the fold it never saw, the test split
 
 
 def cross_validate(cfg: Config, train, overwrite: bool = False, show_progress: bool = True) -> tuple[Path, dict]:
@@ -93,9 +92,9 @@ def cross_validate(cfg: Config, train, overwrite: bool = False, show_progress: b
         preds = predictor.predict(texts, [pool[i].get("text_pair", "") for i in index] if pairs else None)
         for i, p in zip(index, preds):
             oof[i] = p
-    summary = {"k": k, "folds": folds, **_mean_sd(folds), "oof": _oof_metrics(cfg.task, pool, oof)}
+    summary = {"k": k, "folds": folds, **mean_sd(folds), "oof": oof_metrics(cfg.task, pool, oof)}
     run.write_json("cv.json", summary)
-    _write_oof(run / "oof.jsonl", pool, fold_of, oof, cfg.task)
+    write_oof(run / "oof.jsonl", pool, fold_of, oof, cfg.task)
     run.update_info(status="completed", cv={s: summary["mean"][s] for s in SECTIONS} | {"oof": summary["oof"]})
     (run / "README.md").write_text(card(cfg, summary), encoding="utf-8")
     return run.path, summary
@@ -164,55 +163,3 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     keep = ("text", "text_pair", "label")
     write_atomic(path, "".join(json.dumps({k: r[k] for k in keep if k in r}, ensure_ascii=False) + "\n" for r in rows))
-
-
-def _write_oof(path: Path, pool: list[dict], fold_of: list[int], oof: list, task: str) -> None:
-    """One line per example of train + validation, predicted by the one fold model that never saw it."""
-    lines = []
-    for i, (r, f, p) in enumerate(zip(pool, fold_of, oof)):
-        row = {"index": i, "source": r.get("source"), "line": r.get("line"), "text": r["text"], "label": r["label"],
-               "fold": f + 1}  # fmt: skip
-        if "text_pair" in r:
-            row["text_pair"] = r["text_pair"]
-        row |= {"prediction": p["score"]} if task == "regression" else {"probs": p["scores"]}
-        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-    write_atomic(path, "".join(lines))
-
-
-# ---------------------------------------------------------------- the summary
-
-
-def _mean_sd(folds: list[dict]) -> dict:
-    mean, sd = {}, {}
-    for section in SECTIONS:
-        names = sorted(set().union(*(f[section] for f in folds)))
-        values = {n: [f[section][n] for f in folds if n in f[section]] for n in names}
-        mean[section] = {n: statistics.fmean(v) for n, v in values.items()}
-        sd[section] = {n: statistics.stdev(v) if len(v) > 1 else 0.0 for n, v in values.items()}
-    return {"mean": mean, "sd": sd}
-
-
-def _oof_metrics(task: str, pool: list[dict], oof: list) -> dict:
-    """Pooled over every out-of-fold prediction: accuracy (classification), mse (regression)."""
-    if task == "classification":
-        hits = [max(p["scores"], key=p["scores"].get) == r["label"] for r, p in zip(pool, oof)]
-        return {"accuracy": sum(hits) / len(hits), "n": len(hits)}
-    if task == "regression":
-        errors = [(p["score"] - float(r["label"])) ** 2 for r, p in zip(pool, oof)]
-        return {"mse": sum(errors) / len(errors), "n": len(errors)}
-    return {"n": len(oof)}
-
-
-def card(cfg: Config, summary: dict) -> str:
-    lines = [f"# {cfg.task}: {cfg.model.name}, {summary['k']}-fold cross-validation", "",
-             "Each fold's run (folds/k) trained on the other folds, chose its checkpoint on a validation set carved "
-             "from them, and was tested on its own fold (held_out) and on the test split.", "",
-             "| metric | " + " | ".join(f"{s} mean ± sd" for s in SECTIONS) + " |",
-             "|---|" + "---|" * len(SECTIONS)]  # fmt: skip
-    names = sorted(set().union(*(summary["mean"][s] for s in SECTIONS)))
-    for n in names:
-        cells = [f"{summary['mean'][s][n]:.4f} ± {summary['sd'][s][n]:.4f}" if n in summary["mean"][s] else "—"
-                 for s in SECTIONS]  # fmt: skip
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    lines += ["", f"Out-of-fold predictions (oof.jsonl), pooled: {json.dumps(summary['oof'])}", ""]
-    return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""`tunelab doctor RECIPE` (or --train F [--validation F] [--test F]): check a data set before training. It reads top
-to bottom:
+"""`tunelab doctor RECIPE` (or --train F [--validation F] [--test F]): the report on a data set before training. It
+reads top to bottom:
 
     every row of every file, as the task family reads it, but recording each bad row instead of stopping at the first
     the splits the run would make of them (its deduplication, its carving, its limit)
@@ -86,7 +86,9 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
 
     # ---- the checks
     findings = checks.reading(problems) + checks.text_quality(everything)
-    findings += checks.labels(splits, cfg.task) + checks.conflicts(everything, cfg.task, data.conflicts_are_problems)
+    weights_apply = "class_weights" in cfg.dump(relevant_only=True)["train"]  # the recipe field applies to the task
+    findings += checks.labels(splits, family.target, weights_apply)
+    findings += checks.conflicts(everything, family.target, data.conflicts_are_problems)
     findings += checks.duplicates(files, cfg.data.dedupe) + checks.leakage(files, splits, cfg.data.dedupe)
     say("near-duplicates across splits ...", flush=True)
     findings += checks.near(splits)

@@ -1,6 +1,5 @@
-"""Ensembles (this package is `ensembles` so that it does not shadow the `tunelab.ensemble(...)` function):
-`tunelab ensemble RUN [RUN ...] --out DIR [--method mean|weighted|vote]` (or `--from-folds CV_RUN`).
-It reads top to bottom:
+"""`tunelab ensemble RUN [RUN ...] --out DIR [--method mean|weighted|vote]` (or `--from-folds CV_RUN`): build an
+ensemble directory. It reads top to bottom:
 
     the members: the runs given and the folds of a cross-validation; each finished, all with one task, label space
         and text columns (members.py)
@@ -9,7 +8,7 @@ It reads top to bottom:
     the ensemble directory: run.json (kind "ensemble", each member by path and model hash, the method, the weights)
         and config.yaml (the recipe the members were trained from: its data columns)
     the report: the ensemble and each member on the same examples — the members' test split, or --data FILE —
-        in ensemble.json and the model card
+        in ensemble.json and the model card (report.py)
 
 The directory is then a run like any other for `tunelab predict`, `eval`, `serve` and `tunelab.load`: the task's
 ensemble predictor (the registry names it) loads each member and combines their outputs (combine.py).
@@ -17,18 +16,17 @@ ensemble predictor (the registry names it) loads each member and combines their 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tunelab.config import load_run_config
-from tunelab.ensembles.combine import METHODS, member_weights
+from tunelab.ensembles.combine import METHODS, member_weights, methods_for
 from tunelab.ensembles.members import check_compatible, describe, reference
+from tunelab.ensembles.report import card, report_examples
 from tunelab.errors import TunelabError
 from tunelab.metrics import scalars
-from tunelab.registry import TASKS, load_object
+from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 
 
@@ -56,8 +54,8 @@ def build(
     described = [describe(p) for p in paths]
     check_compatible(described)
     task = described[0]["task"]
-    if task == "regression" and method != "mean":
-        raise TunelabError(f"--method {method}: regression ensembles average the members' values (--method mean).")
+    if method not in methods_for(TASKS[task].target):  # a real-valued target: the members' values are averaged
+        raise TunelabError(f"--method {method}: {task} ensembles average the members' values (--method mean).")
 
     # ---- their weights
     metric, higher = _selection(described)
@@ -90,7 +88,7 @@ def _write(run: RunDir, final: Path, described, paths, weights, method, metric, 
 
     # ---- the report: the ensemble against each member on the same examples
     predictor = load(run.path)
-    records, on = _report_examples(predictor, described, from_folds, data)
+    records, on = report_examples(predictor, described, from_folds, data)
     ensemble_metrics, member_metrics = predictor.evaluate_records(records, with_members=True)
     report = {"method": method, "on": on, "n": len(records), "metric": metric,
               "ensemble": ensemble_metrics,
@@ -160,52 +158,3 @@ def _check_out(out: Path, overwrite: bool) -> Path:
         if not RunDir(out).info:
             raise TunelabError(f"{out}: not a run directory; --overwrite replaces only runs. Choose another --out.")
     return out
-
-
-def _report_examples(predictor, described: list[dict], from_folds, data) -> tuple[list[dict], str]:
-    """The examples every member is scored on: --data FILE, the cross-validation's test split, or the members' own
-    test split (which must be the same split for all)."""
-    if data is not None:
-        return predictor.read(Path(data)), str(data)
-    if from_folds:
-        test = Path(from_folds) / "data" / "test.jsonl"
-        rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if rows:
-            return rows, f"the test split of {from_folds}"
-    else:
-        family = TASKS[described[0]["task"]]
-        splits = [load_object(family.examples)(load_run_config(m["path"] / "config.yaml")).test for m in described]
-        key = lambda rows: [(r["text"], r.get("text_pair"), json.dumps(r["label"])) for r in rows]  # noqa: E731
-        first = key(splits[0])
-        for m, rows in zip(described[1:], splits[1:]):
-            if key(rows) != first:
-                raise TunelabError(
-                    f"{m['path']} and {described[0]['path']} were tested on different splits, so no split is held "
-                    "out from all of them. Give a labelled file none of them trained on: --data FILE."
-                )
-        if first:
-            return splits[0], "the members' test split"
-    raise TunelabError("The members have no test split to compare them on: give a labelled file with --data FILE.")
-
-
-def card(path: Path, info: dict, report: dict) -> str:
-    names = [n for n in scalars(report["ensemble"]) if n != "threshold"]
-    lines = [f"# {info['task']} ensemble of {len(report['members'])} runs ({report['method']})", "",
-             f"The members' predictions combined: {_METHOD_WORDS[report['method']]}. Scored on {report['on']} "
-             f"({report['n']} examples):", "",
-             "| | weight | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names),
-             "| **ensemble** | | " + " | ".join(f"**{report['ensemble'][n]:.4f}**" for n in names) + " |"]  # fmt: skip
-    for m in report["members"]:
-        cells = " | ".join(f"{m['metrics'][n]:.4f}" for n in names)
-        lines.append(f"| {m['path']} | {m['weight']:.3f} | {cells} |")
-    lines += ["", f"Use: `tunelab predict {path} \"some text\"`, `tunelab eval {path} --data FILE`, "
-              f"`tunelab serve {path}`. Each member is loaded from its own run (run.json lists them by path and "
-              "model hash); there is no single model to export.", ""]  # fmt: skip
-    return "\n".join(lines)
-
-
-_METHOD_WORDS = {
-    "mean": "the mean of their probabilities (of their values, for regression)",
-    "weighted": "their probabilities averaged with weights proportional to each member's validation metric",
-    "vote": "the majority label (per label, for multilabel), ties broken by the mean probability",
-}

@@ -1,11 +1,11 @@
-"""Predictors: load a run directory and apply the model with exactly the training preprocessing."""
+"""load: the predictor of a run directory, as the registry names it for the run's task (or its ensemble predictor)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tunelab.errors import TunelabError
-from tunelab.registry import TASKS, load_object
+from tunelab.registry import TASKS, load_object, model_class
 from tunelab.runs.rundir import RunDir
 
 
@@ -28,6 +28,6 @@ def load(run_dir: str | Path):
         with_predictor = ", ".join(name for name, f in TASKS.items() if f.predictor)
         raise TunelabError(
             f"{run.path}: task '{task}' has no predictor (tasks with one: {with_predictor}). Its model/ folder loads "
-            f"with transformers: {family.auto_class if family else 'the Auto class of its kind'}.from_pretrained."
+            f"with transformers: {model_class(task)}.from_pretrained."
         )
     return load_object(family.predictor)(run)

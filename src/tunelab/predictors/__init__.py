@@ -1,0 +1,11 @@
+"""Predictors: load a run directory and apply its model with exactly the training preprocessing. Each task family's
+predictor lives in tasks/<family>/predictor.py (the registry names it); this package holds what they share.
+
+    loader.py    load: the predictor the registry names for a run's task, or its ensemble predictor
+    common.py    load_run_model: the run's model/ folder with the class the registry picks, on a device
+    embedder.py  Embedder: sentence vectors from a run's fine-tuned encoder
+"""
+
+from tunelab.predictors.loader import load
+
+__all__ = ["load"]
