@@ -4,7 +4,8 @@ config, api, cli, predictors and every later capability (serve, tune, cross-vali
 this table; none keeps a copy. It imports nothing of tunelab, so anything may read it without an import cycle: the
 code of a family is named by dotted paths ("module:attribute") and imported only when used (`load_object`).
 
-Adding a task = one folder (or module) under tasks/ with its story, plus one entry here.
+Adding a task = one folder (or module) under tasks/ with its story, plus one entry here. Which transformers class
+loads a run's model is `model_class(task, model_config)`, below: predictors and messages ask it, not auto_class.
 """
 
 from __future__ import annotations
