@@ -243,6 +243,11 @@ class TrainConfig(Section):
         True,
         description="Batch examples of similar length: less padding, same results on average (True increases speed).",
     )
+    longest_first: bool = Field(
+        False,
+        description="The first epoch opens with one extra step on the batch_size longest examples: the step of peak "
+        "memory comes first, so running out of memory shows at once (doctor --estimate measures with it).",
+    )
     seed: int = Field(
         42, description="Seeds data order, initialisation, dropout and mlm masks (the split has data.split_seed)."
     )

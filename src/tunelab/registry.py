@@ -4,7 +4,8 @@ config, api, cli, predictors and every later capability (serve, tune, cross-vali
 this table; none keeps a copy. It imports nothing of tunelab, so anything may read it without an import cycle: the
 code of a family is named by dotted paths ("module:attribute") and imported only when used (`load_object`).
 
-Adding a task = one folder (or module) under tasks/ with its story, plus one entry here.
+Adding a task = one folder (or module) under tasks/ with its story, plus one entry here. Which transformers class
+loads a run's model is `model_class(task, model_config)`, below: predictors and messages ask it, not auto_class.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class TaskFamily:
     examples: Optional[str] = None  # "module:function": cfg -> Splits of labelled records (text, label, source, line)
     ensemble: Optional[str] = None  # "module:class" that loads an ensemble directory (`tunelab ensemble`); None: none
     doctor: Optional[str] = None  # "module:FamilyData" that hands `tunelab doctor` the family's rows (doctor/family.py)
+    target: Optional[str] = None  # a label is: "single-label", "multi-label" (a set), "real-valued", "tags" (per word)
+    auto_class_for: Optional[str] = None  # "module:function": model config -> class name, where it depends on the model
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -55,17 +58,19 @@ _ADAPTED = "tunelab train recipe.yaml --model RUN/model   (an adapted encoder to
 
 TASKS: dict[str, TaskFamily] = {
     "classification": TaskFamily(**_SEQUENCE, metric="accuracy", mode="max", problem_type="single_label_classification",
-                                 stratify="label", calibrate=True, metrics=_METRICS + "ConfusionMetrics"),
+                                 stratify="label", calibrate=True, metrics=_METRICS + "ConfusionMetrics",
+                                 target="single-label"),
     "multilabel": TaskFamily(**_SEQUENCE, metric="f1_samples", mode="max", problem_type="multi_label_classification",
-                             calibrate=True, metrics=_METRICS + "MultiLabelMetrics"),
+                             calibrate=True, metrics=_METRICS + "MultiLabelMetrics", target="multi-label"),
     "regression": TaskFamily(**_SEQUENCE, metric="mse", mode="min", problem_type="regression", stratify="quantile",
-                             metrics=_METRICS + "RegressionMetrics"),
+                             metrics=_METRICS + "RegressionMetrics", target="real-valued"),
     "ner": TaskFamily(story="tunelab.tasks.ner.story:train", predictor="tunelab.tasks.ner.predictor:EntityTagger",
                       dataset="wnut16", model="minilm", auto_class="AutoModelForTokenClassification",
                       pipeline_tag="token-classification", peft_task="TOKEN_CLS", metric="f1", mode="max",
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
                       endpoints=("entities", "embeddings"),  # cross-validation: not built for ner yet
-                      metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA"),
+                      metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA",
+                      target="tags"),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT,
                       doctor="tunelab.tasks.lm.doctor:CHATS"),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE,
@@ -84,3 +89,15 @@ def load_object(dotted: str):
 
     module, _, attribute = dotted.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def model_class(task: Optional[str], model_config=None) -> str:
+    """The transformers class (its name) that loads a run's model/ folder: the family's `auto_class_for` hook applied to
+    the model's config where the family names one and a config is given, else its `auto_class`; "AutoModel" (the
+    generic class) for a task this version does not know. Predictors and export's message ask this, nothing else."""
+    family = TASKS.get(task)
+    if family is None:
+        return "AutoModel"
+    if family.auto_class_for and model_config is not None:
+        return load_object(family.auto_class_for)(model_config)
+    return family.auto_class

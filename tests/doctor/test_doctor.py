@@ -244,3 +244,25 @@ def test_the_estimate_counts_pieces_and_stops_at_the_token_budget():
     sizes = {"splits": {"train": 20, "validation": 0, "test": 0}, "train_rows": 100, "row_tokens": 100.0}
     e = extrapolate(cfg, sizes, {"step_seconds": 1.0, "setup_seconds": 0.0, "steps": 12, "peak_rss": 2**20})
     assert e["steps"] == 6  # 100 pieces = 10 steps an epoch, but 6000 tokens / (100 x 10) = 6 steps
+
+
+def test_class_weights_are_advised_where_the_recipe_field_applies():
+    """Imbalanced labels: train.class_weights is recommended for a task whose recipe has the field (classification),
+    and the imbalance finding says so; a multilabel recipe has no such field, so neither mentions it."""
+    import numpy as np
+
+    from tunelab.doctor import checks
+    from tunelab.doctor.advice import recommend
+    from tunelab.registry import TASKS
+
+    rows = [{"text": f"t{i}", "label": "a" if i < 60 else "b", "counted": ["a" if i < 60 else "b"]} for i in range(66)]
+    splits = {"train": rows, "validation": [], "test": []}
+    for task, advised in (("classification", True), ("multilabel", False)):
+        cfg = load_config({"task": task})
+        applies = "class_weights" in cfg.dump(relevant_only=True)["train"]
+        assert applies == advised
+        findings = checks.labels(splits, TASKS[task].target, applies)
+        imbalance = [f for f in findings if f.check == "imbalance"][0]
+        assert ("class_weights" in imbalance.message) == advised, task
+        out = recommend(cfg, splits, findings, np.zeros(0))
+        assert any(r["set"] == "train.class_weights: balanced" for r in out) == advised, task

@@ -110,3 +110,19 @@ def test_runs_cli_list_show_compare_rm(tiny_bert, sentiment_csv, tmp_path, monke
     assert code == 2 and "no such run" in said
     with pytest.raises(Exception):
         index.from_disk(tmp_path / "nowhere")
+
+
+def test_the_test_column_shows_each_family_its_own_metric():
+    """An ner run's column is its entity f1, not its word accuracy; every family shows the registry's metric; a task
+    this version does not know falls back to the first headline metric its test has."""
+    from tunelab.registry import TASKS
+    from tunelab.runs.query import HEADLINE, headline
+
+    ner = {"task": "ner", "metrics": {"test": {"accuracy": 0.96, "f1": 0.47, "loss": 0.2}}}
+    assert headline(ner) == ("f1", 0.47)
+    every = {name: 0.1 * i for i, name in enumerate(HEADLINE, 1)}
+    for task, family in TASKS.items():
+        assert headline({"task": task, "metrics": {"test": every}}) == (family.metric, every[family.metric]), task
+    assert headline({"task": "summarization", "metrics": {"test": {"rouge": 0.3, "mse": 0.2}}}) == ("mse", 0.2)
+    assert headline({"task": "ner", "metrics": {"test": {"loss": 0.2}}}) is None
+    assert headline({"task": "ner", "metrics": {}}) is None

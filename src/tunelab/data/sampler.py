@@ -18,6 +18,7 @@ class StepSampler:
     seed: int
     group_by_length: bool = True
     mega_batch: int = 50  # length grouping sorts within windows of this many batches: random across, similar within
+    longest_first: bool = False  # epoch 0 opens with an extra batch of the longest examples (the step of peak memory)
 
     def steps_per_epoch(self) -> int:
         n = len(self.lengths)
@@ -36,6 +37,8 @@ class StepSampler:
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.group_by_length:  # shuffle batch order so lengths don't trend within an epoch
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.longest_first and epoch == 0 and batches:
+            batches.insert(0, np.argsort(-np.asarray(self.lengths), kind="stable")[: self.batch_size])
         return batches
 
 

@@ -51,7 +51,8 @@ def recommend(
                     "cap truncates almost nothing and bounds the longest batches.",
                 }
             )
-    if "imbalance" in found and cfg.train.class_weights == "none" and cfg.task == "classification":
+    weights_apply = "class_weights" in cfg.dump(relevant_only=True)["train"]  # the recipe field applies to the task
+    if "imbalance" in found and cfg.train.class_weights == "none" and weights_apply:
         out.append(
             {
                 "set": "train.class_weights: balanced",

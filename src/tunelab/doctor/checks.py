@@ -123,11 +123,13 @@ def _fixed(text: str) -> str:
 # ---------------------------------------------------------------- labels
 
 
-def labels(splits: dict[str, list[dict]], task: str) -> list[Finding]:
-    """The label distribution per split, imbalance, labels too rare to split or to learn, labels only in held-out."""
-    if task != "regression" and not any("counted" in r for rs in splits.values() for r in rs):
+def labels(splits: dict[str, list[dict]], target: Optional[str], class_weights: bool = False) -> list[Finding]:
+    """The label distribution per split, imbalance, labels too rare to split or to learn, labels only in held-out.
+    `target`: the family's kind of target (registry); `class_weights`: train.class_weights applies to it."""
+    real_valued = target == "real-valued"
+    if not real_valued and not any("counted" in r for rs in splits.values() for r in rs):
         return []  # a family without labels (lm, mlm) or without a distribution to count (sft)
-    if task == "regression":
+    if real_valued:
         data = {name: _summary([float(r["label"]) for r in rs]) for name, rs in splits.items() if rs}
         return [Finding("labels", "info", f"regression targets, train: {_describe(data.get('train'))}.", data=data)]
     count = lambda rs: Counter(x for r in rs for x in r["counted"])  # noqa: E731
@@ -155,7 +157,7 @@ def labels(splits: dict[str, list[dict]], task: str) -> list[Finding]:
                     + (
                         "Accuracy will flatter the model: watch macro-F1 (eval.metric: f1_macro), and consider "
                         "train.class_weights: balanced."
-                        if task == "classification"
+                        if class_weights
                         else "Expect the rare ones to score lowest; the per-label scores in metrics.json show it."
                     ),
                     data={"ratio": round(ratio, 1)},
@@ -221,10 +223,10 @@ def _describe(s: Optional[dict]) -> str:
     return "none" if not s else f"{s['n']} values, {s['min']:.3g}..{s['max']:.3g}, mean {s['mean']:.3g} ± {s['sd']:.3g}"
 
 
-def conflicts(records: list[dict], task: str, problem: bool = True) -> list[Finding]:
+def conflicts(records: list[dict], target: Optional[str], problem: bool = True) -> list[Finding]:
     """Identical texts with different labels, anywhere in the data (`problem` False: several answers to one question
-    are normal there, e.g. chat data: reported as info)."""
-    if task == "regression" or not records or "label" not in records[0]:
+    are normal there, e.g. chat data: reported as info). A real-valued target has no conflicts: values are noisy."""
+    if target == "real-valued" or not records or "label" not in records[0]:
         return []
     by_text: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:

@@ -2,10 +2,10 @@
 
 A child process trains the recipe itself (the same story, data, model, method and precision) without validation or
 test, timing each optimizer step, and stops after 20 steps or 55 s since it started (setup included; at least 3
-steps). Its first step is the batch of the longest examples, so its peak RSS holds the model, optimizer state, data
-and the largest activations (a long run's RSS still grows past it: the allocator keeps memory for the many batch
-shapes it meets; README). Generation (sft's base-vs-tuned answers) is not measured and is said to be left out.
-The estimate is then, from the recipe and the run's split sizes:
+steps). Its first step is the batch of the longest examples (train.longest_first), so its peak RSS holds the model,
+optimizer state, data and the largest activations (a long run's RSS still grows past it: the allocator keeps memory
+for the many batch shapes it meets; README). Generation (sft's base-vs-tuned answers) is not measured and is said to
+be left out. The estimate is then, from the recipe and the run's split sizes:
 
     setup (read, tokenise, load: measured) + steps x seconds per step (the mean of the steps after the first:
       batches vary in length, and the mean is what adds up)
@@ -34,7 +34,9 @@ def estimate(cfg: Config, sizes: dict) -> dict:
     """{"seconds", "peak_rss_mb", "steps", ...} for the recipe's whole run, measured in a child process."""
     raw = cfg.dump()
     with tempfile.TemporaryDirectory() as tmp:
-        raw["train"].update(output_dir=str(Path(tmp) / "run"), folds=None, max_steps=None, eval_every=None)
+        # the first step on the longest examples (train.longest_first): the peak RSS holds the largest activations
+        raw["train"].update(output_dir=str(Path(tmp) / "run"), folds=None, max_steps=None, eval_every=None,
+                            longest_first=True)  # fmt: skip
         raw["data"].update(validation=None, test=None, validation_fraction=0.0, test_fraction=0.0)
         # augmentation copies cost the same per step as their sources (the step count has them): none written here
         raw["data"]["augment"] = {"method": "none"}
@@ -87,27 +89,8 @@ class _Enough(Exception):
     """Raised from on_step once enough steps are timed: the measuring run stops there."""
 
 
-def _longest_first() -> None:
-    """The measuring run only: epoch 0 starts with a batch of the longest examples (the step of peak memory)."""
-    import numpy as np
-
-    from tunelab.data.sampler import StepSampler
-
-    plain = StepSampler.epoch
-
-    def epoch(self, number: int) -> list:
-        batches = plain(self, number)
-        if number == 0 and batches:
-            batches.insert(0, np.argsort(-np.asarray(self.lengths), kind="stable")[: self.batch_size])
-        return batches
-
-    StepSampler.epoch = epoch
-
-
 def _child(request: Path, answer: Path) -> None:
     import tunelab
-
-    _longest_first()
 
     raw = json.loads(request.read_text())
     marks: list[float] = []

@@ -23,7 +23,7 @@ from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.rundir import RunDir
 
-TASKS_CHECKED = ("classification", "multilabel")
+CLASS_TARGETS = ("single-label", "multi-label")  # targets with classes a label can be wrongly given (registry `target`)
 
 
 def label_issues(run_dir: Path, out: Path) -> dict:
@@ -31,9 +31,11 @@ def label_issues(run_dir: Path, out: Path) -> dict:
     run = RunDir.open(run_dir)
     info = run.info
     task = info.get("task")
-    if task not in TASKS_CHECKED:
-        raise TunelabError(f"{run.path}: a {task} run. doctor --labels checks the labels of classification and "
-                           "multilabel runs (a regression target has no 'wrong class' to find).")  # fmt: skip
+    family = TASKS.get(task)
+    if family is None or family.target not in CLASS_TARGETS:
+        able = " and ".join(t for t, f in TASKS.items() if f.target in CLASS_TARGETS)
+        raise TunelabError(f"{run.path}: a {task} run. doctor --labels checks the labels of {able} runs (a "
+                           "real-valued target, as regression's, has no 'wrong class' to find).")  # fmt: skip
     if info.get("kind") == "cv":
         rows, scope = _out_of_fold(run)
     else:
@@ -52,15 +54,17 @@ def label_issues(run_dir: Path, out: Path) -> dict:
 
 
 def rank(rows: list[dict], names: list[str], task: str) -> list[dict]:
-    """The rows cleanlab flags, lowest label quality first. Each row: text, label, probs {name: p}, and where it is."""
+    """The rows cleanlab flags, lowest label quality first. Each row: text, label, probs {name: p}, and where it is.
+    A family whose target is multi-label gives each row a set of labels."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     if not rows:
         return []
+    multi_label = TASKS[task].target == "multi-label"
     index = {n: i for i, n in enumerate(names)}
     probs = np.array([[r["probs"][n] for n in names] for r in rows], dtype=np.float64)
-    if task == "multilabel":
+    if multi_label:
         given = [[index[str(x)] for x in r["label"]] for r in rows]
         flagged = find_label_issues(given, probs, multi_label=True, return_indices_ranked_by="self_confidence")
         quality = {int(i): float(np.mean([probs[i, k] if k in given[i] else 1 - probs[i, k]
@@ -74,7 +78,7 @@ def rank(rows: list[dict], names: list[str], task: str) -> list[dict]:
     found = []
     for n, i in enumerate(flagged, 1):
         r, p = rows[int(i)], probs[int(i)]
-        if task == "multilabel":
+        if multi_label:
             suggested = [names[k] for k in range(len(names)) if p[k] > 0.5]
             confidence = float(np.mean([max(x, 1 - x) for x in p]))
             label, suggestion = "|".join(map(str, r["label"])), "|".join(suggested)

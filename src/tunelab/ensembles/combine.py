@@ -1,7 +1,8 @@
 """The arithmetic of an ensemble, on arrays only (no models): mean, weighted mean and vote, and the member weights.
 
-Each member's output is an (examples, outputs) array: probabilities for classification (softmax) and multilabel
-(sigmoid per label), the predicted value for regression (one column).
+Each member's output is an (examples, outputs) array, by the family's kind of target (the registry's `target`):
+probabilities for a single-label target (softmax) and a multi-label one (sigmoid per label), the predicted value for
+a real-valued one (one column).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tunelab.registry import TASKS
+
 METHODS = ("mean", "weighted", "vote")
+
+
+def methods_for(target: Optional[str]) -> tuple[str, ...]:
+    """The methods that combine members of this kind of target: a real-valued target's values are averaged (mean);
+    labels can also be averaged with weights or voted on."""
+    return ("mean",) if target == "real-valued" else METHODS
 
 
 def member_weights(values: Sequence[float], higher_is_better: bool) -> np.ndarray:
@@ -49,10 +58,12 @@ def vote_per_label(probs: Sequence[np.ndarray], threshold: float) -> np.ndarray:
 
 def combine(task: str, method: str, outputs: Sequence[np.ndarray], weights: np.ndarray, threshold: float = 0.5):
     """(combined outputs, chosen labels or None): `mean` and `weighted` average the outputs (the labels follow from
-    them); `vote` averages them too (the scores reported) and chooses the labels by majority."""
-    if method not in METHODS or (task == "regression" and method != "mean"):
+    them); `vote` averages them too (the scores reported) and chooses the labels by majority: per label where the
+    task's target is multi-label, one label per example otherwise."""
+    target = TASKS[task].target
+    if method not in methods_for(target):
         raise ValueError(f"method {method!r} for task {task!r}")
     combined = average(outputs, weights if method == "weighted" else None)
     if method != "vote":
         return combined, None
-    return combined, vote_per_label(outputs, threshold) if task == "multilabel" else vote(outputs)
+    return combined, vote_per_label(outputs, threshold) if target == "multi-label" else vote(outputs)

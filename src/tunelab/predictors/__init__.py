@@ -1,33 +1,11 @@
-"""Predictors: load a run directory and apply the model with exactly the training preprocessing."""
+"""Predictors: load a run directory and apply its model with exactly the training preprocessing. Each task family's
+predictor lives in tasks/<family>/predictor.py (the registry names it); this package holds what they share.
 
-from __future__ import annotations
+    loader.py    load: the predictor the registry names for a run's task, or its ensemble predictor
+    common.py    load_run_model: the run's model/ folder with the class the registry picks, on a device
+    embedder.py  Embedder: sentence vectors from a run's fine-tuned encoder
+"""
 
-from pathlib import Path
+from tunelab.predictors.loader import load
 
-from tunelab.errors import TunelabError
-from tunelab.registry import TASKS, load_object
-from tunelab.runs.rundir import RunDir
-
-
-def load(run_dir: str | Path):
-    """The predictor the registry names for the run's task (run.json says which task), or its ensemble predictor."""
-    run = RunDir.open(run_dir)
-    if run.info.get("kind") == "cv":
-        raise TunelabError(
-            f"{run.path}: a cross-validation, not one model: its {run.info.get('folds')} fold models are ordinary runs "
-            f"under {run.path / 'folds'}. Predict with one of them (e.g. {run.path / 'folds' / '1'}); an ensemble of "
-            f"the folds is the way to use them all: tunelab ensemble --from-folds {run.path} --out DIR."
-        )
-    task = run.info.get("task")
-    family = TASKS.get(task)
-    if run.info.get("kind") == "ensemble":  # its members' predictor, combined (tunelab/ensembles)
-        if family is None or family.ensemble is None:
-            raise TunelabError(f"{run.path}: an ensemble of task '{task}', which this version cannot load.")
-        return load_object(family.ensemble)(run)
-    if family is None or family.predictor is None:
-        with_predictor = ", ".join(name for name, f in TASKS.items() if f.predictor)
-        raise TunelabError(
-            f"{run.path}: task '{task}' has no predictor (tasks with one: {with_predictor}). Its model/ folder loads "
-            f"with transformers: {family.auto_class if family else 'the Auto class of its kind'}.from_pretrained."
-        )
-    return load_object(family.predictor)(run)
+__all__ = ["load"]

@@ -7,12 +7,14 @@ from typing import Optional
 import torch
 
 from tunelab.errors import TunelabError
+from tunelab.registry import model_class
 from tunelab.runs.rundir import RunDir
 from tunelab.training.distributed import quiet_libraries
 
 
-def load_run_model(run: RunDir, auto_class: str, device: Optional[str] = None):
-    """(tokenizer, model in eval mode, device) from the run's model/ folder; a clear error when the run has none."""
+def load_run_model(run: RunDir, device: Optional[str] = None):
+    """(tokenizer, model in eval mode, device) from the run's model/ folder, loaded with the transformers class the
+    registry picks for the run's task (run.json) and its model's config; a clear error when the run has none."""
     import transformers
 
     quiet_libraries()  # no transformers load report or progress bars in predictions
@@ -22,5 +24,7 @@ def load_run_model(run: RunDir, auto_class: str, device: Optional[str] = None):
         )
     where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = transformers.AutoTokenizer.from_pretrained(run / "model")
-    model = getattr(transformers, auto_class).from_pretrained(run / "model").to(where).eval()
+    config = transformers.AutoConfig.from_pretrained(run / "model")
+    auto_class = getattr(transformers, model_class(run.info.get("task"), config))
+    model = auto_class.from_pretrained(run / "model", config=config).to(where).eval()
     return tokenizer, model, where

@@ -36,7 +36,7 @@ class Embedder:
             raise TunelabError(
                 f"{run.path}: a {task} run has no encoder to embed with (encoder runs: {ENCODER_TASKS})."
             )
-        tokenizer, model, _ = load_run_model(run, TASKS[task].auto_class, device)
+        tokenizer, model, _ = load_run_model(run, device)
         pre = run.info.get("preprocessing", {})
         return cls(model, tokenizer, pre.get("max_length") or 512, pre.get("precision", "fp32"))
 

@@ -16,12 +16,13 @@ from typing import Optional
 import yaml
 
 from tunelab.errors import TunelabError
+from tunelab.registry import TASKS
 from tunelab.runs import index
 
 OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq, "=": operator.eq, ">": operator.gt,
        "<": operator.lt}  # fmt: skip
 _WHERE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|==|=|>|<)\s*(.+?)\s*$")
-HEADLINE = ("accuracy", "f1", "f1_samples", "mse", "perplexity")  # the first a run's test has: its table column
+HEADLINE = ("accuracy", "f1", "f1_samples", "mse", "perplexity")  # a task this version does not know: the first it has
 HIDDEN_KINDS = ("trial",)  # a study's trials and a cross-validation's folds: shown with --all or --kind trial
 
 
@@ -79,9 +80,12 @@ def select(rows: list[dict], task=None, status=None, kind=None, since: Optional[
 
 
 def headline(row: dict) -> Optional[tuple[str, float]]:
-    """The test metric the runs table (`tunelab runs list`, the dashboard) shows for a run, or None."""
+    """The test metric the runs table (`tunelab runs list`, the dashboard) shows for a run, or None: its family's
+    metric (the registry's, e.g. f1 for ner: entities, not words), else the first of HEADLINE its test has."""
     test = (row.get("metrics") or {}).get("test") or {}
-    key = next((k for k in HEADLINE if isinstance(test.get(k), (int, float))), None)
+    family = TASKS.get(row.get("task"))
+    candidates = ((family.metric,) if family else ()) + HEADLINE
+    key = next((k for k in candidates if isinstance(test.get(k), (int, float))), None)
     return (key, test[key]) if key else None
 
 

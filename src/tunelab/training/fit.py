@@ -117,7 +117,7 @@ def fit(
     lengths = np.asarray(train_lengths)
 
     # ---- the plan: which examples make each step, how many steps
-    sampler = StepSampler(list(lengths), t.batch_size, t.seed, t.group_by_length)
+    sampler = StepSampler(list(lengths), t.batch_size, t.seed, t.group_by_length, longest_first=t.longest_first)
     steps_per_epoch = sampler.steps_per_epoch()
     total_steps = t.max_steps or max(1, math.ceil(t.epochs * steps_per_epoch))
     if t.max_tokens:  # token budget: about max_tokens tokens go through training

@@ -30,7 +30,7 @@ class TextClassifier:
         self.labels = LabelSpace.from_run(self.task, self.info["labels"])
         pre = self.info["preprocessing"]
         self.max_length, self.threshold, self.precision = pre["max_length"], pre["threshold"], pre["precision"]
-        self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForSequenceClassification", device)
+        self.tokenizer, self.model, self.device = load_run_model(run, device)
         self.precision = serving_precision(self.precision, self.device)
         self.first_token_only = first_token_only(self.model)  # the head reads one token: the last layer computes one
         self.spec = SequenceClassification(

@@ -21,7 +21,7 @@ class Generator:
 
     def __init__(self, run: RunDir, device: Optional[str] = None):
         info = run.info
-        tokenizer, model, _ = load_run_model(run, "AutoModelForCausalLM", device)
+        tokenizer, model, _ = load_run_model(run, device)
         self._setup(
             model,
             tokenizer,

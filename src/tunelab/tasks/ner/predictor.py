@@ -35,7 +35,7 @@ class EntityTagger:
         pre = self.info["preprocessing"]
         self.max_length, self.stride, self.precision = pre["max_length"], pre["stride"], pre["precision"]
         self.word = re.compile(pre["word_pattern"])
-        self.tokenizer, self.model, self.device = load_run_model(run, "AutoModelForTokenClassification", device)
+        self.tokenizer, self.model, self.device = load_run_model(run, device)
         self.precision = serving_precision(self.precision, self.device)
         self.spec = TokenClassification(self.space.names, self.tokenizer.pad_token_id or 0)
 
