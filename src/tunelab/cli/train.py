@@ -111,12 +111,12 @@ def export(
     out: Path = typer.Option(..., "--out", help="Destination folder."),
 ):
     """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
+    from transformers import AutoConfig
+
     from tunelab import api
-    from tunelab.registry import TASKS
+    from tunelab.registry import model_class
     from tunelab.runs.rundir import RunDir
 
     path = api.export(run, out)
-    task = RunDir(run).info.get("task")
-    family = TASKS.get(task)
-    auto = family.auto_class if family else "AutoModel"  # a task this version does not know: the generic class
+    auto = model_class(RunDir(run).info.get("task"), AutoConfig.from_pretrained(path))  # AutoModel: a task unknown here
     render.out.print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
