@@ -259,8 +259,11 @@ def test_a_family_may_add_a_top_level_section(monkeypatch):
     assert cfg.preference.beta == 0.5 and load_config({"task": "regression"}).preference == PreferenceSection()
     assert cfg.dump()["preference"] == {"beta": 0.5} and yaml.safe_load(cfg.to_yaml(True))["preference"]["beta"] == 0.5
     assert Config.model_validate(cfg.dump()) == cfg and cfg.model_copy(deep=True) == cfg
-    cfg.train.epochs = 1
-    assert cfg.preference.beta == 0.5
+    cfg.train.epochs, cfg.search = 1, None  # assignments keep the family's section as it is
+    assert cfg.preference.beta == 0.5 and type(cfg.preference) is PreferenceSection
+    assert Config(task="regression", preference=PreferenceSection(beta=3)).preference.beta == 3
+    with pytest.raises(ValueError, match="preferences"):
+        Config(task="regression", preferences=PreferenceSection())
     with pytest.raises(TunelabError, match=r"'preference.beta': Input should be greater than 0"):
         load_config({"task": "regression", "preference": {"beta": 0}})
     with pytest.raises(TunelabError, match="unknown key 'preference.bta'. Did you mean 'beta'"):

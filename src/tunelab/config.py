@@ -355,9 +355,7 @@ class _Pending(NamedTuple):
 def _family_extra(value: Any) -> Any:
     if isinstance(value, _Pending):
         return value.section.model_validate(value.value)
-    if isinstance(value, Section):
-        return value
-    raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
+    raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")  # a key no section has
 
 
 class Config(Section):
@@ -381,8 +379,8 @@ class Config(Section):
     def _family_top_level(cls, raw: Any, info: ValidationInfo) -> Any:
         """The family's own top-level sections (validated by _family_extra); another family's are dropped."""
         task = raw.get("task", "classification") if isinstance(raw, dict) else None
-        if not isinstance(task, str) or task not in TASKS:
-            return raw  # the task field reports it
+        if not isinstance(task, str) or task not in TASKS or info.field_name is not None:
+            return raw  # the task field reports it; or an assignment (cfg.x = ...), whose sections are validated
         own = {k: s for k, s in family_sections(task).items() if k not in cls.model_fields}
         raw = dict(raw)
         for key in [k for k in raw if k not in cls.model_fields and k not in own]:
@@ -391,8 +389,7 @@ class Config(Section):
                 raw.pop(key)
                 _ignored(info, key, owner)
         for key, section in own.items():
-            if type(raw.get(key)) is not section:
-                raw[key] = _Pending(section, raw.get(key) or {})
+            raw[key] = _Pending(section, raw.get(key) or {})
         return raw
 
     @field_validator("data", "eval", mode="wrap")
