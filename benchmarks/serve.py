@@ -224,7 +224,9 @@ def quick_run(task: str, model: str, out: Path, smoke: bool) -> Path:
     import tunelab
 
     overrides = {"task": task, "model.name": model, "train.output_dir": str(out), "train.max_steps": 2 if smoke else 5,
-                 "eval.compare_base": False, "eval.num_generate": 0, "train.precision": "fp32"}  # fmt: skip
+                 "train.precision": "fp32"}  # fmt: skip
+    if task in ("sft", "lm", "mlm"):  # fields of the generative family (another task would warn that it ignores them)
+        overrides.update({"eval.compare_base": False, "eval.num_generate": 0})
     if task == "sft":
         overrides.update({"data.max_length": 128, "train.batch_size": 2})
     if smoke:

@@ -49,7 +49,8 @@ def train(
 
     A recipe's `search:` block is for `tunelab tune`: train trains the base recipe and says the block was ignored."""
     if resume is not None:
-        cfg = load_config(RunDir.open(resume) / "config.yaml", overrides)
+        # silently: an older run's config.yaml holds the fields of every task family
+        cfg = load_config(RunDir.open(resume) / "config.yaml", overrides, warn=False)
     else:
         cfg = load_config(DEMO_RECIPE if config is None else config, overrides)
     if cfg.search is not None:

@@ -3,62 +3,89 @@
 A recipe is YAML with a top-level `task:` and the sections below. Every field has a default, so an empty
 recipe is the built-in demo (MiniLM-L6 on movie-review snippets). `tunelab config --defaults` prints this
 schema as a commented YAML recipe.
+
+The fields every task shares live here. A task family declares its own `data` and `eval` fields (subclasses of the
+sections here), and may add top-level sections, in its folder (tasks/<family>/config.py: SECTIONS); the registry
+names that module and it is imported only when a recipe of the family is validated (`family_sections`), so this
+module imports no family. Which tasks or methods a field applies to is metadata on the field (`scoped`), read by
+`config --defaults`, the model card, the run's config.yaml and the search space.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
+import functools
+import json
+import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args
+from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from tunelab.errors import TunelabError
-from tunelab.registry import TASKS
+from tunelab.registry import TASKS, load_object
 
 # The demo recipe ships inside the package: `tunelab train` with no recipe runs exactly this file (recipes/ links to it)
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "classify_movie_reviews.yaml"
 
 Task = Literal[tuple(TASKS)]  # the registry's task names
+METHODS = ("full", "lora", "frozen")
+
+
+class RecipeWarning(UserWarning):
+    """A recipe field that the recipe's task ignores (a field of another task family)."""
+
+
+# ---------------------------------------------------------------- scopes: which tasks and methods a field applies to
+
+
+class Scope(NamedTuple):
+    tasks: tuple[str, ...] = ()  # () = every task
+    methods: tuple[str, ...] = ()  # () = every method
+
+    def applies(self, task: str, method: str) -> bool:
+        return (not self.tasks or task in self.tasks) and (not self.methods or method in self.methods)
+
+    @property
+    def label(self) -> str:
+        """The scope as text: ner, lora, classification/multilabel/regression; "" for every task and method."""
+        return "; ".join("/".join(names) for names in (self.tasks, self.methods) if names)
+
+
+def scoped(tasks: tuple[str, ...] = (), methods: tuple[str, ...] = ()) -> dict:
+    """A field's json_schema_extra naming the tasks and methods it applies to:
+    `Field(8, description="Adapter rank.", json_schema_extra=scoped(methods=("lora",)))`."""
+    unknown = [t for t in tasks if t not in TASKS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"scoped(): unknown task or method {', '.join(unknown)}")
+    return {k: list(v) for k, v in (("tasks", tasks), ("methods", methods)) if v}
+
+
+def scope_of(field: FieldInfo) -> Scope:
+    """The tasks and methods a field applies to, from its metadata (`scoped`); Scope() for every task and method."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return Scope(tuple(extra.get("tasks", ())), tuple(extra.get("methods", ())))
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class EdaConfig(Section):
-    """EDA's rates (Wei & Zou, 2019): each copy uses one operation, in turn; 0 turns one off."""
-
-    synonym: float = Field(0.1, ge=0, le=1, description="Share of the words replaced by a WordNet synonym.")
-    insert: float = Field(0.1, ge=0, le=1, description="Synonyms inserted, as a share of the words.")
-    swap: float = Field(0.1, ge=0, le=1, description="Word swaps, as a share of the words.")
-    delete: float = Field(0.1, ge=0, le=1, description="Probability that each word is deleted (never every word).")
-
-
-class ParaphraseConfig(Section):
-    """Paraphrases by a causal LM, generated once and cached."""
-
-    model: str = Field("smollm2", description="The generator: built-in smollm2, a local causal LM, or an sft run.")
-    prompt: str = Field(
-        "Rewrite this sentence in other words, keeping its meaning. Reply with the new sentence only.\n\n{text}",
-        description="The instruction; {text} is the training text.",
-    )
-    temperature: float = Field(0.8, ge=0, description="Sampling temperature (0: greedy, every copy the same).")
-    max_new_tokens: int = Field(64, gt=0, description="Longest paraphrase, in tokens.")
-
-
-class AugmentConfig(Section):
-    """Training-set augmentation (the classification family): `copies` new examples per training example."""
-
-    method: Literal["none", "eda", "aeda", "paraphrase"] = Field(
-        "none", description="none | eda | aeda (punctuation insertion) | paraphrase (a causal LM rewrites each text)."
-    )
-    copies: int = Field(4, ge=1, le=64, description="New examples made from each training example.")
-    eda: EdaConfig = Field(default_factory=EdaConfig, description="eda: the four operations' rates.")
-    aeda: float = Field(1 / 3, gt=0, le=1, description="aeda: the most marks inserted, as a share of the words.")
-    paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig, description="paraphrase: the generator.")
+CLASSIFIERS = ("classification", "multilabel", "regression")
+GENERATIVE = ("sft", "lm", "mlm")
 
 
 class DataConfig(Section):
@@ -78,17 +105,14 @@ class DataConfig(Section):
     test: Optional[Path] = Field(None, description="Test file; default: a split of `train`.")
     text_column: str = Field(
         "text",
-        description="classification/multilabel/regression/ner: column holding the input text (ner: raw-text JSONL).",
-    )
-    text_pair_column: Optional[str] = Field(
-        None, description="classification/multilabel/regression: optional second text (sentence pairs)."
+        description="Column holding the input text (ner: the raw text of a JSONL file with entity spans).",
+        json_schema_extra=scoped(tasks=(*CLASSIFIERS, "ner")),
     )
     label_column: str = Field(
         "label",
-        description="classification/multilabel/regression: column holding the label (multilabel: a list, or "
-        "`label_separator`-joined).",
+        description="Column holding the label (multilabel: a list, or `label_separator`-joined).",
+        json_schema_extra=scoped(tasks=CLASSIFIERS),
     )
-    label_separator: str = Field("|", description="multilabel: separator of labels inside one CSV cell.")
     max_length: int = Field(
         128,
         gt=1,
@@ -110,74 +134,6 @@ class DataConfig(Section):
         True, description="Drop exact-duplicate texts before splitting (duplicates across splits inflate scores)."
     )
     limit: Optional[int] = Field(None, gt=0, description="Use at most this many training examples (quick experiments).")
-    few_shot: Optional[int] = Field(
-        None,
-        gt=1,
-        description="classification/multilabel/regression: few-shot protocol: N training examples drawn (stratified, "
-        "seeded by split_seed) from train + validation, a validation set of N more from the rest; test as usual.",
-    )
-    augment: "AugmentConfig" = Field(
-        default_factory=lambda: AugmentConfig(),
-        description="classification/multilabel/regression: copies of each training example (never of validation or "
-        "test), made after the split: {method: eda | aeda | none, copies, eda: {synonym, insert, swap, delete}}.",
-    )
-    # ---- token classification (ner)
-    tokens_column: str = Field("tokens", description="ner, JSONL: column with the list of words of a sentence.")
-    tags_column: str = Field(
-        "tags", description="ner, JSONL: column with one tag per word (CoNLL files: the last column)."
-    )
-    entities_column: str = Field(
-        "entities",
-        description="ner, JSONL with raw `text_column`: list of {start, end, type} character spans (end exclusive).",
-    )
-    tag_scheme: Literal["IOB2", "IOB1", "BIOES"] = Field(
-        "IOB2", description="ner: the scheme of the input tags; converted to IOB2 internally."
-    )
-    strict_tags: bool = Field(
-        False,
-        description="ner: reject an I- tag that does not continue an entity (default: repair it to B- and count it).",
-    )
-    label_all_subtokens: bool = Field(
-        False,
-        description="ner: train on every sub-token of a word (default: the first only; evaluation always uses the "
-        "first).",
-    )
-    stride: int = Field(
-        32,
-        ge=0,
-        description="ner: tokens shared by consecutive windows of a sentence longer than max_length (at most half a "
-        "window).",
-    )
-    # ---- generative tasks (sft, lm, mlm)
-    format: Literal["auto", "messages", "prompt_response", "alpaca"] = Field(
-        "auto",
-        description="sft: columns of the file: messages (OpenAI chat), prompt/response, or Alpaca "
-        "instruction/input/output; auto detects them.",
-    )
-    train_on: Literal["assistant", "all"] = Field(
-        "assistant",
-        description="sft: which tokens the loss trains on: the assistant's replies only, or the whole rendered chat.",
-    )
-    packing: bool = Field(
-        False,
-        description="sft/lm: several samples per row (positions restart, no attention across samples). True increases "
-        "speed (no padding).",
-    )
-    overlong: Literal["truncate", "drop", "error"] = Field(
-        "truncate",
-        description="sft: a conversation longer than max_length is cut (counted in the report), dropped (counted) or "
-        "an error. lm/mlm cut documents into max_length pieces instead.",
-    )
-    text_field: str = Field(
-        "text",
-        description="lm/mlm: the field holding the text in .jsonl/.csv/.parquet files (.txt files are read whole).",
-    )
-    mlm_probability: float = Field(
-        0.15,
-        gt=0,
-        lt=1,
-        description="mlm: share of tokens masked (80% [MASK], 10% random, 10% kept), drawn once with train.seed.",
-    )
 
 
 class ModelConfig(Section):
@@ -196,19 +152,24 @@ class ModelConfig(Section):
     revision: Optional[str] = Field(None, description="Hub revision (branch, tag or commit) for hub ids.")
 
 
+LORA, FROZEN = scoped(methods=("lora",)), scoped(methods=("frozen",))
+
+
 class MethodConfig(Section):
     """What is trained: `full` (all weights), `lora` (low-rank adapters via PEFT, plus the task head) or `frozen`."""
 
-    name: Literal["full", "lora", "frozen"] = Field("full", description="full | lora | frozen")
-    r: int = Field(8, gt=0, description="lora: adapter rank.")
-    alpha: int = Field(16, gt=0, description="lora: scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapter input.")
+    name: Literal[METHODS] = Field("full", description="full | lora | frozen")
+    r: int = Field(8, gt=0, description="Adapter rank.", json_schema_extra=LORA)
+    alpha: int = Field(16, gt=0, description="Scaling numerator (scale = alpha / r).", json_schema_extra=LORA)
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.", json_schema_extra=LORA)
     target_modules: Optional[list[str]] = Field(
-        None, description="lora: module names to adapt; default: the architecture's attention (and MLP) projections."
+        None,
+        description="Module names to adapt; default: the architecture's attention (and MLP) projections.",
+        json_schema_extra=LORA,
     )
-    dora: bool = Field(False, description="lora: weight-decomposed adapters (DoRA).")
+    dora: bool = Field(False, description="Weight-decomposed adapters (DoRA).", json_schema_extra=LORA)
     unfreeze_top_layers: int = Field(
-        0, ge=0, description="frozen: also train the top k transformer layers (0 = head only)."
+        0, ge=0, description="Also train the top k transformer layers (0 = head only).", json_schema_extra=FROZEN
     )
 
 
@@ -255,7 +216,9 @@ class TrainConfig(Section):
         "auto", description="auto = bf16 autocast where the CPU/GPU has fast bf16, else fp32."
     )
     class_weights: Union[Literal["none", "balanced"], list[float]] = Field(
-        "none", description="classification: weight the loss per class (balanced = inverse frequency)."
+        "none",
+        description="Weight the loss per class (balanced = inverse frequency).",
+        json_schema_extra=scoped(tasks=("classification",)),
     )
     output_dir: Optional[Path] = Field(None, description="Run directory; default runs/<task>-<timestamp>.")
     log_every: int = Field(10, gt=0, description="Steps between log lines in metrics.jsonl.")
@@ -278,14 +241,16 @@ class TrainConfig(Section):
     folds: Optional[int] = Field(
         None,
         ge=2,
-        description="classification/multilabel/regression: K-fold cross-validation over train + validation (the test "
-        "split stays out): K runs under RUN/folds/, out-of-fold predictions in oof.jsonl, cv.json. Null: one run.",
+        description="K-fold cross-validation over train + validation (the test split stays out): K runs under "
+        "RUN/folds/, out-of-fold predictions in oof.jsonl, cv.json. Null: one run.",
+        json_schema_extra=scoped(tasks=CLASSIFIERS),
     )
     max_tokens: Optional[int] = Field(
         None,
         gt=0,
-        description="sft/lm/mlm: token budget: stop after about this many training tokens (row tokens, padding "
-        "included); lm/mlm also stop reading training text there.",
+        description="Token budget: stop after about this many training tokens (row tokens, padding included); lm "
+        "and mlm also stop reading training text there.",
+        json_schema_extra=scoped(tasks=GENERATIVE),
     )
 
 
@@ -303,26 +268,7 @@ class EvalConfig(Section):
     patience: Optional[int] = Field(
         None, gt=0, description="Early stopping: validations without improvement before stopping (null: off)."
     )
-    threshold: float = Field(0.5, gt=0, lt=1, description="multilabel: probability above which a label is predicted.")
-    calibrate: bool = Field(
-        True,
-        description="classification (single-label): fit a temperature on the validation split after training and "
-        "fold it into the saved model, so its probabilities are calibrated (the argmax is unchanged).",
-    )
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
-    compare_base: bool = Field(
-        True, description="sft/lm/mlm: also evaluate the base model on the test split, for a before/after comparison."
-    )
-    num_generate: int = Field(
-        64,
-        ge=0,
-        description="sft: held-out pairs answered by generation after training (exact match, contains-answer, sample "
-        "table); 0: none.",
-    )
-    max_new_tokens: int = Field(
-        48, gt=0, description="sft: generation length bound for the evaluation (longer = slower)."
-    )
-    generate_batch_size: int = Field(16, gt=0, description="sft: prompts generated together (left-padded, KV cache).")
 
 
 class SearchConfig(Section):
@@ -351,17 +297,126 @@ class SearchConfig(Section):
     )
 
 
+SHARED_SECTIONS: dict[str, type[Section]] = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig,
+                                             "optim": OptimConfig, "train": TrainConfig, "eval": EvalConfig,
+                                             "search": SearchConfig}  # fmt: skip
+
+
+# ---------------------------------------------------------------- the families' own sections, found lazily
+
+
+@functools.cache
+def _load_sections(path: str) -> dict[str, type[Section]]:
+    return dict(load_object(path))
+
+
+def family_sections(task: str) -> dict[str, type[Section]]:
+    """The sections a task's family declares (its registry entry's `config`, imported now): {"data": NerData, ...},
+    subclasses of the shared sections or top-level sections of its own; {} when it declares none."""
+    path = TASKS[task].config
+    return _load_sections(path) if path else {}
+
+
+def sections_for(task: str) -> dict[str, type[Section]]:
+    """Every section of a recipe of this task by name: the shared ones, the family's in their place, then the
+    family's own top-level ones."""
+    return {**SHARED_SECTIONS, **family_sections(task)}
+
+
+def families() -> list[tuple[tuple[str, ...], dict[str, type[Section]]]]:
+    """(tasks, sections) of every family that declares sections, in registry order (their modules imported now)."""
+    by_path: dict[str, list[str]] = {}
+    for task, family in TASKS.items():
+        if family.config:
+            by_path.setdefault(family.config, []).append(task)
+    return [(tuple(tasks), _load_sections(path)) for path, tasks in by_path.items()]
+
+
+def _owner(section: str, key: Optional[str] = None) -> Optional[str]:
+    """The tasks ("ner", "sft/lm/mlm") of the family that declares this top-level section (key None) or this field of
+    a section; None when no family does."""
+    for tasks, sections in families():
+        cls = sections.get(section)
+        if key is None and cls is not None and section not in SHARED_SECTIONS:
+            return "/".join(tasks)
+        if key is not None and cls is not None and key in cls.model_fields:
+            return "/".join(scope_of(cls.model_fields[key]).tasks or tasks)
+    return None
+
+
+def _ignored(info: ValidationInfo, key: str, owner: str) -> None:
+    """Note a field of another family, dropped: validate() warns about it; other callers drop it silently."""
+    if isinstance(info.context, dict) and isinstance(info.context.get("ignored"), list):
+        info.context["ignored"].append((key, owner))
+
+
+class _Pending(NamedTuple):
+    """A family's own top-level section, validated as an extra field of Config (so its errors name their place)."""
+
+    section: type
+    value: Any
+
+
+def _family_extra(value: Any) -> Any:
+    if isinstance(value, _Pending):
+        return value.section.model_validate(value.value)
+    raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")  # a key no section has
+
+
 class Config(Section):
     """A tunelab recipe."""
 
+    # the only extra keys taken: the top-level sections the task's family declares (any other is an unknown key)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    __pydantic_extra__: dict[str, Annotated[Any, PlainValidator(_family_extra)]]
+
     task: Task = Field("classification", description=" | ".join(TASKS))
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: SerializeAsAny[DataConfig] = Field(default_factory=DataConfig, validate_default=True)
     model: ModelConfig = Field(default_factory=ModelConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    eval: SerializeAsAny[EvalConfig] = Field(default_factory=EvalConfig, validate_default=True)
     search: Optional[SearchConfig] = Field(None, description="`tunelab tune` only (see SearchConfig).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_top_level(cls, raw: Any, info: ValidationInfo) -> Any:
+        """The family's own top-level sections (validated by _family_extra); another family's are dropped."""
+        task = raw.get("task", "classification") if isinstance(raw, dict) else None
+        if not isinstance(task, str) or task not in TASKS or info.field_name is not None:
+            return raw  # the task field reports it; or an assignment (cfg.x = ...), whose sections are validated
+        own = {k: s for k, s in family_sections(task).items() if k not in cls.model_fields}
+        raw = dict(raw)
+        for key in [k for k in raw if k not in cls.model_fields and k not in own]:
+            owner = _owner(key)
+            if owner is not None:
+                raw.pop(key)
+                _ignored(info, key, owner)
+        for key, section in own.items():
+            raw[key] = _Pending(section, raw.get(key) or {})
+        return raw
+
+    @field_validator("data", "eval", mode="wrap")
+    @classmethod
+    def _family_section(cls, value: Any, handler, info: ValidationInfo) -> Any:
+        """data and eval as the task family's own classes (NerData, ...); a field of another family is dropped."""
+        task, name = info.data.get("task"), info.field_name
+        if task is None:
+            return SHARED_SECTIONS[name]()  # the task is invalid: its own error says so
+        section = family_sections(task).get(name, SHARED_SECTIONS[name])
+        if type(value) is section:
+            return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_unset=True)
+        if isinstance(value, dict):
+            value = dict(value)
+            for key in [k for k in value if k not in section.model_fields]:
+                owner = _owner(name, key)
+                if owner is not None:
+                    value.pop(key)
+                    _ignored(info, f"{name}.{key}", owner)
+        return section.model_validate(value)
 
     @model_validator(mode="after")
     def _task_defaults(self) -> "Config":
@@ -374,47 +429,36 @@ class Config(Section):
         return self
 
     def to_yaml(self, relevant_only: bool = False) -> str:
-        """The recipe as YAML; relevant_only: only the fields of this task and method (a field is scoped by its
-        description's prefix, e.g. "ner:", "sft/lm:", "lora:"), as `tunelab config RECIPE` and the card show it."""
+        """The recipe as YAML; relevant_only: only the fields of this task and method (a field's scope is its
+        metadata, see `scoped`), as the run's config.yaml, `tunelab config RECIPE` and the card show it."""
         return yaml.safe_dump(self.dump(relevant_only), sort_keys=False)
 
     def dump(self, relevant_only: bool = False) -> dict:
-        """The recipe as plain data (what to_yaml writes)."""
+        """The recipe as plain data (what to_yaml writes): the shared fields and the task family's; relevant_only:
+        without the fields of other tasks (of the family) and other methods."""
         raw = self.model_dump(mode="json")
         if self.search is None:
             raw.pop("search")  # a recipe without a search block: no `search: null` in config.yaml
         if relevant_only:
-            for name in type(self).model_fields:
+            for name in list(raw):
                 section = getattr(self, name)
                 if isinstance(section, BaseModel):
                     for key, f in type(section).model_fields.items():
-                        if not _applies(f.description or "", self.task, self.method.name):
+                        if not scope_of(f).applies(self.task, self.method.name):
                             raw[name].pop(key)
         return raw
-
-
-METHODS = get_args(MethodConfig.model_fields["name"].annotation)  # full, lora, frozen
-
-
-def scope_of(description: str) -> tuple[str, ...]:
-    """The tasks and methods a field applies to, from its description's prefix ("ner:", "lora:", "sft/lm:",
-    "ner, JSONL:"); () for a field of every task and method."""
-    scope = re.match(r"([a-z]+(?:/[a-z]+)*)[:,]", description)
-    names = tuple(scope.group(1).split("/")) if scope else ()
-    return names if names and all(n in TASKS or n in METHODS for n in names) else ()
-
-
-def _applies(description: str, task: str, method: str) -> bool:
-    """Whether a field applies to this task and method (see scope_of)."""
-    names = scope_of(description)
-    return not names or task in names or method in names
 
 
 # ---------------------------------------------------------------- loading and overriding
 
 
-def load_config(recipe: Union[str, Path, dict, Config, None] = None, overrides: Optional[dict] = None) -> Config:
-    """Recipe (YAML path, dict or Config) + dotted overrides (`{"optim.lr": 1e-4}`) -> a validated Config."""
+def load_config(
+    recipe: Union[str, Path, dict, Config, None] = None, overrides: Optional[dict] = None, warn: bool = True
+) -> Config:
+    """Recipe (YAML path, dict or Config) + dotted overrides (`{"optim.lr": 1e-4}`) -> a validated Config.
+
+    A field of another task family is ignored, with a RecipeWarning naming its family (warn=False: silently, as for
+    a run's own config.yaml)."""
     source = "the recipe"
     if recipe is None:
         raw: dict = {}
@@ -447,7 +491,7 @@ def load_config(recipe: Union[str, Path, dict, Config, None] = None, overrides: 
     raw = _deep_copy(raw)
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
-    return validate(raw, source)
+    return validate(raw, source, warn)
 
 
 def load_run_config(path: Path) -> Config:
@@ -470,11 +514,17 @@ def load_run_config(path: Path) -> Config:
     raise TunelabError(f"{path}: not a tunelab recipe this version can read.")
 
 
-def validate(raw: dict, source: str = "the recipe") -> Config:
+def validate(raw: dict, source: str = "the recipe", warn: bool = True) -> Config:
+    """The recipe as a Config, or a TunelabError naming every problem; a field of another task family is dropped,
+    with a one-line RecipeWarning (warn=False: silently)."""
+    ignored: list[tuple[str, str]] = []
     try:
-        return Config.model_validate(raw)
+        cfg = Config.model_validate(raw, context={"ignored": ignored})
     except ValidationError as e:
-        raise TunelabError(_explain(e, source)) from None
+        raise TunelabError(_explain(e, source, raw.get("task") if isinstance(raw, dict) else None)) from None
+    for key, owner in ignored if warn else ():
+        warnings.warn(f"{source}: {key} is a field of {owner}, not of task {cfg.task}: ignored.", RecipeWarning, 2)
+    return cfg
 
 
 def parse_set(items: list[str]) -> dict:
@@ -491,23 +541,58 @@ def parse_set(items: list[str]) -> dict:
 
 
 def defaults_yaml() -> str:
-    """The default recipe with every field's documentation as a comment."""
-    lines = ["# tunelab recipe: every field with its default. Run with: tunelab train recipe.yaml", ""]
+    """The default recipe with every field's documentation as a comment, its scope first ("[ner]", "[lora]"). The
+    fields of the default task's family are set; the other families' follow their section, commented out."""
     cfg = Config()
-    lines.append(f"task: {cfg.task}  # {Config.model_fields['task'].description}")
-    for name, field in Config.model_fields.items():
+    lines = [
+        "# tunelab recipe: every field with its default. Run with: tunelab train recipe.yaml",
+        "# [tasks] or [methods] before a comment: the field applies to those only. The fields of another task's family",
+        "# follow each section, commented out: uncomment them in a recipe of that task.",
+        "",
+        f"task: {cfg.task}  # {Config.model_fields['task'].description}",
+    ]
+    others = [(tasks, sections) for tasks, sections in families() if cfg.task not in tasks]
+    for name in Config.model_fields:
         if name == "task":
             continue
-        section = getattr(cfg, name)
-        comment = ""
+        section, comment = getattr(cfg, name), ""
         if section is None:  # search: absent by default; shown commented out, with its defaults
             section, comment = SearchConfig(), "# "
-        lines.append(f"{comment}{name}:  # {type(section).__doc__.strip()}")
-        for fname, f in type(section).model_fields.items():
-            value = yaml.safe_dump(section.model_dump(mode="json")[fname], default_flow_style=True, width=10**6).strip()
-            value = value.removesuffix("...").strip()
-            lines.append(f"{comment}  {fname}: {value}  # {f.description}")
+        lines.append(f"{comment}{name}:  # {SHARED_SECTIONS[name].__doc__.strip()}")
+        lines += _field_lines(section, comment, "  ")
+        for tasks, sections in others:
+            shown = type(section).model_fields
+            own = [k for k in sections.get(name, SHARED_SECTIONS[name]).model_fields if k not in shown]
+            if own:
+                lines.append(f"  ## the fields of task {' | '.join(tasks)}:")
+                lines += _field_lines(sections[name](), "# ", "  ", own)
+    for name, section in (cfg.__pydantic_extra__ or {}).items():  # the default family's own top-level sections
+        lines.append(f"{name}:  # {type(section).__doc__.strip()}")
+        lines += _field_lines(section, "", "  ")
+    for tasks, sections in others:
+        for name, cls in sections.items():
+            if name not in SHARED_SECTIONS:
+                lines.append(f"## task {' | '.join(tasks)} only:")
+                lines.append(f"# {name}:  # {cls.__doc__.strip()}")
+                lines += _field_lines(cls(), "# ", "  ")
     return "\n".join(lines) + "\n"
+
+
+def _field_lines(section: BaseModel, comment: str, indent: str, names: Optional[list[str]] = None) -> list[str]:
+    """`  name: default  # [scope] description` for each field (of `names`) of a section."""
+    values = section.model_dump(mode="json")
+    out = []
+    for fname, f in type(section).model_fields.items():
+        if names is not None and fname not in names:
+            continue
+        value = yaml.safe_dump(values[fname], default_flow_style=True, width=10**6).strip()
+        value = value.removesuffix("...").strip()
+        if "\n" in value:  # a text with line breaks (the paraphrase prompt): JSON, which YAML reads, on one line
+            value = json.dumps(values[fname], ensure_ascii=False)
+        label = scope_of(f).label
+        doc = f"[{label}] {f.description}" if label else f.description
+        out.append(f"{indent}{comment}{fname}: {value}  # {doc}")
+    return out
 
 
 def _deep_copy(raw: dict) -> dict:
@@ -524,23 +609,27 @@ def _set_dotted(raw: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _known_keys(loc: tuple) -> list[str]:
-    model: Any = Config
-    for part in loc[:-1]:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
+def _known_keys(loc: tuple, task: Any) -> list[str]:
+    """The keys a recipe of this task takes where `loc` points (its last part: the unknown key)."""
+    sections = sections_for(task if isinstance(task, str) and task in TASKS else "classification")
+    if len(loc) == 1:
+        return ["task", *sections]
+    model: Any = sections.get(loc[0])
+    for part in loc[1:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) and model is not None else None
         if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
             return []
         model = field.annotation
-    return list(model.model_fields)
+    return list(model.model_fields) if model is not None else []
 
 
-def _explain(e: ValidationError, source: str) -> str:
+def _explain(e: ValidationError, source: str, task: Any = None) -> str:
     problems = []
     for err in e.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
-            known = _known_keys(loc)
+            known = _known_keys(loc, task)
             guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
             hint = f" Did you mean '{guess[0]}'?" if guess else f" Known keys here: {', '.join(known)}."
             problems.append(f"unknown key '{key}'.{hint}")

@@ -37,6 +37,7 @@ class TaskFamily:
     doctor: Optional[str] = None  # "module:FamilyData" that hands `tunelab doctor` the family's rows (doctor/family.py)
     target: Optional[str] = None  # a label is: "single-label", "multi-label" (a set), "real-valued", "tags" (per word)
     auto_class_for: Optional[str] = None  # "module:function": model config -> class name, where it depends on the model
+    config: Optional[str] = None  # "module:SECTIONS": its recipe sections {name: class} (tasks/<family>/config.py)
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -46,11 +47,13 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  usage='tunelab predict RUN "some text"   (or --input texts.csv --output predictions.jsonl)',
                  cross_validate=True, examples="tunelab.tasks.classify.data:read_records",
                  ensemble="tunelab.tasks.classify.ensemble:EnsembleClassifier",
-                 doctor="tunelab.tasks.classify.doctor:DATA")  # fmt: skip
+                 doctor="tunelab.tasks.classify.doctor:DATA",
+                 config="tunelab.tasks.classify.config:SECTIONS")  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",
-               metrics="tunelab.tasks.lm.metrics:PerplexityMetrics")  # fmt: skip
+               metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
+               config="tunelab.tasks.lm.config:SECTIONS")  # fmt: skip
 _METRICS = "tunelab.tasks.classify.metrics:"
 _CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
 _CONTINUE = 'tunelab generate RUN "text to continue"'
@@ -70,7 +73,7 @@ TASKS: dict[str, TaskFamily] = {
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
                       endpoints=("entities", "embeddings"),  # cross-validation: not built for ner yet
                       metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA",
-                      target="tags"),
+                      target="tags", config="tunelab.tasks.ner.config:SECTIONS"),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT,
                       doctor="tunelab.tasks.lm.doctor:CHATS"),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE,
@@ -79,7 +82,7 @@ TASKS: dict[str, TaskFamily] = {
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
                       mode="min", usage=_ADAPTED, endpoints=("embeddings",),
                       metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
-                      doctor="tunelab.tasks.lm.doctor:MLM_DOCUMENTS"),
+                      doctor="tunelab.tasks.lm.doctor:MLM_DOCUMENTS", config="tunelab.tasks.lm.config:SECTIONS"),
 }  # fmt: skip
 
 

@@ -15,8 +15,9 @@ from tunelab.augment import augment
 from tunelab.augment.aeda import MARKS, aeda
 from tunelab.augment.eda import delete, insert, swap, synonym
 from tunelab.augment.wordnet import synonyms
-from tunelab.config import AugmentConfig, load_config
+from tunelab.config import load_config
 from tunelab.data.splits import draw
+from tunelab.tasks.classify.config import AugmentConfig
 
 SENTENCE = "the movie was a wonderful surprise with brilliant actors and a clever story".split()
 

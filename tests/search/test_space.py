@@ -39,6 +39,9 @@ BAD_SPACES = [
     ({"train.batch_size": {"choice": []}}, "non-empty list"),
     ({"method.unfreeze_top_layers": {"int": [1, 3]}}, "applies to method frozen only"),
     ({"data.packing": {"choice": [True, False]}}, "applies to sft, lm only"),
+    ({"data.tag_scheme": {"choice": ["IOB2", "BIOES"]}}, "applies to ner only"),  # another family's field
+    ({"data.label_separator": {"choice": [",", "|"]}}, "applies to multilabel only"),  # another task of the family
+    ({"data.tag_shceme": {"choice": ["IOB2"]}}, "unknown field 'data.tag_shceme'. Fields of data:"),
 ]
 
 

@@ -125,7 +125,7 @@ def _parent(cfg: Config, overwrite: bool) -> RunDir:
     if not info:  # (library versions: in each fold's run.json)
         run.update_info(task=cfg.task, kind="cv", parent=None, status="running", folds=cfg.train.folds,
                         fingerprint=fingerprint)  # fmt: skip
-        (path / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        (path / "config.yaml").write_text(cfg.to_yaml(relevant_only=True), encoding="utf-8")
     return run
 
 

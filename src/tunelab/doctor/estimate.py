@@ -39,7 +39,8 @@ def estimate(cfg: Config, sizes: dict) -> dict:
                             longest_first=True)  # fmt: skip
         raw["data"].update(validation=None, test=None, validation_fraction=0.0, test_fraction=0.0)
         # augmentation copies cost the same per step as their sources (the step count has them): none written here
-        raw["data"]["augment"] = {"method": "none"}
+        if "augment" in raw["data"]:  # (a field of the classification family)
+            raw["data"]["augment"] = {"method": "none"}
         request, answer = Path(tmp) / "recipe.json", Path(tmp) / "measured.json"
         request.write_text(json.dumps(raw))
         done = subprocess.run(

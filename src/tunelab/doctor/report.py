@@ -101,10 +101,10 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
             else np.minimum(lengths, m)) if len(lengths) else np.zeros(0)  # fmt: skip
     if data.packs and cfg.data.packing and len(rows):  # several samples per row: fewer, fuller rows
         rows = np.asarray(data.packs(np.minimum(rows, m), m))
-    augment = cfg.data.augment
-    sizes["copies"] = augment.copies if data.augments and augment.method != "none" else 0
+    augment = cfg.data.augment if data.augments else None  # data.augment: a field of the classification family
+    sizes["copies"] = augment.copies if augment is not None and augment.method != "none" else 0
     rows = np.repeat(rows, 1 + sizes["copies"])  # the copies train too, about as long as their sources
-    sizes["paraphrases"] = len(splits["train"]) * sizes["copies"] if augment.method == "paraphrase" else 0
+    sizes["paraphrases"] = len(splits["train"]) * sizes["copies"] if augment and augment.method == "paraphrase" else 0
     sizes["train_rows"], sizes["row_tokens"] = int(len(rows)), float(rows.mean()) if len(rows) else 0.0
     sizes["test_passes"] = 2 if data.compares_base and cfg.eval.compare_base else 1  # the base model tested too
     sizes["generates"] = data.generates(cfg) if data.generates else 0

@@ -1,7 +1,7 @@
 """The run directory: the contract that load, predict, eval, export and serving read.
 
 run.json          schema version, task, status, versions, base model + hash, data fingerprint, labels, preprocessing
-config.yaml       the resolved recipe
+config.yaml       the resolved recipe: the fields of its task and method (older runs: every field)
 metrics.jsonl     one record per logging step (train loss, lr, grad norm, tokens/s, validation metrics)
 metrics.json      final metrics (validation at the best step, test)
 curves.png        train vs validation loss and metric

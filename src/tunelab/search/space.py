@@ -18,7 +18,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from tunelab.config import METHODS, Config, scope_of, validate
+from tunelab.config import Config, Scope, families, scope_of, sections_for, validate
 from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 
@@ -81,11 +81,8 @@ def parse_space(cfg: Config, source: str = "the recipe") -> Space:
     dims = []
     for name, spec in search.space.items():
         where = _where(source, name)
-        annotation, description = _field(name, where)
-        dim = _dimension(name, spec, annotation, where)
-        scope = scope_of(description)
-        task_scope = [s for s in scope if s in TASKS]
-        method_scope = tuple(s for s in scope if s in METHODS)
+        field, (task_scope, method_scope) = _field(name, cfg.task, where)
+        dim = _dimension(name, spec, field.annotation, where)
         if task_scope and cfg.task not in task_scope:
             raise TunelabError(
                 f"{where}: {name} applies to {', '.join(task_scope)} only, and this recipe's task is {cfg.task}. "
@@ -128,25 +125,28 @@ def check_metric(cfg: Config, source: str = "the recipe") -> tuple[str, str]:
 # ---------------------------------------------------------------- checking one entry
 
 
-def _field(name: str, where: str):
-    """The annotation and description of a dotted recipe field, or an error naming the known fields."""
+def _field(name: str, task: str, where: str):
+    """The FieldInfo of a dotted recipe field and its scope (a field of another task family: scoped to that family's
+    tasks, which the caller then refuses), or an error naming the known fields."""
     import difflib
 
     parts = name.split(".")
-    sections = {k: f for k, f in Config.model_fields.items() if k not in ("task", "search")}
+    sections = {k: s for k, s in sections_for(task).items() if k != "search"}
     if len(parts) != 2 or parts[0] not in sections:
         raise TunelabError(
             f"{where}: '{name}' is not a recipe field. A search field is section.field, with section one of "
             f"{', '.join(sections)} (e.g. optim.lr)."
         )
-    section = sections[parts[0]].annotation
-    fields = section.model_fields
-    if parts[1] not in fields:
-        guess = difflib.get_close_matches(parts[1], list(fields), n=1)
-        hint = f"Did you mean '{parts[0]}.{guess[0]}'?" if guess else f"Fields of {parts[0]}: {', '.join(fields)}."
-        raise TunelabError(f"{where}: unknown field '{name}'. {hint}")
-    f = fields[parts[1]]
-    return f.annotation, f.description or ""
+    fields = sections[parts[0]].model_fields
+    if parts[1] in fields:
+        return fields[parts[1]], scope_of(fields[parts[1]])
+    for tasks, other in families():  # a field of another task family
+        if parts[1] in getattr(other.get(parts[0]), "model_fields", {}):
+            f = other[parts[0]].model_fields[parts[1]]
+            return f, Scope(scope_of(f).tasks or tasks, scope_of(f).methods)
+    guess = difflib.get_close_matches(parts[1], list(fields), n=1)
+    hint = f"Did you mean '{parts[0]}.{guess[0]}'?" if guess else f"Fields of {parts[0]}: {', '.join(fields)}."
+    raise TunelabError(f"{where}: unknown field '{name}'. {hint}")
 
 
 def _dimension(name: str, spec: Any, annotation, where: str) -> Dimension:

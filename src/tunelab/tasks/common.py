@@ -114,7 +114,7 @@ class Story:
             **fields,
             selection={"metric": metric, "mode": "max" if higher else "min"},
         )
-        (self.run / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        (self.run / "config.yaml").write_text(cfg.to_yaml(relevant_only=True), encoding="utf-8")  # its task and method
 
     def fit_best(self, model, spec, train: list, validation: list, selection: tuple[str, bool]):
         """The shared loop, then the best checkpoint's weights back in the model: (model, FitResult)."""

@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import tunelab
 from tests.conftest import tiny_recipe, write_csv
@@ -48,6 +49,20 @@ def test_run_directory_contract(tiny_bert, sentiment_csv, tmp_path):
     text = "a wonderful lovely film"
     assert pipe(text)[0]["label"] == clf.predict([text])[0]["label"]
     assert abs(pipe(text)[0]["score"] - clf.predict([text])[0]["score"]) < 1e-4
+    # config.yaml: the fields of its task and method only (no other family's, no LoRA rank for a full fine-tune)
+    recorded = yaml.safe_load((d / "config.yaml").read_text())
+    assert "augment" in recorded["data"] and not {"tag_scheme", "packing", "label_separator"} & set(recorded["data"])
+    assert set(recorded["method"]) == {"name"} and "calibrate" in recorded["eval"]
+    assert "threshold" not in recorded["eval"]  # multilabel's
+
+
+def test_a_field_of_another_family_warns_and_the_run_trains(tiny_bert, sentiment_csv, tmp_path):
+    from tunelab.config import RecipeWarning
+
+    recipe = tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", data={"tag_scheme": "BIOES"})
+    with pytest.warns(RecipeWarning, match=r"data.tag_scheme is a field of ner, not of task classification: ignored"):
+        run = tunelab.train(recipe, show_progress=False)
+    assert run.info["status"] == "completed" and "tag_scheme" not in (run.dir / "config.yaml").read_text()
 
 
 def test_existing_output_dir_is_refused(tiny_bert, sentiment_csv, tmp_path):

@@ -268,6 +268,9 @@ def test_sft_run_directory_generation_and_merged_model(sft_run, tiny_llama):
     )
     assert m["base"]["test"]["perplexity"] > 0 and len(m["generation"]["samples"]) == 4
     assert "Base model vs fine-tuned" in (d / "README.md").read_text()
+    recorded = (d / "config.yaml").read_text()  # sft and lora: no other family's fields, no mlm's, no frozen's
+    assert "train_on: assistant" in recorded and "r: 4" in recorded and "num_generate" in recorded
+    assert not [k for k in ("tag_scheme", "augment", "mlm_probability", "unfreeze_top_layers") if k in recorded]
     # model/ is plain transformers, keeps the chat template, and matches the un-merged LoRA model
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -59,6 +59,9 @@ def test_run_directory_and_predictor(tiny_bert, ner_files, tmp_path):
     test = run.metrics["test"]
     assert test["n"] == 20 and test["entities"] == 40 and set(test["per_type"]) == {"geo-loc", "person"}
     assert "| person |" in (d / "per_type.md").read_text() and "Per entity type" in (d / "README.md").read_text()
+    recorded = (d / "config.yaml").read_text()  # the fields of ner and of its method only
+    assert "tag_scheme: IOB2" in recorded and "augment" not in recorded and "packing" not in recorded
+    assert "label_column" not in recorded and "unfreeze_top_layers" not in recorded
 
     tagger = tunelab.load(d)
     again = tagger.evaluate(ner_files["test"])  # the same evaluation code as training
