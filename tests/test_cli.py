@@ -57,3 +57,18 @@ def test_main_exits_zero_on_success(monkeypatch):
         main()
     except SystemExit as e:
         assert e.code in (0, None)
+
+
+def test_a_field_of_another_family_is_one_warning_line(tmp_path):
+    """`tunelab config RECIPE` with a ner field in a classification recipe: one line on stderr naming the family, no
+    source line under it, and the field left out of the resolved recipe."""
+    import subprocess
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: classification\ndata:\n  tag_scheme: BIOES\n")
+    done = subprocess.run([sys.executable, "-m", "tunelab.cli", "config", str(recipe)], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stderr.strip().splitlines() == [
+        f"warning: {recipe}: data.tag_scheme is a field of ner, not of task classification: ignored."
+    ]
+    assert "tag_scheme" not in done.stdout and "task: classification" in done.stdout

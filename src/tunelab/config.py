@@ -35,7 +35,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from tunelab.errors import TunelabError
+from tunelab.errors import RecipeWarning, TunelabError
 from tunelab.registry import TASKS, load_object
 
 # The demo recipe ships inside the package: `tunelab train` with no recipe runs exactly this file (recipes/ links to it)
@@ -43,10 +43,6 @@ DEMO_RECIPE = Path(__file__).parent / "recipes" / "classify_movie_reviews.yaml"
 
 Task = Literal[tuple(TASKS)]  # the registry's task names
 METHODS = ("full", "lora", "frozen")
-
-
-class RecipeWarning(UserWarning):
-    """A recipe field that the recipe's task ignores (a field of another task family)."""
 
 
 # ---------------------------------------------------------------- scopes: which tasks and methods a field applies to

@@ -4,19 +4,20 @@ TunelabError into one red paragraph and its exit code."""
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
+from tunelab.cli import render
 from tunelab.cli.config import config_, data_preview
 from tunelab.cli.doctor import doctor
 from tunelab.cli.ensemble import ensemble
 from tunelab.cli.generate import chat, generate
-from tunelab.cli.render import err
 from tunelab.cli.runs import runs_compare, runs_list, runs_rm, runs_show, runs_sync, ui
 from tunelab.cli.serve import serve
 from tunelab.cli.train import eval_, export, predict, train
 from tunelab.cli.tune import tune
-from tunelab.errors import TunelabError
+from tunelab.errors import RecipeWarning, TunelabError
 
 app = typer.Typer(
     add_completion=False,
@@ -57,9 +58,21 @@ def _root():
     pass
 
 
+def _one_line(message, category, filename, lineno, file=None, line=None):
+    """A RecipeWarning is for the user: one line, without the source line Python would print under it."""
+    if issubclass(category, RecipeWarning):
+        render.err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    else:
+        _show(message, category, filename, lineno, file, line)
+
+
+_show = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _one_line
     try:
         app()
     except TunelabError as e:
-        err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        render.err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
