@@ -277,7 +277,7 @@ def serve(
     if not named:
         raise TunelabError("Give the runs to serve: tunelab serve runs/RUN [runs/OTHER ...].")
     limits = Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)
-    serving.run(named, host=host, port=port, api_key=api_key, limits=limits)
+    serving.serve_runs(named, host=host, port=port, api_key=api_key, limits=limits)
 
 
 @app.command()
@@ -615,9 +615,9 @@ def ui(
 ):
     """The runs in the browser: the runs table, each run's live curves, confusion matrix, samples and recipe,
     comparisons, studies and cross-validations."""
-    from tunelab.ui import run
+    from tunelab.ui import serve_dashboard
 
-    run(_runs_root(runs_dir), host=host, port=port, api_key=api_key)
+    serve_dashboard(_runs_root(runs_dir), host=host, port=port, api_key=api_key)
 
 
 # ---------------------------------------------------------------- tunelab runs
