@@ -1,6 +1,8 @@
-"""The benchmark harness every benchmarks/bench_*.py script shares.
+"""What the benchmark scripts share. classify.py, ner.py, sft.py and demo.py time training arms (tunelab against
+its baselines) through main(), the harness below; augment.py, doctor.py, ensemble.py, insight.py, serve.py and tune.py
+use only its run_info, out_dir, cpu_line, machine and RESULTS.
 
-One invocation = one parent process that never trains. It starts a fresh child process per arm and
+Harness: one invocation = one parent process that never trains. It starts a fresh child process per arm and
 repeat (so each arm's peak memory is its own), alternating arms A/B/C/A/B/C..., each repeat with its own
 seed (0, 1, 2, ...): the repeats give the timing spread and the seed spread of quality at once.
 A child runs one arm and writes one JSON with what the arm measured:

@@ -73,10 +73,10 @@ def test_an_api_key_guards_everything_and_the_browser_gets_a_cookie(two_runs):
 
 def test_ui_refuses_another_address_without_a_key(tmp_path):
     from tunelab.errors import TunelabError
-    from tunelab.ui import run
+    from tunelab.ui import serve_dashboard
 
     with pytest.raises(TunelabError, match="API key"):
-        run(tmp_path, host="0.0.0.0")
+        serve_dashboard(tmp_path, host="0.0.0.0")
 
 
 def test_a_study_lists_its_trials(tiny_bert, sentiment_csv, tmp_path, monkeypatch):

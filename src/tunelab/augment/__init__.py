@@ -2,43 +2,22 @@
 on validation, test or a held-out fold. Each training example gets `copies` new ones with its label, in order after
 it; copy k of example i is a pure function of (data.split_seed, i, k), so the same recipe augments the same way.
 
-    eda   synonym replacement, random insertion, swap, deletion (eda.py; synonyms from WordNet 3.0, wordnet.py)
-    aeda  punctuation marks inserted between the words (aeda.py)
-    paraphrase  rewritten by a causal LM, generated once and cached (paraphrase.py)
+    apply.py       augment(): the records, each followed by its copies, by the method the recipe names
+    eda.py         eda: synonym replacement, random insertion, swap, deletion (synonyms from WordNet 3.0, wordnet.py)
+    aeda.py        aeda: punctuation marks inserted between the words
+    paraphrase.py  paraphrase: rewritten by a causal LM, generated once and cached
 """
 
-from __future__ import annotations
-
-import random
-
-from tunelab.augment.aeda import aeda
-from tunelab.augment.eda import OPERATIONS, eda
-from tunelab.augment.paraphrase import paraphrases
-from tunelab.errors import TunelabError
+__all__ = ["augment"]
 
 
-def augment(records: list[dict], cfg, seed: int, show_progress: bool = False) -> tuple[list[dict], int]:
-    """(the records, each followed by its copies; how many were added). `cfg` is the recipe's data.augment."""
-    if cfg.method == "none":
-        return records, 0
-    if cfg.method == "eda":
-        operations = [op for op in OPERATIONS if getattr(cfg.eda, op) > 0]
-        if not operations:
-            raise TunelabError("data.augment.eda: every rate is 0, so no copy could change. Set one above 0.")
-    written = None
-    if cfg.method == "paraphrase":  # every copy of every text in one batched, cached generation
-        written = paraphrases([r["text"] for r in records], cfg.paraphrase, cfg.copies, seed, show_progress)
-    out = []
-    for i, r in enumerate(records):
-        out.append(r)
-        for k in range(cfg.copies):
-            rng = random.Random(f"{seed}/{i}/{k}")  # (string seeds are hashed with SHA-512: stable across runs)
-            if written is not None:
-                text, how = written[i][k], "paraphrase"
-            elif cfg.method == "eda":
-                operation = operations[k % len(operations)]
-                text, how = eda(r["text"], operation, getattr(cfg.eda, operation), rng), f"eda {operation}"
-            else:
-                text, how = aeda(r["text"], cfg.aeda, rng), "aeda"
-            out.append({**r, "text": text, "augmented_from": r.get("line"), "augmentation": how})
-    return out, len(out) - len(records)
+def __getattr__(name):  # lazy: apply.py imports torch (through paraphrase.py); eda.py or aeda.py alone stay light
+    if name != "augment":
+        raise AttributeError(f"module 'tunelab.augment' has no attribute {name!r}")
+    from tunelab.augment.apply import augment
+
+    return augment
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -24,9 +24,9 @@ def ui(
 ):
     """The runs in the browser: the runs table, each run's live curves, confusion matrix, samples and recipe,
     comparisons, studies and cross-validations."""
-    from tunelab.ui import run
+    from tunelab.ui import serve_dashboard
 
-    run(_runs_root(runs_dir), host=host, port=port, api_key=api_key)
+    serve_dashboard(_runs_root(runs_dir), host=host, port=port, api_key=api_key)
 
 
 def runs_list(

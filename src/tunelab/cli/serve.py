@@ -43,7 +43,7 @@ def serve(
     if not named:
         raise TunelabError("Give the runs to serve: tunelab serve runs/RUN [runs/OTHER ...].")
     limits = Limits(max_batch_size, max_wait_ms, max_body_mb, max_texts, max_tokens, timeout_s, max_queue)
-    serving.run(named, host=host, port=port, api_key=api_key, limits=limits)
+    serving.serve_runs(named, host=host, port=port, api_key=api_key, limits=limits)
 
 
 def _named(items: list[str]) -> dict[str, Path]:

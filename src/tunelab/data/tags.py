@@ -47,26 +47,6 @@ def to_iob2(tags: list[str], scheme: str) -> list[str]:
     return out
 
 
-def from_iob2(tags: list[str], scheme: str) -> list[str]:
-    """IOB2 -> `scheme` (the inverse of `to_iob2` on valid sequences)."""
-    if scheme == "IOB2":
-        return list(tags)
-    out = []
-    for i, tag in enumerate(tags):
-        p, t = split_tag(tag)
-        if p == "O":
-            out.append("O")
-            continue
-        prev_p, prev_t = split_tag(tags[i - 1]) if i else ("O", "")
-        next_p, next_t = split_tag(tags[i + 1]) if i + 1 < len(tags) else ("O", "")
-        continues = next_p == "I" and next_t == t
-        if scheme == "IOB1":
-            out.append(f"B-{t}" if p == "B" and prev_p != "O" and prev_t == t else f"I-{t}")
-        else:  # BIOES
-            out.append(f"{('S', 'B')[continues]}-{t}" if p == "B" else f"{('E', 'I')[continues]}-{t}")
-    return out
-
-
 def repair(tags: list[str]) -> tuple[list[str], list[int]]:
     """Invalid IOB2 I-X (after O or another type) -> B-X. Returns the repaired tags and the changed positions."""
     out, changed = list(tags), []

@@ -1,26 +1,11 @@
-"""Methods turn a loaded model into the thing that trains: full, lora (PEFT) or frozen backbone."""
+"""Methods turn a loaded model into the thing that trains: full, lora (PEFT) or frozen backbone.
 
-from __future__ import annotations
+apply.py   apply_method(): the recipe's method applied to a loaded model; count_parameters(): trainable and total
+full.py    every weight trains
+lora.py    LoRA/DoRA adapters through PEFT; the merge of a trained adapter into plain weights for model/
+frozen.py  the backbone frozen, the head (and the top `unfreeze_top_layers` layers) trained
+"""
 
-from tunelab.config import MethodConfig
+from tunelab.methods.apply import apply_method, count_parameters
 
-
-def apply_method(model, cfg: MethodConfig, peft_task):
-    """peft_task: SEQ_CLS, TOKEN_CLS or CAUSAL_LM (PEFT's TaskType names), or None (masked LM)."""
-    if cfg.name == "lora":
-        from tunelab.methods.lora import apply_lora
-
-        return apply_lora(model, cfg, peft_task)
-    if cfg.name == "frozen":
-        from tunelab.methods.frozen import freeze
-
-        return freeze(model, cfg.unfreeze_top_layers)
-    from tunelab.methods.full import full
-
-    return full(model)
-
-
-def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
+__all__ = ["apply_method", "count_parameters"]

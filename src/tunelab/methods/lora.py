@@ -1,8 +1,10 @@
-"""LoRA (and DoRA) through PEFT. The task head trains in full and is saved with the adapter."""
+"""LoRA (and DoRA) through PEFT. The task head trains in full and is saved with the adapter. When the run saves its
+model, the adapter is saved to adapter/ and merged into plain weights for model/ (save_adapter_and_merge)."""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from tunelab.config import MethodConfig
 
@@ -46,3 +48,13 @@ def is_peft(model) -> bool:
 def merged(model):
     """A plain transformers model with the adapter folded into the weights (the PEFT model is consumed)."""
     return model.merge_and_unload()
+
+
+def save_adapter_and_merge(model, tokenizer, adapter_dir: Path):
+    """A LoRA model: its adapter (with the tokenizer) saved to `adapter_dir`, then returned merged into plain weights
+    (the PEFT model is consumed). Any other model is returned as it is, nothing saved."""
+    if not is_peft(model):
+        return model
+    model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    return merged(model)

@@ -1,6 +1,10 @@
-"""Metrics shared by the task families' metrics classes and the reports built on them."""
+"""Metrics shared by the task families' metrics classes and the reports built on them (each family's own metrics
+live in its folder: tasks/classify/metrics.py, tasks/ner/metrics.py, tasks/lm/metrics.py).
 
+    scalar.py  scalars(): the metrics of a dict that are one number
+    plots.py   PNG plots: learning curves, confusion matrices, reliability diagrams
+"""
 
-def scalars(metrics: dict) -> dict:
-    """The metrics that are one number (per-class tables, matrices, label lists and the count `n` left out)."""
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n"}
+from tunelab.metrics.scalar import scalars
+
+__all__ = ["scalars"]

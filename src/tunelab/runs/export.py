@@ -7,15 +7,12 @@ import shutil
 from pathlib import Path
 
 from tunelab.errors import TunelabError
-from tunelab.methods.lora import is_peft, merged
+from tunelab.methods.lora import save_adapter_and_merge
 
 
 def save_model(model, tokenizer, run_path: Path) -> Path:
     """model/ (always plain and merged) and adapter/ (LoRA). Consumes a PEFT model (merges it)."""
-    if is_peft(model):
-        model.save_pretrained(run_path / "adapter")
-        tokenizer.save_pretrained(run_path / "adapter")
-        model = merged(model)
+    model = save_adapter_and_merge(model, tokenizer, run_path / "adapter")
     out = run_path / "model"
     tmp = run_path / ".tmp-model"
     shutil.rmtree(tmp, ignore_errors=True)

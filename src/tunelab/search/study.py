@@ -143,7 +143,7 @@ def locked(study_dir: Path):
 # ---------------------------------------------------------------- who is running a trial, and is it still alive
 
 
-def me() -> dict:
+def process_identity() -> dict:
     """What a running trial records of its process: host, pid, and the pid's start time (a reused pid is not us)."""
     import psutil
 

@@ -1,5 +1,7 @@
 """`tunelab serve`: trained runs behind an HTTP API (FastAPI + uvicorn, the `[serve]` extra).
 
+launch.py    app(runs): the ASGI app; serve_runs(...): binds it with uvicorn (what the CLI calls); require_extra,
+             is_loopback (an API key is required off loopback). Imports FastAPI/uvicorn only when called.
 server.py    the endpoints: OpenAI's chat/completions/embeddings/models, /v1/classify, /v1/entities, health, metrics;
              the gate every request passes (API key, body limit, counting); errors in OpenAI's shape
 runs.py      a served run: its registry predictor, one Batcher per endpoint
@@ -9,63 +11,10 @@ decode.py    batched generation with one KV cache: per-row sampling, seed, stop 
 schemas.py   the request bodies (pydantic); unsupported OpenAI fields refused by name
 metrics.py   Prometheus counters and histograms
 
-`tunelab.serve.app(runs)` returns the ASGI app; `tunelab.serve.run(...)` binds it (what the CLI calls).
+This face imports only launch.py and limits.py (no FastAPI, no torch): the CLI reads Limits' defaults at start-up.
 """
 
-from __future__ import annotations
-
-import ipaddress
-from pathlib import Path
-from typing import Optional, Union
-
-from tunelab.errors import TunelabError
+from tunelab.serve.launch import app, is_loopback, require_extra, serve_runs
 from tunelab.serve.limits import Limits
 
-__all__ = ["app", "run", "Limits"]
-
-
-def require_extra() -> None:
-    """A clear error, not an ImportError, where the [serve] extra is not installed."""
-    try:
-        import fastapi  # noqa: F401
-        import prometheus_client  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        raise TunelabError("tunelab serve needs its extra: pip install 'tunelab[serve]' (make installs it).") from None
-
-
-def app(runs, api_key: Optional[str] = None, limits=None):
-    """The ASGI app serving `runs`: a list of run directories (named by their folder) or {name: directory}."""
-    require_extra()
-    from tunelab.serve.server import app as make_app
-
-    return make_app(runs, api_key=api_key, limits=limits or Limits())
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def run(
-    runs: Union[dict[str, Path], list[Path]],
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    api_key: Optional[str] = None,
-    limits=None,
-) -> None:
-    """Serve until SIGTERM or Ctrl-C; both stop accepting, finish the requests in flight, then exit."""
-    if not is_loopback(host) and not api_key:
-        raise TunelabError(
-            f"Refusing to serve on {host} without an API key: anyone who reaches this machine could use the models. "
-            "Set --api-key KEY (or TUNELAB_API_KEY), or bind 127.0.0.1."
-        )
-    application = app(runs, api_key=api_key, limits=limits)
-    import uvicorn
-
-    timeout = application.state.limits.timeout_s
-    uvicorn.run(application, host=host, port=port, log_level="info", timeout_graceful_shutdown=int(timeout) + 5)
+__all__ = ["app", "serve_runs", "Limits", "is_loopback", "require_extra"]

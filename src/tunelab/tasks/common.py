@@ -19,7 +19,7 @@ from tunelab.runs.rundir import RunDir
 from tunelab.training.diagnosis import diagnose
 from tunelab.training.distributed import make_accelerator, seed_everything
 from tunelab.training.evaluate import evaluate
-from tunelab.training.fit import Loop, fit
+from tunelab.training.fit import FitContext, fit
 from tunelab.training.precision import resolve as resolve_precision
 
 
@@ -85,8 +85,10 @@ class Story:
     pruned: bool = False  # a search stopped it: no test and no model/ (it will not be used)
 
     @classmethod
-    def start(cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step, on_validation=None) -> "Story":
-        """Processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
+    def set_up(
+        cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step, on_validation=None
+    ) -> "Story":
+        """A new story: processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
         accelerator = make_accelerator(cfg.train.num_threads)
         seed_everything(cfg.train.seed)
         precision = resolve_precision(cfg.train.precision, accelerator.device)
@@ -97,7 +99,7 @@ class Story:
     def rank0(self) -> bool:
         return self.accelerator.is_main_process
 
-    def started(self, source, selection: tuple[str, bool], **fields) -> None:
+    def record_start(self, source, selection: tuple[str, bool], **fields) -> None:
         """run.json and config.yaml as training starts: the fields every task writes, and the task's own."""
         if not self.rank0:
             return
@@ -119,9 +121,9 @@ class Story:
     def fit_best(self, model, spec, train: list, validation: list, selection: tuple[str, bool]):
         """The shared loop, then the best checkpoint's weights back in the model: (model, FitResult)."""
         cfg = self.cfg
-        loop = Loop(self.run, self.accelerator, self.precision, self.resume, self.show_progress, self.on_step,
-                    self.on_validation)  # fmt: skip
-        result = fit(model, spec, train, validation, cfg.train, cfg.optim, cfg.eval, selection, loop)
+        context = FitContext(self.run, self.accelerator, self.precision, self.resume, self.show_progress,
+                             self.on_step, self.on_validation)  # fmt: skip
+        result = fit(model, spec, train, validation, cfg.train, cfg.optim, cfg.eval, selection, context)
         self.pruned = result.status == "pruned"
         model = self.accelerator.unwrap_model(model)
         restore_best(model, self.run.checkpoints)

@@ -81,7 +81,7 @@ class NonFiniteLoss(TunelabError):
 
 
 @dataclass
-class Loop:
+class FitContext:
     """Where and how fit runs: the run directory, the processes, the precision, and who hears of its progress."""
 
     run: RunDir
@@ -103,13 +103,13 @@ def fit(
     optim: OptimConfig,
     evaluation: EvalConfig,
     selection: tuple[str, bool],
-    loop: Loop,
+    context: FitContext,
 ) -> FitResult:
     """Train `model` on rows (each with a `length`) as train/optim/evaluation say; `selection` is the (metric,
     higher_is_better) that picks the best checkpoint."""
-    t, run, accelerator, precision = train, loop.run, loop.accelerator, loop.precision
+    t, run, accelerator, precision = train, context.run, context.accelerator, context.precision
     metric, higher_is_better = selection
-    resume, show_progress, on_step = loop.resume, loop.show_progress, loop.on_step
+    resume, show_progress, on_step = context.resume, context.show_progress, context.on_step
     train_lengths, val_lengths = [r["length"] for r in train_rows], [r["length"] for r in val_rows]
     rank, world = accelerator.process_index, accelerator.num_processes
     device = accelerator.device
@@ -273,7 +273,7 @@ def fit(
                     )
                     if stopper.should_stop:
                         status = "stopped_early"
-                    if loop.on_validation(step, scalars):  # e.g. a search's pruner: this trial will not win
+                    if context.on_validation(step, scalars):  # e.g. a search's pruner: this trial will not win
                         status = "pruned"
                 if record and rank == 0:
                     run.log(record)

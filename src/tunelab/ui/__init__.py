@@ -1,38 +1,12 @@
 """`tunelab ui`: the runs of a runs directory in the browser — a table of runs, each run's curves growing while it
 trains, its confusion matrix, per-class table, sample answers and recipe, and comparisons — on the serving stack
-(FastAPI + uvicorn), loopback by default. server.py is the app; static/ the page (plain JavaScript, no build step)."""
+(FastAPI + uvicorn), loopback by default.
 
-from __future__ import annotations
+    launch.py  app(root): the ASGI app; serve_dashboard(...): binds it with uvicorn (what the CLI calls)
+    server.py  the app's routes: the runs API the page reads, the API-key gate, the static files
+    static/    the page (plain JavaScript, no build step)
+"""
 
-from pathlib import Path
-from typing import Optional
+from tunelab.ui.launch import app, serve_dashboard
 
-from tunelab.errors import TunelabError
-
-
-def app(root: Path, api_key: Optional[str] = None):
-    """The ASGI app over the runs directory `root` (its index is built first if there is none)."""
-    from tunelab.runs import index
-    from tunelab.serve import require_extra
-
-    require_extra()
-    from tunelab.ui.server import make_app
-
-    if not (Path(root) / index.NAME).exists():
-        index.rebuild(Path(root))
-    return make_app(Path(root), api_key)
-
-
-def run(root: Path, host: str = "127.0.0.1", port: int = 8080, api_key: Optional[str] = None) -> None:
-    from tunelab.serve import is_loopback
-
-    if not is_loopback(host) and not api_key:
-        raise TunelabError(
-            f"Refusing to show the runs on {host} without an API key: anyone who reaches this machine could read them. "
-            "Set --api-key KEY (or TUNELAB_API_KEY), or bind 127.0.0.1."
-        )
-    application = app(root, api_key)
-    import uvicorn
-
-    print(f"tunelab ui: http://{host}:{port}/{'?key=…' if api_key else ''}  (runs of {Path(root).resolve()})")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+__all__ = ["app", "serve_dashboard"]

@@ -10,12 +10,32 @@ import torch
 
 from tunelab.config import load_config
 from tunelab.data import IGNORE
-from tunelab.data.tags import from_iob2, repair, spans, tags_from_spans, to_iob2
+from tunelab.data.tags import repair, spans, split_tag, tags_from_spans, to_iob2
 from tunelab.errors import TunelabError
 from tunelab.tasks.ner.data import TagSpace, collate, encode, read_tagged_file, windows, words_with_offsets
 from tunelab.tasks.ner.metrics import EntityMetrics, WordOutputs
 
 TYPES = ["geo-loc", "person", "product"]
+
+
+def from_iob2(tags: list[str], scheme: str) -> list[str]:
+    """IOB2 -> `scheme`: the inverse of `to_iob2` on valid sequences (only these tests need this direction)."""
+    if scheme == "IOB2":
+        return list(tags)
+    out = []
+    for i, tag in enumerate(tags):
+        p, t = split_tag(tag)
+        if p == "O":
+            out.append("O")
+            continue
+        prev_p, prev_t = split_tag(tags[i - 1]) if i else ("O", "")
+        next_p, next_t = split_tag(tags[i + 1]) if i + 1 < len(tags) else ("O", "")
+        continues = next_p == "I" and next_t == t
+        if scheme == "IOB1":
+            out.append(f"B-{t}" if p == "B" and prev_p != "O" and prev_t == t else f"I-{t}")
+        else:  # BIOES
+            out.append(f"{('S', 'B')[continues]}-{t}" if p == "B" else f"{('E', 'I')[continues]}-{t}")
+    return out
 
 
 def random_iob2(rng: random.Random, n: int) -> list[str]:

@@ -26,7 +26,7 @@ from tunelab.tasks.common import Story, check_same_data, selection_metric, token
 
 
 def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
+    story = Story.set_up(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
 
     # ---- data
     splits = read_records(cfg)
@@ -61,7 +61,7 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     selection = selection_metric(cfg, spec)
 
     d = cfg.data
-    story.started(
+    story.record_start(
         source, selection,
         data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
               "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,

@@ -41,7 +41,7 @@ class LMData:
 
 
 def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
+    story = Story.set_up(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
     _check_method(cfg)
 
     # ---- data
@@ -67,7 +67,7 @@ def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source)
     check_same_data(run, data.fingerprint, story.resume)
     trainable, total = count_parameters(model)
     selection = selection_metric(cfg, spec)
-    story.started(
+    story.record_start(
         source, selection,
         data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable,
         total_params=total,

@@ -22,7 +22,7 @@ from tunelab.tasks.lm.text import mlm_pieces, read_text_splits
 
 
 def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
+    story = Story.set_up(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
     source = resolve(cfg.model)
     local = plain(source)
     tokenizer = load_tokenizer(local)

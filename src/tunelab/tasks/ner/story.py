@@ -24,7 +24,7 @@ from tunelab.tasks.ner.spec import TokenClassification
 
 
 def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=None, on_validation=None) -> dict:
-    story = Story.start(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
+    story = Story.set_up(cfg, run, resume, show_progress, on_step or (lambda step: None), on_validation)
     d = cfg.data
 
     # ---- data
@@ -48,7 +48,7 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     selection = selection_metric(cfg, spec)
 
     parts = (splits.train, splits.validation, splits.test)
-    story.started(
+    story.record_start(
         source, selection,
         data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
               "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
