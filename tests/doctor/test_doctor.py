@@ -11,12 +11,17 @@ import pytest
 from tests.conftest import make_sentiment
 from tunelab.config import load_config
 from tunelab.doctor import doctor
-from tunelab.doctor.near import jaccard, near_duplicates
+from tunelab.doctor.near import _jaccard, near_duplicates, normalise
 
 NEAR_TRAIN = "the cinematography in this picture is breathtaking and the score soars"
 NEAR_TEST = "the cinematography in this picture is breathtaking and the score soared"  # one word's ending
 UNDER_TRAIN = "an uneven script weighs down a promising cast of character actors"
 UNDER_TEST = "an uneven script weighs down a talented cast of character actors too"
+
+
+def jaccard(x: str, y: str) -> float:
+    """The similarity near_duplicates confirms its candidates with, of two raw texts."""
+    return _jaccard(normalise(x), normalise(y))
 
 
 def write(path, lines: list[str]) -> None:

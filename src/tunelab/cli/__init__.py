@@ -1,7 +1,7 @@
 """tunelab's command line: parse the flags, call the API (or a task family through the registry), print.
 Bad input prints one paragraph and exits 2.
 
-main.py       the typer apps, every command registered on them (the table of contents), and main()
+commands.py   the typer apps, every command registered on them (the table of contents), and main()
 train.py      train, eval, predict, export
 generate.py   generate, chat
 serve.py      serve
@@ -16,6 +16,6 @@ overrides.py  flags -> recipe overrides (train and doctor)
 Every command imports what it calls inside its function, so `tunelab --help` loads no torch.
 """
 
-from tunelab.cli.main import app, main
+from tunelab.cli.commands import app, main
 
 __all__ = ["app", "main"]

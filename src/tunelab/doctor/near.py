@@ -144,11 +144,6 @@ def near_duplicates(texts_by_split: dict[str, list[str]], threshold: float = THR
              "similarity": round(s, 4)} for (i, j), s in sorted(found.items())]  # fmt: skip
 
 
-def jaccard(x: str, y: str) -> float:
-    """The similarity near_duplicates confirms its candidates with, of two raw texts."""
-    return _jaccard(normalise(x), normalise(y))
-
-
 def _jaccard(x: str, y: str) -> float:
     a, b = _grams(x), _grams(y)
     return len(a & b) / max(len(a | b), 1)

@@ -1,0 +1,12 @@
+"""The one training loop every task family shares, and what it needs: evaluation, optimiser, precision, processes.
+
+fit.py             the loop, top to bottom: exact gradient accumulation, validation, checkpoints, exact resume
+evaluate.py        streaming evaluation: metric sums per batch, never all logits; one all-reduce
+optim.py           AdamW (no decay on biases and norms) and the warm-up + decay schedule
+precision.py       bf16 autocast where the hardware has fast bf16, else fp32
+early_stopping.py  early stopping on a validation metric (always records the best step and value)
+distributed.py     process setup through accelerate (one process, or DDP/FSDP under torchrun)
+progress.py        the progress bar
+report.py          where the loop's records go besides metrics.jsonl (`train.report_to`: TensorBoard)
+diagnosis.py       the fit diagnosis read from the logged curves (over-fitting, over-confident, under-fitting, unstable)
+"""

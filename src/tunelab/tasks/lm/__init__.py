@@ -5,8 +5,11 @@ text.py        raw documents streamed, split by document hash, cut into pieces (
 packing.py     rows: one sample each, or packed with restarting positions (no attention across samples)
 spec.py        the causal-LM spec: the fused linear cross-entropy (no batch x length x vocab logits)
 spec_mlm.py    the masked-LM spec
-metrics.py     perplexity as streaming sums; generation.py: exact match, contains-answer, sample tables
+metrics.py     perplexity as streaming sums
+generation.py  exact match, contains-answer, sample tables; base vs tuned rows
 predictor.py   Generator: generate / chat / stream (tunelab.load)
 story.py       the sft and lm runs, and the story every language-modelling task shares (base -> fit -> tuned)
 story_mlm.py   the mlm run
+config.py      their recipe fields (chat format, trained tokens, packing, text field, mlm masking; generation in eval)
+doctor.py      the rows `tunelab doctor` checks
 """
