@@ -4,13 +4,13 @@ A child process trains the recipe itself (the same story, data, model, method an
 test, timing each optimizer step, and stops after 20 steps or 55 s since it started (setup included; at least 3
 steps). Its first step is the batch of the longest examples (train.longest_first), so its peak RSS holds the model,
 optimizer state, data and the largest activations (a long run's RSS still grows past it: the allocator keeps memory
-for the many batch shapes it meets; README). Generation (sft's base-vs-tuned answers) is not measured and is said to
-be left out. The estimate is then, from the recipe and the run's split sizes:
+for the many batch shapes it meets; docs/commands/doctor.md). Generation (sft's base-vs-tuned answers) is not
+measured and is said to be left out. The estimate is then, from the recipe and the run's split sizes:
 
     setup (read, tokenise, load: measured) + steps x seconds per step (the mean of the steps after the first:
       batches vary in length, and the mean is what adds up)
     + validations and test: examples x (seconds per training example / 3)   (a forward pass is about a third of a
-      forward and backward; the README compares this with real runs)
+      forward and backward; docs/commands/doctor.md compares this with real runs)
 """
 
 from __future__ import annotations
