@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+
+import pytest
 
 import tunelab
-from tests.conftest import make_sentiment, tiny_recipe, write_csv
+from tests.conftest import ROOT, make_sentiment, tiny_recipe, write_csv
 from tests.tasks.classify.test_calibration import noisy_sentiment
 from tunelab.training.diagnosis import diagnose
 
@@ -108,6 +111,34 @@ def test_a_validation_loss_rising_with_the_metric_is_over_confidence_not_still_l
     assert kinds(diagnose(curves(FALLING, within), "accuracy", True)) == []
     falling = [(13, 0.355, 0.84), (26, 0.340, 0.85), (40, 0.330, 0.86)]
     assert kinds(diagnose(curves(FALLING, falling), "accuracy", True)) == ["under-fitting"]
+
+
+def recorded(name: str) -> dict:
+    """A real run's logged curves (tests/fixtures/diagnosis/NAME.json: the command, CPU and precision it ran with)."""
+    return json.loads((ROOT / "tests" / "fixtures" / "diagnosis" / f"{name}.json").read_text())
+
+
+def test_the_demo_is_told_the_truth():
+    """make demo's own curves (fp32 on an AVX2 CPU): the gradient norm shifts to a new level after warm-up and stays
+    there while the loss falls, and the validation loss rises at the last validation while the accuracy is best there.
+    Before: "unstable, under-fitting". Now: over-confident, with the calibration the run applied named."""
+    run = recorded("demo_fp32_avx2")
+    norms = [r["grad_norm"] for r in run["history"] if "grad_norm" in r]
+    assert statistics.median(norms[10:]) > 5 * statistics.median(norms[:3])  # the level shift is in the fixture
+    val = [r["val_loss"] for r in run["history"] if "val_loss" in r]
+    assert val[-1] > min(val) * 1.02 and len(val) == 3
+    d = diagnose(run["history"], run["metric"], True, run["status"], run["best_step"], run["calibrated"])
+    assert kinds(d) == ["over-confident"], d
+    assert "calibrated" in d["findings"][0]["why"] and d["findings"][0]["step"] == run["best_step"]
+
+
+@pytest.mark.parametrize("name, expected", [("lr_too_high", ["unstable"]), ("frozen_fraction", ["under-fitting"])])
+def test_really_unstable_and_really_under_fitting_runs_are_still_named(name, expected):
+    """lr_too_high: the demo at optim.lr 0.01 (loss 0.74 -> 3.64 at step 8, accuracy at chance); frozen_fraction: a
+    frozen backbone for 0.3 of an epoch (the loss never leaves ln 2)."""
+    run = recorded(name)
+    d = diagnose(run["history"], run["metric"], True, run["status"], run["best_step"], run["calibrated"])
+    assert kinds(d) == expected, d
 
 
 def test_runs_made_to_over_and_under_fit_are_diagnosed(tiny_bert, tmp_path):

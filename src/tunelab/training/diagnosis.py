@@ -18,12 +18,12 @@ The thresholds (docs/tasks/classification.md, "Is it over-fitting?"):
                   validation loss did not rise at the last validation (a rising validation loss is never "still
                   learning").
   unstable        from the loss: a logged loss that is not finite, SPIKE (3) times the median of the WINDOW (10)
-                  logged losses before it, or a divergence (the mean of the last fifth of the logged losses DIVERGE
-                  (1.5) times the lowest mean of any earlier fifth); from the gradient norm: a non-finite norm, or an
-                  isolated jump, BLOWUP (10) times the median of the WINDOW norms before it, after which the norm
-                  falls back (the median of the WINDOW norms after it is under SETTLE (3) times the median before).
-                  A lasting level shift of the gradient norm while the training loss falls (the new head and the
-                  encoder settling after warm-up) is not instability.
+                  logged losses before it (in the first 5 logs: SPIKE times the first logged loss), or a divergence
+                  (the mean of the last fifth of the logged losses DIVERGE (1.5) times the lowest mean of any earlier
+                  fifth); from the gradient norm: a non-finite norm, or an isolated jump, BLOWUP (10) times the median
+                  of the WINDOW norms before it, after which the norm falls back (the median of the WINDOW norms after
+                  it is under SETTLE (3) times the median before). A lasting level shift of the gradient norm while the
+                  training loss falls (the new head and the encoder settling after warm-up) is not instability.
 """
 
 from __future__ import annotations
@@ -69,10 +69,13 @@ def _unstable(history: list[dict], train: list) -> dict | None:
         if not math.isfinite(loss):
             return {"kind": "unstable", "step": step, "why": f"the training loss is {loss} at step {step}"}
         before = [x for _, x in train[max(0, i - WINDOW) : i]]
-        if len(before) >= 5 and loss > SPIKE * statistics.median(before):
-            times = loss / statistics.median(before)
+        # the level to compare with: the median of the losses logged before it; in the first few logs, the first loss
+        # (the untrained model's, which a learning run stays below)
+        level, of = (statistics.median(before), f"the median of the {len(before)} logged before it") \
+            if len(before) >= 5 else (train[0][1], "the first logged loss")  # fmt: skip
+        if i and loss > SPIKE * level:
             return {"kind": "unstable", "step": step, "why": f"the training loss spiked to {loss:.4g} at step {step}, "
-                    f"{times:.1f}x the median of the {len(before)} logged before it"}  # fmt: skip
+                    f"{loss / level:.1f}x {of}"}  # fmt: skip
     diverged = _diverged(train)
     if diverged:
         return diverged
