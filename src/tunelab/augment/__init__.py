@@ -8,16 +8,8 @@ it; copy k of example i is a pure function of (data.split_seed, i, k), so the sa
     paraphrase.py  paraphrase: rewritten by a causal LM, generated once and cached
 """
 
+from tunelab.lazy import exports
+
 __all__ = ["augment"]
-
-
-def __getattr__(name):  # lazy: apply.py imports torch (through paraphrase.py); eda.py or aeda.py alone stay light
-    if name != "augment":
-        raise AttributeError(f"module 'tunelab.augment' has no attribute {name!r}")
-    from tunelab.augment.apply import augment
-
-    return augment
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+# lazy: apply.py imports torch (through paraphrase.py); eda.py or aeda.py alone stay light
+__getattr__, __dir__ = exports(__name__, {"augment": "apply"})

@@ -10,16 +10,8 @@ Its names load on first use (`from tunelab.cv import cross_validate`): importing
 
 from __future__ import annotations
 
-import importlib
+from tunelab.lazy import exports
 
-_EXPORTS = {"cross_validate": "crossval", "SECTIONS": "summary", "card": "summary", "assign_folds": "folds"}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = exports(
+    __name__, {"cross_validate": "crossval", "SECTIONS": "summary", "card": "summary", "assign_folds": "folds"}
+)

@@ -18,17 +18,9 @@ family's doctor.py imports family.py alone.
 
 from __future__ import annotations
 
-import importlib
+from tunelab.lazy import exports
 
-_EXPORTS = {"doctor": "report", "default_out": "report", "markdown": "report", "Report": "report",
-            "STRICT": "report", "Finding": "checks", "FamilyData": "family", "label_issues": "labels"}  # fmt: skip
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = exports(__name__, {
+    "doctor": "report", "default_out": "report", "markdown": "report", "Report": "report", "STRICT": "report",
+    "Finding": "checks", "FamilyData": "family", "label_issues": "labels",
+})  # fmt: skip

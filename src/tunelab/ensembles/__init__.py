@@ -15,16 +15,8 @@ Its names load on first use (`from tunelab.ensembles import build`): importing t
 
 from __future__ import annotations
 
-import importlib
+from tunelab.lazy import exports
 
-_EXPORTS = {"build": "builder", "METHODS": "combine", "member_weights": "combine", "card": "report"}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = exports(
+    __name__, {"build": "builder", "METHODS": "combine", "member_weights": "combine", "card": "report"}
+)

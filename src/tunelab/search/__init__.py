@@ -11,17 +11,8 @@ study = tunelab.tune("recipes/tune_trec_frozen.yaml")
 study.best_dir, study.best_value, study.best_params
 """
 
+from tunelab.lazy import exports
+
 __all__ = ["Plan", "StudyResult", "tune"]
-_WHERE = {"Plan": "plan", "StudyResult": "run_study", "tune": "run_study"}
-
-
-def __getattr__(name):  # lazy: the driver imports torch (runs/rundir.py); study.py or space.py alone stay light
-    if name not in _WHERE:
-        raise AttributeError(f"module 'tunelab.search' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"tunelab.search.{_WHERE[name]}"), name)
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+# lazy: the driver imports torch (runs/rundir.py); study.py or space.py alone stay light
+__getattr__, __dir__ = exports(__name__, {"Plan": "plan", "StudyResult": "run_study", "tune": "run_study"})
