@@ -263,9 +263,15 @@ def test_sft_run_directory_generation_and_merged_model(sft_run, tiny_llama):
     ):
         assert (d / name).exists(), name
     m = json.loads((d / "metrics.json").read_text())
-    assert {"perplexity", "loss", "tokens"} <= set(m["test"]) and {"exact_match", "contains_answer"} <= set(
-        m["generation"]
-    )
+    assert {"perplexity", "loss", "tokens"} <= set(m["test"]) and {
+        "exact_match",
+        "token_f1",
+        "rougeL",
+        "contains_answer",
+    } <= set(m["generation"])
+    for run in (m["generation"], m["base"]["generation"]):  # tunelab.metrics.text's scale: 0-100
+        assert all(0 <= run[k] <= 100 for k in ("exact_match", "token_f1", "rougeL", "contains_answer"))
+        assert run["generated"] == 4
     assert m["base"]["test"]["perplexity"] > 0 and len(m["generation"]["samples"]) == 4
     assert "Base model vs fine-tuned" in (d / "README.md").read_text()
     recorded = (d / "config.yaml").read_text()  # sft and lora: no other family's fields, no mlm's, no frozen's

@@ -6,7 +6,7 @@ packing.py     rows: one sample each, or packed with restarting positions (no at
 spec.py        the causal-LM spec: the fused linear cross-entropy (no batch x length x vocab logits)
 spec_mlm.py    the masked-LM spec
 metrics.py     perplexity as streaming sums
-generation.py  exact match, contains-answer, sample tables; base vs tuned rows
+generation.py  exact match, token F1, ROUGE-L, contains-answer (metrics/text.py); sample tables; base vs tuned rows
 predictor.py   Generator: generate / chat / stream (tunelab.load)
 story.py       the sft and lm runs, and the story every language-modelling task shares (base -> fit -> tuned)
 story_mlm.py   the mlm run

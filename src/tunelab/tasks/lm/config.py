@@ -64,8 +64,8 @@ class LmEval(EvalConfig):
     num_generate: int = Field(
         64,
         ge=0,
-        description="Held-out pairs answered by generation after training (exact match, contains-answer, sample "
-        "table); 0: none.",
+        description="Held-out pairs answered by generation after training (exact match, token F1, ROUGE-L, "
+        "contains-answer, sample table); 0: none.",
         json_schema_extra=SFT,
     )
     max_new_tokens: int = Field(

@@ -1,27 +1,20 @@
-"""Generation-based evaluation: exact match and contains-answer on normalised text, plus a table of samples."""
+"""Generation-based evaluation of sft: exact match, token F1, ROUGE-L and contains-answer (tunelab.metrics.text, 0–100,
+SQuAD normalisation), base-vs-tuned rows, and a table of samples."""
 
 from __future__ import annotations
 
-import re
-import string
 from typing import Optional
 
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+from tunelab.metrics.text import text_metrics
 
-
-def normalize(text: str) -> str:
-    """Lower case, no punctuation, single spaces (the usual QA normalisation)."""
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+GENERATION = ("exact_match", "token_f1", "rougeL", "contains_answer")  # the rows the reports show, in this order
 
 
 def generation_metrics(predictions: list[str], references: list[str]) -> dict:
-    pairs = [(normalize(p), normalize(r)) for p, r in zip(predictions, references)]
-    n = len(pairs)
-    return {
-        "exact_match": sum(p == r for p, r in pairs) / n if n else 0.0,
-        "contains_answer": sum(bool(r) and r in p for p, r in pairs) / n if n else 0.0,
-        "generated": n,
-    }
+    """sft's held-out generation metrics, each 0–100 (runs before them hold exact_match and contains_answer as
+    0–1 fractions of the old normalisation), and how many answers were generated."""
+    m = text_metrics(predictions, references, which=("em", "f1", "rougeL", "contains"))
+    return {k: m[k] for k in GENERATION} | {"generated": len(predictions)}
 
 
 def base_vs_tuned(metrics: dict) -> list[tuple[str, Optional[float], Optional[float]]]:
@@ -33,8 +26,11 @@ def base_vs_tuned(metrics: dict) -> list[tuple[str, Optional[float], Optional[fl
     ]
     if generation:
         n = generation.get("generated")
-        for key in ("exact_match", "contains_answer"):
-            rows.append((f"{key} ({n} held-out prompts)", base.get("generation", {}).get(key), generation.get(key)))
+        scale = "0–100, " if "token_f1" in generation else ""  # an older run: 0–1 fractions, no token_f1 or rougeL
+        for key in (k for k in GENERATION if k in generation):
+            rows.append(
+                (f"{key} ({scale}{n} held-out prompts)", base.get("generation", {}).get(key), generation.get(key))
+            )
     return rows
 
 

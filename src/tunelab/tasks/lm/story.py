@@ -175,7 +175,7 @@ def text_data(cfg: Config, splits, packing: bool) -> LMData:
 
 
 def generate_eval(model, tokenizer, held_out: list[tuple[list[dict], str]], cfg: Config, precision: str) -> dict:
-    """Greedy answers to held-out prompts: exact match, contains-answer, and the samples themselves."""
+    """Greedy answers to held-out prompts: exact match, token F1, ROUGE-L, contains-answer (0–100), the samples."""
     gen = Generator.wrap(model, tokenizer, chat=True, precision=precision)
     was_training = model.training
     prompts = [p for p, _ in held_out]
