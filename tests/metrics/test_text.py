@@ -50,7 +50,7 @@ def test_exact_match_and_token_f1_by_hand():
     assert exact_match("Eiffel Tower in Paris", "Eiffel Tower") == 0.0
     # "eiffel tower in paris" vs "eiffel tower": 2 shared tokens, precision 2/4, recall 2/2 -> F1 2/3
     assert token_f1("Eiffel Tower in Paris", "the Eiffel Tower") == pytest.approx(2 / 3)
-    # multiplicity counts: "a a b" -> "b" (articles go), "b b" -> 1 shared of 1 and 2 -> P 1, R 1/2, F1 2/3
+    # multiplicity counts: "b" vs "b b" shares 1 token of 1 and of 2 -> P 1, R 1/2, F1 2/3
     assert token_f1("b", "b b") == pytest.approx(2 / 3)
     assert token_f1("x y", "z") == 0.0
     assert token_f1("The", "a") == 1.0 and token_f1("the", "cat") == 0.0  # both empty: equal; one empty: 0
