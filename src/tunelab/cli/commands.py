@@ -58,21 +58,21 @@ def _root():
     pass
 
 
-def _one_line(message, category, filename, lineno, file=None, line=None):
-    """A RecipeWarning is for the user: one line, without the source line Python would print under it."""
-    if issubclass(category, RecipeWarning):
-        render.err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
-    else:
-        _show(message, category, filename, lineno, file, line)
-
-
-_show = warnings.showwarning
-
-
 def main() -> None:
-    warnings.showwarning = _one_line
-    try:
-        app()
-    except TunelabError as e:
-        render.err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
+    # while the command runs (and only then: tests call main in-process), a RecipeWarning is one line for the user,
+    # without the source line Python would print under it; any other warning is shown as before
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, RecipeWarning):
+                render.err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        try:
+            app()
+        except TunelabError as e:
+            render.err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
