@@ -6,12 +6,23 @@ import csv
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tunelab.assets import package_file
+
+# rouge-score imports absl.logging, whose handler keeps the sys.stderr of the moment it was imported (inside pytest:
+# a capture stream) and closes that stream when logging.config.dictConfig runs (uvicorn's, in the serve tests) unless
+# it is the real stderr, which breaks pytest's capture for every later test. Point it at the real stderr once.
+try:
+    from absl import logging as absl_logging
+
+    absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+except ImportError:  # rouge-score (and with it absl) not installed
+    pass
 
 POSITIVE = "good great wonderful lovely superb brilliant fun enjoyable charming moving".split()
 NEGATIVE = "bad awful boring dull terrible weak tedious bland clumsy poor".split()
