@@ -22,9 +22,8 @@ def generate(
     seed: Optional[int] = typer.Option(None, help="Seed for sampling."),
 ):
     """Generate one answer per prompt with a fine-tuned causal LM."""
-    from tunelab import api
 
-    generator = _generator(api.load(run), run)
+    generator = _generator(run)
     for prompt, answer in zip(
         prompts,
         generator.generate(
@@ -44,9 +43,8 @@ def chat(
     system: Optional[str] = typer.Option(None, help="System message that starts the conversation."),
 ):
     """Talk to a fine-tuned chat model; replies stream as they are generated. Empty line or Ctrl-D ends."""
-    from tunelab import api
 
-    generator = _generator(api.load(run), run)
+    generator = _generator(run)
     messages = [{"role": "system", "content": system}] if system else []
     while True:
         try:
@@ -68,8 +66,10 @@ def chat(
         messages.append({"role": "assistant", "content": reply})
 
 
-def _generator(predictor, run: Path):
-    """The predictor, if the run's task generates text: the registry says so (its `generate` endpoint)."""
+def _generator(run: Path):
+    """The run's predictor, if its task generates text: the registry says so (its `generate` endpoint), before any
+    model is loaded."""
+    from tunelab import api
     from tunelab.registry import TASKS
     from tunelab.runs.rundir import RunDir
 
@@ -79,4 +79,4 @@ def _generator(predictor, run: Path):
         raise TunelabError(
             f"{run}: is a {task} run; generate and chat need an sft or lm run. Use `tunelab predict` for classifiers."
         )
-    return predictor
+    return api.load(run)
