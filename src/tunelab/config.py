@@ -90,7 +90,7 @@ class DataConfig(Section):
     dataset: Optional[str] = Field(
         None,
         description="Built-in dataset: movie_reviews, sms_spam, trec (classification); wnut16 (ner); chatterbot "
-        "(sft); news (lm, mlm). "
+        "(sft); news (lm, mlm); aclsum (summarization); bible_fr_en (translation). "
         "Ignored when `train` is given. Default (null): the task's own built-in.",
     )
     train: Optional[Path] = Field(
