@@ -95,8 +95,8 @@ def test_a_fields_scope_is_its_metadata_not_its_description():
     )
     assert scope_of(probe.model_fields["plain"]) == Scope(("ner",), ())
     assert scope_of(probe.model_fields["prefixed"]) == Scope()  # every task: the description is prose
-    with pytest.raises(ValueError, match="summarization"):
-        scoped(tasks=("summarization",))
+    with pytest.raises(ValueError, match="question_answering"):
+        scoped(tasks=("question_answering",))
     sections = [*SHARED_SECTIONS.values(), *(cls for _, found in families() for cls in found.values())]
     fields = {(cls.__name__, name): f for cls in sections for name, f in cls.model_fields.items()}
     assert scope_of(fields["MethodConfig", "r"]) == Scope((), ("lora",))

@@ -36,6 +36,7 @@ def test_the_default_metric_of_each_task_is_computed_with_the_registry_direction
     from tunelab.tasks.classify.metrics import metrics_for
     from tunelab.tasks.lm.metrics import PerplexityMetrics
     from tunelab.tasks.ner.metrics import EntityMetrics
+    from tunelab.tasks.seq2seq.metrics import Text2TextMetrics
 
     computed = {
         "classification": metrics_for("classification", ["a", "b"], 0.5),
@@ -45,6 +46,8 @@ def test_the_default_metric_of_each_task_is_computed_with_the_registry_direction
         "sft": PerplexityMetrics(),
         "lm": PerplexityMetrics(),
         "mlm": PerplexityMetrics(),
+        "summarization": Text2TextMetrics(),
+        "translation": Text2TextMetrics(),
     }
     assert set(computed) == set(TASKS)
     for task, metrics in computed.items():
@@ -60,7 +63,7 @@ def test_config_knows_exactly_the_registry_tasks_and_takes_their_defaults():
         cfg = load_config({"task": task})
         assert (cfg.data.dataset, cfg.model.name) == (family.dataset, family.model)
     with pytest.raises(TunelabError, match="'task'"):
-        load_config({"task": "summarization"})
+        load_config({"task": "question_answering"})
     assert Config.model_fields["task"].description == " | ".join(TASKS)
 
 
@@ -147,8 +150,12 @@ def test_model_class_asks_the_family_hook_where_it_names_one(monkeypatch):
     from tunelab.registry import model_class
 
     for task, family in TASKS.items():  # no hook: the family's auto_class, with or without the model's config
-        assert model_class(task) == model_class(task, BertConfig()) == family.auto_class, task
-    assert model_class("summarization") == "AutoModel"  # a task this version does not know: the generic class
+        if family.auto_class_for is None:
+            assert model_class(task) == model_class(task, BertConfig()) == family.auto_class, task
+    assert model_class("question_answering") == "AutoModel"  # a task this version does not know: the generic class
+    for task in ("summarization", "translation"):  # the text-to-text hook: the kind the model's config says
+        assert model_class(task, T5Config()) == "AutoModelForSeq2SeqLM"
+        assert model_class(task, BertConfig()) == model_class(task) == "AutoModelForCausalLM"
     hooked = dataclasses.replace(TASKS["lm"], auto_class_for="tests.test_registry:_seq2seq_if_encoder_decoder")
     monkeypatch.setitem(TASKS, "lm", hooked)
     assert model_class("lm", T5Config()) == "AutoModelForSeq2SeqLM"

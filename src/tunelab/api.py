@@ -29,6 +29,15 @@ class Run:
         return RunDir(self.dir).info
 
 
+def _recipe_or_demo(config, overrides: Optional[dict]):
+    """The recipe given; else the demo's when it is the demo's task; else none (another task's own defaults: the demo
+    recipe's fields — its metric, method and learning rate — are the classifier's, not that task's)."""
+    if config is not None:
+        return config
+    task = (overrides or {}).get("task")
+    return DEMO_RECIPE if task in (None, Config.model_fields["task"].default) else None  # the demo's task
+
+
 def train(
     config: Union[str, Path, dict, Config, None] = None,
     *,
@@ -52,7 +61,7 @@ def train(
         # silently: an older run's config.yaml holds the fields of every task family
         cfg = load_config(RunDir.open(resume) / "config.yaml", overrides, warn=False)
     else:
-        cfg = load_config(DEMO_RECIPE if config is None else config, overrides)
+        cfg = load_config(_recipe_or_demo(config, overrides), overrides)
     if cfg.search is not None:
         cfg.search = None
         if int(os.environ.get("RANK", 0)) == 0:

@@ -422,7 +422,23 @@ class Config(Section):
             self.data.dataset = family.dataset
         if self.model.name is None:
             self.model.name = family.model
+        if family.defaults:
+            self._family_defaults(load_object(family.defaults))
         return self
+
+    def _family_defaults(self, defaults: dict) -> None:
+        """The family's defaults ({"section.field": value}, in order) for every field the recipe leaves unset; a
+        {method: value} entry applies only when the run's method (by then decided) is one of its keys."""
+        for dotted, value in defaults.items():
+            section_name, field = dotted.split(".")
+            section = getattr(self, section_name)
+            if field in section.model_fields_set:
+                continue
+            if isinstance(value, dict):
+                if self.method.name not in value:
+                    continue
+                value = value[self.method.name]
+            setattr(section, field, value)
 
     def to_yaml(self, relevant_only: bool = False) -> str:
         """The recipe as YAML; relevant_only: only the fields of this task and method (a field's scope is its

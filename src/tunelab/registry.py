@@ -38,6 +38,7 @@ class TaskFamily:
     target: Optional[str] = None  # a label is: "single-label", "multi-label" (a set), "real-valued", "tags" (per word)
     auto_class_for: Optional[str] = None  # "module:function": model config -> class name, where it depends on the model
     config: Optional[str] = None  # "module:SECTIONS": its recipe sections {name: class} (tasks/<family>/config.py)
+    defaults: Optional[str] = None  # "module:DEFAULTS": {"section.field": value} where a recipe sets none (config.py)
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -54,6 +55,13 @@ _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",
                metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
                config="tunelab.tasks.lm.config:SECTIONS")  # fmt: skip
+# text-to-text: decoder-only or encoder-decoder, as the model's config says (auto_class_for; PEFT_TASKS below)
+_TEXT2TEXT = dict(story="tunelab.tasks.seq2seq.story:train", predictor="tunelab.tasks.seq2seq.predictor:TextToText",
+                  model="smollm2", auto_class="AutoModelForCausalLM", peft_task="CAUSAL_LM", mode="max",
+                  auto_class_for="tunelab.tasks.seq2seq.kind:auto_class_for",
+                  metrics="tunelab.tasks.seq2seq.metrics:Text2TextMetrics",
+                  config="tunelab.tasks.seq2seq.config:SECTIONS",
+                  defaults="tunelab.tasks.seq2seq.config:DEFAULTS")  # fmt: skip
 _METRICS = "tunelab.tasks.classify.metrics:"
 _CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
 _CONTINUE = 'tunelab generate RUN "text to continue"'
@@ -78,6 +86,10 @@ TASKS: dict[str, TaskFamily] = {
                       doctor="tunelab.tasks.lm.doctor:CHATS"),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE,
                      doctor="tunelab.tasks.lm.doctor:DOCUMENTS"),
+    "summarization": TaskFamily(**_TEXT2TEXT, dataset="aclsum", metric="rougeL", pipeline_tag="summarization",
+                                usage='tunelab predict RUN "a document"   (or --input docs.jsonl --output out.jsonl)'),
+    "translation": TaskFamily(**_TEXT2TEXT, dataset="bible_fr_en", metric="chrf", pipeline_tag="translation",
+                              usage='tunelab predict RUN "a sentence"   (or --input in.jsonl --output out.jsonl)'),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
                       mode="min", usage=_ADAPTED, endpoints=("embeddings",),
@@ -92,6 +104,19 @@ def load_object(dotted: str):
 
     module, _, attribute = dotted.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+# the PEFT task type of each model class a family's `auto_class_for` may pick (LoRA wraps the model accordingly)
+PEFT_TASKS = {"AutoModelForCausalLM": "CAUSAL_LM", "AutoModelForSeq2SeqLM": "SEQ_2_SEQ_LM"}
+
+
+def peft_task(task: str, model_config=None) -> Optional[str]:
+    """The PEFT TaskType name for LoRA on this task's model: the family's `peft_task`, or, where the class depends on
+    the model (`auto_class_for`), the type of the class picked for this model's config."""
+    family = TASKS[task]
+    if family.auto_class_for and model_config is not None:
+        return PEFT_TASKS.get(model_class(task, model_config), family.peft_task)
+    return family.peft_task
 
 
 def model_class(task: Optional[str], model_config=None) -> str:

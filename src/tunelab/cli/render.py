@@ -42,18 +42,23 @@ def report(run_dir: Path, metrics: dict) -> None:
         f"{info.get('total_params', 0):,} params trained) · "
         f"{metrics.get('steps')} steps in {metrics.get('train_seconds')} s · status {metrics.get('status')}"
     )
+    data = info["data"]
+    cut = (f"sources cut {sum(data['sources_cut'].values())}, targets cut {sum(data['targets_cut'].values())}"
+           if "sources_cut" in data else f"{data.get('truncated_train', 0)} truncated")  # fmt: skip
     out.print(
-        f"data: train {info['data']['train']} · validation {info['data']['validation']} · test {info['data']['test']} "
-        f"({info['data']['dropped_duplicates']} duplicates dropped, {info['data'].get('truncated_train', 0)} truncated)"
+        f"data: train {data['train']} · validation {data['validation']} · test {data['test']} "
+        f"({data['dropped_duplicates']} duplicates dropped, {cut})"
     )
     if metrics.get("validation"):
         out.print(
             f"best validation (step {metrics.get('best_step')}): "
             + "  ".join(f"{k} {v:.4f}" for k, v in metrics["validation"].items() if isinstance(v, float))
         )
-    if metrics.get("test"):
+    if metrics.get("test") and "examples" not in metrics:  # text-to-text: its own table below
         metric_table("test", metrics["test"])
-    if metrics.get("base") or metrics.get("generation"):
+    if "examples" in metrics:  # summarization, translation
+        text2text(metrics)
+    elif metrics.get("base") or metrics.get("generation"):
         base_vs_tuned(metrics)
     cal = metrics.get("calibration") or {}
     if cal.get("applied") and "test" in cal:
@@ -93,6 +98,27 @@ def base_vs_tuned(metrics: dict) -> None:
             t.add_column(c)
         for sample in samples:
             t.add_row(sample["prompt"], sample["reference"], sample["prediction"])
+        out.print(t)
+
+
+def text2text(metrics: dict) -> None:
+    """summarization, translation: base (zero-shot) vs fine-tuned on the test split, and examples side by side."""
+    from tunelab.tasks.seq2seq.report import base_vs_tuned as rows
+
+    table = Table(title=f"base (zero-shot) vs fine-tuned (test split, {metrics['test'].get('generated')} records)")
+    for c in ("", "base", "fine-tuned"):
+        table.add_column(c, justify="right" if c else "left")
+    fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+    for what, before, after in rows(metrics):
+        table.add_row(what, fmt(before), fmt(after))
+    out.print(table)
+    if metrics["examples"]:
+        t = Table(title="examples (test split, greedy)")
+        for c in ("source", "reference", "base", "fine-tuned"):
+            t.add_column(c)
+        cell = lambda s: "—" if s is None else s if len(s) <= 200 else s[:199] + "…"  # noqa: E731
+        for e in metrics["examples"]:
+            t.add_row(cell(e["source"]), cell(e["reference"]), cell(e["base"]), cell(e["tuned"]))
         out.print(t)
 
 

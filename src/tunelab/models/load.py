@@ -133,6 +133,29 @@ def load_causal_lm(source: ModelSource, cfg: ModelConfig):
     return _load(AutoModelForCausalLM, source, cfg, "a causal (GPT-style) language model")
 
 
+def load_model_config(source: ModelSource):
+    """The model's transformers config (what decides, e.g., whether it is an encoder-decoder)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source.location, **source.kwargs())
+    except (OSError, ValueError) as e:
+        raise TunelabError(
+            f"{source.name}: cannot read its config ({str(e).splitlines()[0]}). Without internet only local models "
+            "and the built-ins load."
+        ) from None
+
+
+def load_text_generator(source: ModelSource, cfg: ModelConfig, auto_class: str):
+    """A text-generating model by its transformers class name: AutoModelForCausalLM or AutoModelForSeq2SeqLM (an
+    encoder-decoder such as T5, BART, Marian)."""
+    import transformers
+
+    causal = auto_class != "AutoModelForSeq2SeqLM"
+    kind = "a causal (GPT-style) language model" if causal else "an encoder-decoder model"
+    return _load(getattr(transformers, auto_class), source, cfg, kind)
+
+
 def load_masked_lm(source: ModelSource, cfg: ModelConfig):
     """AutoModelForMaskedLM (an encoder with its masked-token head; a fresh head if the checkpoint has none)."""
     from transformers import AutoModelForMaskedLM

@@ -7,7 +7,8 @@
         log; validate; keep the best; checkpoint; stop early / when on_validation asks / on signal / on NaN
 
 A task family hands the loop a `spec` with four things: collate(rows), units(batch), forward(model, batch)
--> (outputs, loss summed over units), and new_metrics().
+-> (outputs, loss summed over units), and new_metrics(); optionally generation_metrics(model) -> {metric: value},
+measured after each validation's loss pass (text-to-text: scores of generated outputs).
 """
 
 from __future__ import annotations
@@ -256,6 +257,8 @@ def fit(
                         rank,
                         world,
                     )
+                    if hasattr(spec, "generation_metrics"):  # text-to-text: ROUGE, BLEU, chrF of generated outputs
+                        val |= spec.generation_metrics(raw_model)
                     scalars = {k: v for k, v in val.items() if isinstance(v, (int, float))}
                     record.update(
                         {"step": step, "epoch": round(epoch + batch_in_epoch / len(batches), 4)}
