@@ -263,3 +263,38 @@ class TinyNet(torch.nn.Module):
         self.linear = torch.nn.Linear(4, 4)
         self.LayerNorm = torch.nn.LayerNorm(4)
         self.frozen = torch.nn.Linear(4, 4).requires_grad_(False)
+
+
+FRENCH = "zéro un deux trois quatre cinq six sept huit neuf".split()
+ENGLISH = "zero one two three four five six seven eight nine".split()
+
+
+def make_pairs(n: int, seed: int = 0) -> list[dict]:
+    """Text-to-text pairs: French number words -> English ({"source", "target"})."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        digits = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
+        rows.append({"source": " ".join(FRENCH[d] for d in digits), "target": " ".join(ENGLISH[d] for d in digits)})
+    return rows
+
+
+def tiny_translation_recipe(model_dir: Path, data_file: Path, out: Path) -> dict:
+    """A translation run of 2 steps: fp32, no generation at validation, no base model pass, 8 new tokens at most."""
+    recipe = tiny_lm_recipe(model_dir, data_file, out, task="translation", data={"max_length": 32},
+                            eval={"num_generate": 0, "compare_base": False, "max_new_tokens": 8})  # fmt: skip
+    recipe["data"].update(source_lang="fr", target_lang="en")
+    recipe["train"]["max_steps"] = 2
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def translation_run(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
+    """A finished decoder-only translation run (LoRA, the family's default): a random 2-layer llama with SmolLM2's
+    tokenizer and chat template, large initial weights so that it says varied tokens."""
+    import tunelab
+
+    llama = save_tiny_llama(tmp_path_factory.mktemp("t2t-llama"), smollm2_tokenizer_dir, initializer_range=0.3)
+    data = write_jsonl(tmp_path_factory.mktemp("t2t-data") / "pairs.jsonl", make_pairs(40))
+    recipe = tiny_translation_recipe(llama, data, tmp_path_factory.getbasetemp() / "t2t-run")
+    return Path(tunelab.train(recipe, show_progress=False).dir)

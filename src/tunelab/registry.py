@@ -39,6 +39,8 @@ class TaskFamily:
     auto_class_for: Optional[str] = None  # "module:function": model config -> class name, where it depends on the model
     config: Optional[str] = None  # "module:SECTIONS": its recipe sections {name: class} (tasks/<family>/config.py)
     defaults: Optional[str] = None  # "module:DEFAULTS": {"section.field": value} where a recipe sets none (config.py)
+    pipeline: bool = True  # transformers.pipeline(pipeline_tag) loads its model (the card shows it); False: none in
+    #   transformers 5 (summarization, translation: the family's own card part shows the model class and generate)
 
 
 _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
@@ -55,13 +57,15 @@ _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",
                metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
                config="tunelab.tasks.lm.config:SECTIONS")  # fmt: skip
-# text-to-text: decoder-only or encoder-decoder, as the model's config says (auto_class_for; PEFT_TASKS below)
+# text-to-text: decoder-only or encoder-decoder, as the model's config says (auto_class_for; PEFT_TASKS below); no
+# cross-validation and no ensembles (cross_validate, ensemble: their defaults)
 _TEXT2TEXT = dict(story="tunelab.tasks.seq2seq.story:train", predictor="tunelab.tasks.seq2seq.predictor:TextToText",
                   model="smollm2", auto_class="AutoModelForCausalLM", peft_task="CAUSAL_LM", mode="max",
                   auto_class_for="tunelab.tasks.seq2seq.kind:auto_class_for",
                   metrics="tunelab.tasks.seq2seq.metrics:Text2TextMetrics",
                   config="tunelab.tasks.seq2seq.config:SECTIONS",
-                  defaults="tunelab.tasks.seq2seq.config:DEFAULTS")  # fmt: skip
+                  defaults="tunelab.tasks.seq2seq.config:DEFAULTS", endpoints=("generate",), pipeline=False,
+                  doctor="tunelab.tasks.seq2seq.doctor:PAIRS")  # fmt: skip
 _METRICS = "tunelab.tasks.classify.metrics:"
 _CHAT = 'tunelab generate RUN "a question"   (or tunelab chat RUN)'
 _CONTINUE = 'tunelab generate RUN "text to continue"'

@@ -18,10 +18,14 @@ def doctor(
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
     test: Optional[Path] = typer.Option(None, help="Test data file."),
-    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression"),
+    task: Optional[str] = typer.Option(
+        None, help="classification | multilabel | regression | ner | sft | lm | mlm | summarization | translation"
+    ),
     model: Optional[str] = typer.Option(None, help="The model whose tokenizer counts the lengths."),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),
+    source_column: Optional[str] = typer.Option(None, help="Column with the source text (summarization, translation)."),
+    target_column: Optional[str] = typer.Option(None, help="Column with the target text (summarization, translation)."),
     max_length: Optional[int] = typer.Option(None, help="data.max_length to measure truncation against."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Where the report goes (default runs/doctor-<name>)."),
     as_json: bool = typer.Option(False, "--json", help="Print doctor.json instead of the report."),
@@ -44,7 +48,8 @@ def doctor(
     from tunelab.doctor import doctor as check
 
     overrides = recipe_overrides(set_, task=task, model=model, train_file=train_file, validation=validation, test=test,
-                                 text_column=text_column, label_column=label_column, max_length=max_length)  # fmt: skip
+                                 text_column=text_column, label_column=label_column, source_column=source_column,
+                                 target_column=target_column, max_length=max_length)  # fmt: skip
     # no recipe: the demo's data, or with --task the task's built-in data and model (the registry's)
     cfg = load_config(recipe or ({} if task else DEMO_RECIPE), overrides)
     report = check(cfg, out_dir or default_out(recipe, cfg), show_progress=not as_json, estimate=estimate)

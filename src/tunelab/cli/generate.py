@@ -12,9 +12,11 @@ from tunelab.errors import TunelabError
 
 
 def generate(
-    run: Path = typer.Argument(..., help="Run directory of an sft or lm run."),
+    run: Path = typer.Argument(..., help="Run directory of an sft, lm, summarization or translation run."),
     prompts: List[str] = typer.Argument(
-        ..., help="Prompts (sft: user messages, answered with the chat template; lm: text to continue)."
+        ...,
+        help="Prompts (sft: user messages, answered with the chat template; lm: text to continue; summarization, "
+        "translation: source texts, put in the run's template).",
     ),
     max_new_tokens: int = typer.Option(128, help="Upper bound on generated tokens (generation also stops at EOS)."),
     temperature: float = typer.Option(0.0, help="0 = greedy; > 0 samples."),
@@ -45,6 +47,11 @@ def chat(
     """Talk to a fine-tuned chat model; replies stream as they are generated. Empty line or Ctrl-D ends."""
 
     generator = _generator(run)
+    if not hasattr(generator, "stream"):  # a text-to-text run (summarization, translation): one text in, one out
+        raise TunelabError(
+            f'{run}: turns one text into another and does not chat. Use tunelab generate {run} "a text" (or '
+            "tunelab predict, which also takes a file)."
+        )
     messages = [{"role": "system", "content": system}] if system else []
     while True:
         try:

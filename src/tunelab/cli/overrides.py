@@ -14,6 +14,8 @@ FIELDS = {
     "dataset": "data.dataset",
     "text_column": "data.text_column",
     "label_column": "data.label_column",
+    "source_column": "data.source_column",
+    "target_column": "data.target_column",
     "max_length": "data.max_length",
     "method": "method.name",
     "epochs": "train.epochs",

@@ -195,8 +195,9 @@ def doctor_report(report) -> None:
         for r in report.recommendations:
             out.print(f"  {r['set']} — {r['why']}", highlight=False)
     counts = report.to_json()["counts"]
+    plot = ", lengths.png" if (report.out / "lengths.png").exists() else ""
     out.print(f"{counts['problem']} problems, {counts['warning']} warnings, {counts['info']} notes in "
-              f"{report.seconds:.1f} s · every row: {report.out}/doctor.json, doctor.md, lengths.png",
+              f"{report.seconds:.1f} s · every row: {report.out}/doctor.json, doctor.md{plot}",
               highlight=False)  # fmt: skip
 
 

@@ -15,7 +15,9 @@ from tunelab.errors import TunelabError
 
 def train(
     recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: the built-in demo recipe)."),
-    task: Optional[str] = typer.Option(None, help="classification | multilabel | regression | ner | sft | lm | mlm"),
+    task: Optional[str] = typer.Option(
+        None, help="classification | multilabel | regression | ner | sft | lm | mlm | summarization | translation"
+    ),
     model: Optional[str] = typer.Option(None, help="Built-in name, local HF directory, .gguf file or hub id."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
@@ -25,6 +27,8 @@ def train(
     ),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),
+    source_column: Optional[str] = typer.Option(None, help="Column with the source text (summarization, translation)."),
+    target_column: Optional[str] = typer.Option(None, help="Column with the target text (summarization, translation)."),
     method: Optional[str] = typer.Option(None, help="full | lora | frozen"),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training data."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
@@ -42,7 +46,8 @@ def train(
     from tunelab.training.fit import Interrupted
 
     overrides = recipe_overrides(set_, task=task, model=model, train_file=train_file, validation=validation, test=test,
-                                 dataset=dataset, text_column=text_column, label_column=label_column, method=method,
+                                 dataset=dataset, text_column=text_column, label_column=label_column,
+                                 source_column=source_column, target_column=target_column, method=method,
                                  epochs=epochs, max_steps=max_steps, folds=folds, output_dir=output_dir)  # fmt: skip
     try:
         run = api.train(recipe, overrides=overrides, resume=resume, overwrite=overwrite, show_progress=not quiet)
@@ -75,7 +80,9 @@ def eval_(
 
 def predict(
     run: Path = typer.Argument(..., help="Run directory."),
-    texts: List[str] = typer.Argument(None, help="Texts to classify (or to find entities in, for ner runs)."),
+    texts: List[str] = typer.Argument(
+        None, help="Texts to classify (ner runs: to find entities in; summarization/translation runs: source texts)."
+    ),
     input: Optional[Path] = typer.Option(
         None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."
     ),
@@ -83,20 +90,38 @@ def predict(
         None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."
     ),
     text_column: Optional[str] = typer.Option(
-        None, help="Column of the input file with the text (default: the run's)."
+        None,
+        help="Column of the input file with the text (default: the run's; summarization/translation: its "
+        "data.source_column).",
     ),
     batch_size: int = typer.Option(64, help="Texts per forward pass."),
 ):
-    """Predict labels (or, for ner runs, entity spans) for texts given on the command line or in a file."""
+    """Predict labels (ner runs: entity spans; summarization/translation runs: the generated text) for texts given on
+    the command line or in a file."""
+    import inspect
+
     from tunelab import api
     from tunelab.data.predict_io import prediction_rows, read_texts, write_predictions
+    from tunelab.training.progress import Bar
 
     if not texts and input is None:
         raise TunelabError('Give texts to predict (tunelab predict RUN "some text") or a file with --input.')
     predictor = api.load(run)
-    column = text_column or predictor.config.data.text_column
-    items = read_texts(input, column) if input is not None else list(texts)
-    preds = predictor.predict(items, batch_size=batch_size)
+    if input is not None:
+        data = predictor.config.data
+        items = read_texts(input, text_column or getattr(data, "source_column", None) or data.text_column)
+    else:
+        items = list(texts)
+    # a file into a file: a progress bar, where the predictor reports its batches (summarization, translation)
+    bar = input is not None and output is not None and "on_batch" in inspect.signature(predictor.predict).parameters
+    with Bar("predicting", len(items), enabled=bar) as progress:
+        done = [0]
+
+        def on_batch(n: int) -> None:
+            done[0] += n
+            progress.update(done[0])
+
+        preds = predictor.predict(items, batch_size=batch_size, **({"on_batch": on_batch} if bar else {}))
     rows = prediction_rows(items, preds)
     if output is None:
         for r in rows:
@@ -116,7 +141,11 @@ def export(
     from tunelab import api
     from tunelab.registry import model_class
     from tunelab.runs.rundir import RunDir
+    from tunelab.tasks.seq2seq.encode import PROMPT_FILE
 
     path = api.export(run, out)
     auto = model_class(RunDir(run).info.get("task"), AutoConfig.from_pretrained(path))  # AutoModel: a task unknown here
-    render.out.print(f"exported {run}/model -> {path}  (load with transformers: {auto}.from_pretrained('{path}'))")
+    # summarization/translation: the model's input is the run's template over the text (the run's README.md: the code)
+    then = f"; prompts from the template in {PROMPT_FILE}, then generate" if (path / PROMPT_FILE).exists() else ""
+    load = f"{auto}.from_pretrained('{path}'){then}"
+    render.out.print(f"exported {run}/model -> {path}  (load with transformers: {load})", highlight=False)

@@ -30,7 +30,7 @@ from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.index import runs_dir
 
-STRICT = ("leakage", "near_duplicates", "conflicting_labels")  # what --strict fails a pipeline on
+STRICT = ("leakage", "near_duplicates", "conflicting_labels", "shared_sources")  # what --strict fails a pipeline on
 
 
 @dataclass
@@ -93,12 +93,16 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
     say("near-duplicates across splits ...", flush=True)
     findings += checks.near(splits)
     say("lengths in the model's tokens ...", flush=True)
-    lengths = data.lengths(splits["train"], _tokenizer(cfg), cfg)
-    findings += length_findings(lengths, cfg.data.max_length, splits["train"], data.long)
+    tokenizer = _tokenizer(cfg)
+    lengths = data.lengths(splits["train"], tokenizer, cfg)
+    if data.long is not None:
+        findings += length_findings(lengths, cfg.data.max_length, splits["train"], data.long)
+    if data.checks is not None:  # the family's own (text-to-text: source and target lengths, shared sources)
+        findings += data.checks(cfg, files, splits, tokenizer)
     # the rows training makes of the examples, and their mean tokens (what the estimate's step count needs)
     m = cfg.data.max_length
     rows = (np.concatenate([[m] * (n // m) + ([n % m] if n % m else []) for n in lengths.tolist()]) if data.pieces
-            else np.minimum(lengths, m)) if len(lengths) else np.zeros(0)  # fmt: skip
+            else lengths if data.long is None else np.minimum(lengths, m)) if len(lengths) else np.zeros(0)  # fmt: skip
     if data.packs and cfg.data.packing and len(rows):  # several samples per row: fewer, fuller rows
         rows = np.asarray(data.packs(np.minimum(rows, m), m))
     augment = cfg.data.augment if data.augments else None  # data.augment: a field of the classification family
@@ -124,7 +128,7 @@ def doctor(cfg: Config, out: Path, show_progress: bool = True, estimate: bool = 
     )
     report.out.mkdir(parents=True, exist_ok=True)
     (report.out / "doctor.json").write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False, default=str))
-    if len(lengths):
+    if len(lengths) and data.long is not None:
         plot_lengths(lengths, cfg.data.max_length, report.out / "lengths.png")
     (report.out / "doctor.md").write_text(markdown(report), encoding="utf-8")
     return report
@@ -172,5 +176,6 @@ def markdown(report: Report) -> str:
     if report.recommendations:
         lines += ["", "## Recommendations", ""]
         lines += [f"- `{r['set']}`: {r['why']}" for r in report.recommendations]
-    lines += ["", "Every row of every finding, with its file and line: doctor.json. Lengths: lengths.png.", ""]
+    plot = " Lengths: lengths.png." if (report.out / "lengths.png").exists() else ""
+    lines += ["", f"Every row of every finding, with its file and line: doctor.json.{plot}", ""]
     return "\n".join(lines)

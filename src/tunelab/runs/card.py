@@ -62,6 +62,18 @@ def _fit(metrics: dict) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _use_it(pipeline_tag: str, usage: str, pipeline: bool) -> str:
+    """`pipeline`: transformers has a pipeline for the tag (the registry's); without one, the family's own card part
+    (after the recipe) says how to generate with plain transformers."""
+    if not pipeline:
+        return f"`{usage}`, or with plain transformers: the model class, the prompt template and `generate`, below."
+    return f"""```python
+from transformers import pipeline
+pipe = pipeline("{pipeline_tag}", model="model")   # this run's model/ folder, no tunelab needed
+```
+or `{usage}`."""
+
+
 def model_card(info: dict, cfg: Config, metrics: dict) -> str:
     info = _shareable(info)
     recipe_yaml = card_recipe(cfg)
@@ -101,11 +113,7 @@ tags: [tunelab, {info.get("task")}, {method}]
 
 {_fit(metrics)}
 ## Use it
-```python
-from transformers import pipeline
-pipe = pipeline("{pipeline_tag}", model="model")   # this run's model/ folder, no tunelab needed
-```
-or `{usage}`.
+{_use_it(pipeline_tag, usage, family.pipeline if family else True)}
 
 ## Recipe
 ```yaml

@@ -238,6 +238,7 @@ def decode(
     on_step: Callable[[int], None] = lambda rows: None,
     waiting: Callable[[], int] = lambda: 0,
     join_after: int = 4,
+    eos: Optional[set[int]] = None,
 ) -> None:
     """Generate every reply to its end (EOS, a stop string, max_tokens, or cancelled), all rows in one batch.
 
@@ -245,8 +246,9 @@ def decode(
     prefilled and join the running rows, so a request arriving mid-decode does not wait for the others to finish.
     On a CPU every forward pass streams all the weights once, so a prefill of one prompt costs about a decoding step
     of the whole batch: waiting requests join in groups, when they are as many as the running rows or have waited
-    `join_after` steps (`waiting()` says how many there are)."""
-    eos = {tokenizer.eos_token_id} - {None}
+    `join_after` steps (`waiting()` says how many there are). `eos`: the tokens that end a reply (default: the
+    tokenizer's EOS)."""
+    eos = set(eos) if eos else {tokenizer.eos_token_id} - {None}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows: Optional[_Rows] = _Rows.prefill(model, replies, pad, precision)
     deferred = 0  # steps the waiting requests have been kept waiting
@@ -273,3 +275,38 @@ def decode(
                     rows = joining
                 else:
                     rows.join(joining)
+
+
+@torch.inference_mode()
+def generate_one_by_one(
+    model, tokenizer, replies: list[Reply], precision: str = "fp32", eos: Optional[set[int]] = None
+) -> None:
+    """Encoder-decoder models (T5, BART, Marian): each reply alone through transformers' generate (the encoder runs
+    once over its prompt, the decoder steps with its own cache), one request at a time: the rows of `decode` join and
+    leave a decoder-only cache, which an encoder-decoder's two caches are not built for here. Its tokens then go
+    through Reply.add, so the text, stop strings, max_tokens, finish_reason and the streamed pieces follow the rules
+    of `decode` (the pieces come once the reply is generated). A sampled reply draws from an RNG seeded by its own
+    generator (its `seed`), forked so the process's RNG is untouched."""
+    stops = set(eos) if eos else {tokenizer.eos_token_id} - {None}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    for reply in replies:
+        if reply.cancelled():
+            reply._finish("cancelled")
+            continue
+        sample = reply.temperature > 0
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=reply.generator)))
+            with autocast(precision, device):
+                out = model.generate(
+                    input_ids=torch.tensor([reply.prompt_ids], device=device),
+                    attention_mask=torch.ones((1, len(reply.prompt_ids)), dtype=torch.long, device=device),
+                    max_new_tokens=reply.max_tokens, do_sample=sample, num_beams=1,
+                    temperature=reply.temperature if sample else None, top_p=reply.top_p if sample else None, top_k=0,
+                    pad_token_id=pad, eos_token_id=sorted(stops), use_cache=True,
+                )  # fmt: skip
+        for token in out[0, 1:].tolist():  # after the decoder's start token
+            if not reply.add(token, tokenizer, stops):
+                break
+        else:  # generate stopped without an end this reply recognises (its own limits)
+            reply._finish("length")

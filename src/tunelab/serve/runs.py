@@ -14,7 +14,7 @@ from tunelab.models.skinny import use_skinny_matmuls
 from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.serve.batching import Batcher, Job
-from tunelab.serve.decode import Prefix, decode
+from tunelab.serve.decode import Prefix, decode, generate_one_by_one
 from tunelab.serve.limits import Limits
 from tunelab.serve.metrics import Metrics
 
@@ -59,7 +59,16 @@ class ServedRun:
         self.predictor = predictors.load(self.run.path) if family.predictor else None
         # its own copy of the encoder: the classifier's last layer may compute the first token only
         self.embedder = Embedder.from_run(self.run.path) if "embeddings" in self.endpoints else None
-        if "generate" in self.endpoints:
+        # a text-to-text run (its predictor has `prompt_ids`: TextToText) puts a completion's prompt, the source text,
+        # in its own template and stops where its own generation stops; an encoder-decoder one is served one request
+        # at a time (decode.generate_one_by_one: the joining and trimming of decode's cache are built for decoder-only
+        # models)
+        self.templated = hasattr(self.predictor, "prompt_ids")
+        model = getattr(self.predictor, "model", None)
+        self.encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+        self.eos = set(self.predictor.stop_ids()) if self.templated else None
+        self.template_head: Optional[tuple[int, ...]] = None
+        if "generate" in self.endpoints and not self.encoder_decoder:
             use_skinny_matmuls(self.predictor.model)  # batched decoding feeds a few rows at a time
         self.prefixes: OrderedDict[tuple[int, ...], Optional[Prefix]] = OrderedDict()  # LRU, on the decoding thread
         self.batchers = {
@@ -80,6 +89,24 @@ class ServedRun:
         a, b = (ids([*messages[:-1], {**messages[-1], "content": x}]) for x in "ab")
         head = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         return ids(messages), tuple(a[:head])
+
+    def completion_prompt(self, text: str) -> tuple[list[int], tuple[int, ...]]:
+        """A completion's prompt tokens and head (the tokens a cached prefix may cover): a text-to-text run's template
+        over the text as the source (cut to the run's max_source_tokens), its head the template's tokens before the
+        source; any other run's text as it is, no head."""
+        if not self.templated:
+            return self.predictor.tokenizer(text)["input_ids"], ()
+        if self.template_head is None:
+            a, b = self.predictor.prompt_ids("a"), self.predictor.prompt_ids("b")
+            head = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            self.template_head = () if self.encoder_decoder else tuple(a[:head])
+        return self.predictor.prompt_ids(text), self.template_head
+
+    @property
+    def default_max_tokens(self) -> Optional[int]:
+        """A text-to-text run's own generation length (eval.max_new_tokens), as `tunelab predict` generates; None:
+        the server's default."""
+        return self.predictor.options.max_new_tokens if self.templated else None
 
     def _prefix(self, head: tuple[int, ...]) -> Optional[Prefix]:
         """The cached KV of a prompt head (computed the first time it is asked for; 16 kept, least recent out)."""
@@ -134,6 +161,10 @@ class ServedRun:
     def _generate(self, jobs: list[Job]) -> None:
         """Each job holds a Reply wired to it (serve/server.py): it streams and finishes as soon as its row is done.
         Requests arriving while these decode join them between two steps."""
+        if self.encoder_decoder:  # one request at a time (see __init__)
+            generate_one_by_one(self.predictor.model, self.predictor.tokenizer, [job.payload for job in jobs],
+                                self.predictor.precision, self.eos)  # fmt: skip
+            return
         batcher, joined = self.batchers["generate"], []
 
         def replies(taken: list[Job]) -> list:
@@ -150,7 +181,7 @@ class ServedRun:
             decode(
                 self.predictor.model, self.predictor.tokenizer, replies(jobs), self.predictor.precision,
                 admit=admit, waiting=batcher.depth, max_rows=self.limits.max_batch_size,
-                on_step=self.metrics.batch_size.labels(self.name, "generate").observe,
+                on_step=self.metrics.batch_size.labels(self.name, "generate").observe, eos=self.eos,
             )  # fmt: skip
         except Exception as error:  # the batcher answers the first jobs; those that joined later get the error too
             for job in joined:

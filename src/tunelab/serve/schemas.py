@@ -46,7 +46,10 @@ class Request(BaseModel):
 class Sampling(Request):
     model: str
     max_tokens: Optional[int] = Field(
-        None, ge=1, description="Default 128 (as `tunelab generate`), capped by the server."
+        None,
+        ge=1,
+        description="Default 128 (as `tunelab generate`); a summarization/translation run's own eval.max_new_tokens "
+        "(as `tunelab predict`). Capped by the server.",
     )
     max_completion_tokens: Optional[int] = Field(None, ge=1, description="OpenAI's newer name for max_tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Default 0: greedy, as `tunelab generate`.")

@@ -277,7 +277,7 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
         if len(prompt_ids) >= run.context:
             raise ApiError(400, f"The prompt is {len(prompt_ids)} tokens; the model's context is {run.context}.",
                            "context_length_exceeded")  # fmt: skip
-        asked = body.max_tokens or body.max_completion_tokens or DEFAULT_MAX_TOKENS
+        asked = body.max_tokens or body.max_completion_tokens or run.default_max_tokens or DEFAULT_MAX_TOKENS
         if asked > limits.max_tokens:
             raise ApiError(400, f"max_tokens {asked} is over this server's limit of {limits.max_tokens}.", "max_tokens")
         stops = body.stops()
@@ -314,7 +314,11 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
                              "finish_reason": reply.finish_reason}],
                 "usage": _usage(reply)}  # fmt: skip
 
-    @api.post("/v1/completions", summary="sft and lm runs: continue the prompt as plain text")
+    @api.post(
+        "/v1/completions",
+        summary="sft and lm runs: continue the prompt as plain text; summarization and "
+        "translation runs: the prompt is the source text, put in the run's template",
+    )
     async def completions(body: CompletionRequest):
         check_fields(body)
         run = run_for(body.model, "generate")
@@ -323,8 +327,12 @@ def _routes(api: FastAPI, served: dict[str, ServedRun], limits: Limits, metrics:
             raise ApiError(400, f"prompt: give 1 to {limits.max_texts} prompts.", "invalid_prompt")
         if body.stream and len(prompts) > 1:
             raise ApiError(400, "stream: one prompt per streamed request.", "unsupported_parameter")
-        tokenizer = run.predictor.tokenizer
-        jobs = [await submit(run, "generate", reply_job(run, body, tokenizer(p)["input_ids"])) for p in prompts]
+        jobs = []
+        for p in prompts:
+            prompt_ids, head = run.completion_prompt(p)
+            job = reply_job(run, body, prompt_ids)
+            job.head = head
+            jobs.append(await submit(run, "generate", job))
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if body.stream:
             return _stream(jobs[0], head, limits, body.stream_options, chat=False)

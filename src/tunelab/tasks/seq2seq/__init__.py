@@ -11,5 +11,7 @@ generation.py  batched generation (by length, left padding for decoder-only, KV 
 metrics.py     perplexity plus ROUGE, BLEU, chrF, exact match, token F1 (tunelab.metrics.text, 0–100)
 predictor.py   TextToText: a finished run's outputs for new texts (tunelab.load, predict, serve)
 report.py      base vs fine-tuned rows, examples side by side, how to generate with plain transformers
+doctor.py      `tunelab doctor`: pairs as read (empty ones with file and line), source/target lengths against their
+               limits, sources shared between splits
 story.py       the run: base (zero-shot) -> fit -> tuned, predictions.jsonl, the card
 """
