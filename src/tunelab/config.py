@@ -165,7 +165,11 @@ class MethodConfig(Section):
     )
     dora: bool = Field(False, description="Weight-decomposed adapters (DoRA).", json_schema_extra=LORA)
     unfreeze_top_layers: int = Field(
-        0, ge=0, description="Also train the top k transformer layers (0 = head only).", json_schema_extra=FROZEN
+        0,
+        ge=0,
+        description="Also train the top k transformer layers (0 = head only); an encoder-decoder: its top k decoder "
+        "blocks.",
+        json_schema_extra=FROZEN,
     )
 
 

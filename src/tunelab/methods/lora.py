@@ -26,17 +26,21 @@ def apply_lora(model, cfg: MethodConfig, peft_task: str):
 
 
 def default_targets(model) -> list[str]:
-    """Attention and MLP projections of the common architectures; PEFT's table for the rest."""
+    """Attention and MLP projections of the common architectures (the family the model has most of: BART shares
+    q_proj/k_proj/v_proj with llama); PEFT's table for the rest."""
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    for family in (
-        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],  # llama, mistral, qwen
-        ["query", "key", "value", "dense"],  # bert, roberta, minilm
-        ["c_attn", "c_proj", "c_fc"],  # gpt2
-    ):
-        found = [m for m in family if m in names]
-        if found:
-            return found
-    return None  # PEFT picks from its own table
+    found = [
+        [m for m in family if m in names]
+        for family in (
+            ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],  # llama, mistral, qwen
+            ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],  # bart, marian, mbart, pegasus
+            ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"],  # t5, mt5, flan-t5 (its cross-attention too)
+            ["query", "key", "value", "dense"],  # bert, roberta, minilm
+            ["c_attn", "c_proj", "c_fc"],  # gpt2
+        )
+    ]
+    best = max(found, key=len)  # the first family of the most names
+    return best or None  # None: PEFT picks from its own table
 
 
 def is_peft(model) -> bool:
