@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.serve.decode import Reply, decode
+from tunelab.models.decode import Reply, decode
 
 PROMPTS = ["What is the capital of France?", "hi", "Tell me a long story about a dragon and a knight in a castle"]
 
@@ -86,7 +86,7 @@ def test_streamed_pieces_add_up_to_the_text_cut_at_a_stop_string(lm):
 
 
 def test_rows_prefilled_from_the_cached_template_head_get_their_tokens_alone(lm):
-    from tunelab.serve.decode import Prefix
+    from tunelab.models.decode import Prefix
 
     model, tokenizer = lm
     a, b = ids(tokenizer, "a"), ids(tokenizer, "b")

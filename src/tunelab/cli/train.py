@@ -23,7 +23,9 @@ def train(
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
     test: Optional[Path] = typer.Option(None, help="Test data file."),
     dataset: Optional[str] = typer.Option(
-        None, help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm)."
+        None,
+        help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm), "
+        "aclsum (summarization), bible_fr_en (translation).",
     ),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),

@@ -10,6 +10,7 @@ swap only where it wins, so a machine whose kernels differ is left alone. A forw
 
 from __future__ import annotations
 
+import contextlib
 import time
 import types
 
@@ -55,3 +56,17 @@ def use_skinny_matmuls(model) -> bool:
     for layer in linears:
         layer.forward = types.MethodType(_skinny_forward, layer)
     return True
+
+
+@contextlib.contextmanager
+def skinny_matmuls(model):
+    """use_skinny_matmuls for the duration of a block (a generation inside a training run), then the plain forward
+    back in every nn.Linear."""
+    swapped = use_skinny_matmuls(model)
+    try:
+        yield swapped
+    finally:
+        if swapped:
+            for layer in model.modules():
+                if type(layer) is torch.nn.Linear and "forward" in layer.__dict__:
+                    del layer.forward

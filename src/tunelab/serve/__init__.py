@@ -7,7 +7,6 @@ server.py    the endpoints: OpenAI's chat/completions/embeddings/models, /v1/cla
 runs.py      a served run: its registry predictor, one Batcher per endpoint
 limits.py    the Limits: batch size and wait, body, texts, tokens, time, queue
 batching.py  dynamic batching: concurrent requests gathered into one forward pass on a worker thread
-decode.py    batched generation with one KV cache: per-row sampling, seed, stop strings, streaming text
 schemas.py   the request bodies (pydantic); unsupported OpenAI fields refused by name
 metrics.py   Prometheus counters and histograms
 

@@ -10,11 +10,11 @@ from typing import Iterable, Optional, Union
 
 from tunelab.data.predict_io import prediction_rows
 from tunelab.errors import TunelabError
+from tunelab.models.decode import Prefix, decode, generate_one_by_one
 from tunelab.models.skinny import use_skinny_matmuls
 from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.serve.batching import Batcher, Job
-from tunelab.serve.decode import Prefix, decode, generate_one_by_one
 from tunelab.serve.limits import Limits
 from tunelab.serve.metrics import Metrics
 

@@ -18,8 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from tunelab.models.decode import Reply
 from tunelab.serve.batching import Busy, End, Job
-from tunelab.serve.decode import Reply
 from tunelab.serve.limits import Limits
 from tunelab.serve.metrics import Metrics
 from tunelab.serve.runs import ServedRun, name_runs

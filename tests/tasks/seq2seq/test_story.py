@@ -75,11 +75,17 @@ def test_batched_generation_equals_one_by_one_in_fp32(tiny_llama, tokenizer):
     fmt = PromptFormat("{source}", encoder_decoder=False, chat=True, max_source_tokens=64)
     prompts = [fmt.prompt_ids(tokenizer, t) for t in ("un", "deux trois quatre cinq six sept", "huit neuf", "a " * 20)]
     assert len({len(p) for p in prompts}) == 4  # mixed lengths: the batch is left-padded
-    options = Options(max_new_tokens=8, batch_size=4)
-    batched, lengths = generate(model, tokenizer, prompts, options, encoder_decoder=False)
-    alone = [generate(model, tokenizer, [p], options, encoder_decoder=False)[0][0] for p in prompts]
-    assert batched == alone
-    assert all(0 <= n <= 8 for n in lengths)
+    with torch.inference_mode():  # the reference: transformers' generate, one prompt at a time
+        alone = [model.generate(torch.tensor([p]), max_new_tokens=8, do_sample=False)[0, len(p) :] for p in prompts]
+    alone = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in alone]
+    # greedy: continuous batching (2 rows at a time, joining as others finish, the common head prefilled once)
+    batched, lengths = generate(model, tokenizer, prompts, Options(max_new_tokens=8, batch_size=2), False)
+    assert batched == alone and all(0 <= n <= 8 for n in lengths)
+    # beam search: transformers' generate on left-padded batches
+    beams = Options(max_new_tokens=8, batch_size=4, num_beams=2)
+    assert generate(model, tokenizer, prompts, beams, False)[0] == [
+        generate(model, tokenizer, [p], beams, False)[0][0] for p in prompts
+    ]
 
 
 def test_translation_run_directory(tiny_llama, pairs, tmp_path):

@@ -1,11 +1,19 @@
 """Batched generation for text-to-text runs, both model kinds: what validation, the test, `tunelab predict` and
-`tunelab serve` call.
+`tunelab eval` call.
 
-Prompts are token ids (the encoding's own, so a generation sees exactly the truncated source that training saw),
-sorted by length so each batch pads little; decoder-only batches are left-padded (the new tokens then start at one
-column for every row; transformers derives the positions from the attention mask), encoder-decoder batches
-right-padded. transformers' generate does the decoding: KV cache, greedy or beam search, each row stopping at its
-EOS. Greedy, batched, equals one-by-one in fp32 (tests/tasks/test_seq2seq.py).
+Prompts are token ids (the encoding's own, so a generation sees exactly the truncated source that training saw).
+
+Greedy decoding of a decoder-only model — the default, and most of a run's evaluation time — goes through
+models/decode.py, the loop `tunelab serve` decodes with, because transformers' generate wastes most of the work here:
+a batch steps until its longest output ends, its finished rows still computed, and every prompt prefills the whole
+chat template. There, a finished row leaves the batch and the next prompt takes its place (continuous batching), the
+prompts' common head (system prompt and instruction) is prefilled once and shared, and the skinny-input matmuls
+apply (models/skinny.py). Measured on the Bible test split: see docs/tasks/text-to-text.md.
+
+Beam search, no_repeat_ngram_size and encoder-decoder models use transformers' generate on batches sorted by length:
+decoder-only batches left-padded (positions from the attention mask), encoder-decoder batches right-padded; each row
+stops at its EOS. Either way, batched greedy output equals one-by-one generation in fp32
+(tests/tasks/seq2seq/test_story.py, test_encoder_decoder.py).
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from typing import Callable, Optional
 import torch
 
 from tunelab.data.padding import attention_mask, pad
+from tunelab.models.decode import Prefix, Reply, decode
+from tunelab.models.skinny import skinny_matmuls
 from tunelab.training.precision import autocast
 
 
@@ -61,6 +71,20 @@ def generate(
     """(the outputs, their lengths in tokens, EOS excluded), in the order of `prompts`."""
     was_training = model.training
     model.eval()
+    if not encoder_decoder and options.num_beams == 1 and options.no_repeat_ngram_size == 0:
+        with skinny_matmuls(model):
+            out = _continuous(model, tokenizer, prompts, options, precision, on_batch)
+    else:
+        out = batched(model, tokenizer, prompts, options, encoder_decoder, precision, on_batch)
+    model.train(was_training)
+    return out
+
+
+@torch.inference_mode()
+def batched(model, tokenizer, prompts: list[list[int]], options: Options, encoder_decoder: bool,
+            precision: str = "fp32", on_batch=None) -> tuple[list[str], list[int]]:  # fmt: skip
+    """transformers' generate on batches of prompts sorted by length (beam search, n-gram blocking,
+    encoder-decoder models; the baseline benchmarks/generate.py measures the greedy path against)."""
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = stop_ids(model, tokenizer)
@@ -97,5 +121,41 @@ def generate(
             lengths[i] = end
         if on_batch:
             on_batch(len(idx))
-    model.train(was_training)
     return texts, lengths
+
+
+def _continuous(model, tokenizer, prompts: list[list[int]], options: Options, precision: str, on_batch) -> tuple:
+    """Greedy decoding of a decoder-only model with continuous batching: at most options.batch_size rows at a time,
+    longest prompts first, each finished row replaced by the next prompt; the prompts' common head prefilled once."""
+    head = _common_head(prompts)
+    prefix = Prefix.compute(model, head, precision) if len(head) >= 8 else None
+    replies = [Reply(list(p), max_tokens=options.max_new_tokens, seed=0, prefix=prefix) for p in prompts]
+    if on_batch:
+        for reply in replies:
+            reply.on_done = lambda reply: on_batch(1)
+    queue = sorted(range(len(replies)), key=lambda i: -len(prompts[i]))
+
+    group = max(1, options.batch_size // 4)  # a join prefills (one forward): prompts join a few at a time
+
+    def admit(room: int) -> list[Reply]:
+        if room < group:
+            return []
+        taken = [replies[i] for i in queue[:room]]
+        del queue[:room]
+        return taken
+
+    if replies:
+        decode(model, tokenizer, admit(options.batch_size), precision, admit=admit, max_rows=options.batch_size,
+               waiting=lambda: len(queue), eos=set(stop_ids(model, tokenizer)))  # fmt: skip
+    return [r.text for r in replies], [len(r.ids) for r in replies]
+
+
+def _common_head(prompts: list[list[int]]) -> list[int]:
+    """The token ids every prompt starts with, short of the shortest prompt (each keeps a token of its own)."""
+    if len(prompts) < 2:
+        return []
+    head = prompts[0][: min(len(p) for p in prompts) - 1]
+    for p in prompts[1:]:
+        n = next((i for i, (a, b) in enumerate(zip(head, p)) if a != b), len(head))
+        head = head[:n]
+    return head

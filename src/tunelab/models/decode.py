@@ -1,4 +1,5 @@
-"""Decoding several replies at once with one KV cache: the generation loop of `tunelab serve`.
+"""Decoding several replies at once with one KV cache: the generation loop of `tunelab serve` and of text-to-text
+evaluation (tasks/seq2seq/generation.py).
 
 Why not `model.generate` on the batch: a served batch mixes requests with their own `max_tokens`, `stop`, sampling
 parameters and `seed`, and each request streams as it goes. Here every row samples with its own torch.Generator
