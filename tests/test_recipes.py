@@ -92,3 +92,34 @@ def test_shipped_ner_recipe_runs_a_few_steps(tiny_bert, tmp_path, recipe):
     run = tunelab.train(ROOT / "recipes" / recipe, overrides=overrides, show_progress=False)
     assert run.metrics["steps"] == 2 and run.metrics["test"]["n"] > 0
     assert run.info["data"]["source"] == "built-in:wnut16"
+
+
+TEXT2TEXT = sorted(
+    p
+    for p in (ROOT / "recipes").glob("*.yaml")
+    if yaml.safe_load(p.read_text()).get("task") in ("summarization", "translation")
+)
+
+
+def test_the_text_to_text_recipes_exist():
+    assert {p.name for p in TEXT2TEXT} >= {"translate_fr_en.yaml", "summarize_aclsum.yaml"}
+
+
+@pytest.mark.parametrize("recipe", TEXT2TEXT, ids=lambda p: p.stem)
+def test_text_to_text_recipe_runs_a_few_steps(recipe, tiny_llama, tmp_path):
+    overrides = {
+        "model.name": str(tiny_llama),
+        "train.max_steps": 2,
+        "train.eval_every": 2,
+        "train.precision": "fp32",
+        "train.num_threads": 1,
+        "train.output_dir": str(tmp_path / "run"),
+        "eval.num_generate": 2,
+        "eval.max_new_tokens": 3,
+        "eval.batch_size": 8,
+        "data.limit": 16,
+    }
+    run = tunelab.train(recipe, overrides=overrides, show_progress=False)
+    test = run.metrics["test"]
+    assert run.metrics["steps"] == 2 and test["generated"] == run.info["data"]["test"] > 100  # the whole test split
+    assert {"chrf", "rougeL", "bleu"} <= set(test) and {"chrf", "rougeL"} <= set(run.metrics["base"]["test"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, Optional, Union
@@ -546,14 +547,25 @@ def validate(raw: dict, source: str = "the recipe", warn: bool = True) -> Config
 def parse_set(items: list[str]) -> dict:
     """`--set optim.lr=1e-4 --set method.target_modules=[q_proj,v_proj]` -> {"optim.lr": 0.0001, ...}
 
-    Values are parsed as YAML."""
+    Values are parsed as YAML, except text YAML cannot read, or reads as a mapping while it names a {column}, which
+    stays text: a prompt template such as `--set "data.prompt=Summarize: {source}"`."""
     out = {}
     for item in items:
         if "=" not in item:
             raise TunelabError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=1e-4.")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        out[key.strip()] = _set_value(value) if value.strip() else None
     return out
+
+
+def _set_value(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, dict) and re.search(r"\{\w+\}", text):  # "{source}" read as {"source": None}: a template
+        return text
+    return value
 
 
 def defaults_yaml() -> str:

@@ -110,3 +110,12 @@ def test_train_with_a_task_and_no_recipe_starts_from_that_tasks_defaults():
     assert _recipe_or_demo(None, {"task": "translation"}) is None  # not the classifier's metric, method and lr
     c = load_config(_recipe_or_demo(None, {"task": "translation"}), {"task": "translation"})
     assert c.eval.metric == "auto" and c.method.name == "lora"
+
+
+def test_a_prompt_template_can_be_set_on_the_command_line():
+    from tunelab.config import parse_set
+
+    assert parse_set(["data.prompt={source}", "data.prompt2=Summarize the {aspect}: {source}"]) == {
+        "data.prompt": "{source}", "data.prompt2": "Summarize the {aspect}: {source}"}  # fmt: skip
+    assert parse_set(["method.target_modules=[q_proj, v_proj]", "optim.lr=0.001", "x={a: 1}"]) == {
+        "method.target_modules": ["q_proj", "v_proj"], "optim.lr": 0.001, "x": {"a": 1}}  # fmt: skip
