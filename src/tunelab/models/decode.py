@@ -106,6 +106,13 @@ def _choose(logits: torch.Tensor, replies: list[Reply]) -> list[int]:
     return tokens
 
 
+def _keeps_logits(model) -> bool:
+    """The model takes `logits_to_keep` (the prefill then computes the output head for the last position only, not
+    rows x length x vocab logits). A PEFT model hands its keyword arguments on to the model it wraps: ask that one."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
 def _reshapeable(cache: DynamicCache) -> bool:
     """Rows can join, be trimmed or share a prefix: plain full-attention layers (not sliding-window or recurrent)."""
     return all(type(layer) is DynamicLayer for layer in cache.layers)
@@ -160,7 +167,7 @@ class _Rows:
         if prefix is not None:
             for layer, (keys, values) in enumerate(zip(prefix.keys, prefix.values)):
                 self.cache.update(keys.expand(len(replies), -1, -1, -1), values.expand(len(replies), -1, -1, -1), layer)
-        last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        last = {"logits_to_keep": 1} if _keeps_logits(model) else {}
         self.logits = self._forward(ids.to(self.device), positions, **last)
         self.position = positions[:, -1:] + 1
 
