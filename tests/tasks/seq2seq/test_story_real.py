@@ -1,4 +1,4 @@
-"""The real SmolLM2-135M-Instruct learns to translate French Bible verses: a short LoRA run on a few hundred short
+"""The real SmolLM2-135M-Instruct learns to translate French Bible verses: a short LoRA run on about a hundred short
 verse pairs (bible_fr_en's own train and test books) gains chrF over the same model zero-shot."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def short_pairs(split: str, n: int) -> list[dict]:
 
 def test_a_short_lora_run_on_verse_pairs_gains_chrf_over_the_base_model(shared_cache, tmp_path):
     files = {}
-    for split, n in (("train", 160), ("validation", 8), ("test", 24)):
+    for split, n in (("train", 96), ("validation", 8), ("test", 16)):
         files[split] = tmp_path / f"{split}.jsonl"
         files[split].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in short_pairs(split, n)))
     recipe = {
@@ -45,10 +45,12 @@ def test_a_short_lora_run_on_verse_pairs_gains_chrf_over_the_base_model(shared_c
         "method": {"name": "lora", "r": 8, "alpha": 16},
         "optim": {"lr": 2e-3, "warmup_steps": 2},
         "train": {"epochs": 1, "batch_size": 8, "output_dir": str(tmp_path / "run"), "log_every": 5},
-        "eval": {"num_generate": 0, "max_new_tokens": 40, "generate_batch_size": 24},
+        "eval": {"num_generate": 0, "max_new_tokens": 24, "generate_batch_size": 16},
     }  # fmt: skip
     run = tunelab.train(recipe, show_progress=False)
     base, tuned = run.metrics["base"]["test"], run.metrics["test"]
-    assert run.metrics["steps"] == 20 and tuned["generated"] == 24
-    assert tuned["chrf"] > base["chrf"] + 5, (base["chrf"], tuned["chrf"])
+    print(f"chrF {base['chrf']:.1f} -> {tuned['chrf']:.1f}, perplexity {base['perplexity']:.1f} -> "
+          f"{tuned['perplexity']:.1f}")  # fmt: skip
+    assert run.metrics["steps"] == 12 and tuned["generated"] == 16
+    assert tuned["chrf"] > base["chrf"] + 3, (base["chrf"], tuned["chrf"])
     assert tuned["perplexity"] < base["perplexity"]
