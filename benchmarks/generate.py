@@ -61,7 +61,7 @@ def main() -> None:
         start = time.perf_counter()
         outputs, lengths = run(model, tokenizer, prompts, options, False, precision)
         wall = time.perf_counter() - start
-        results[arm] = {"wall_s": round(wall, 1), "tokens": sum(lengths), "tokens_per_s": sum(lengths) / wall,
+        results[arm] = {"wall_s": wall, "tokens": sum(lengths), "tokens_per_s": sum(lengths) / wall,
                         "outputs": outputs}  # fmt: skip
         print(f"{arm:8s} {wall:7.1f} s  {sum(lengths):6d} tokens  {sum(lengths) / wall:6.1f} tokens/s", flush=True)
     same = sum(a == b for a, b in zip(results["tunelab"]["outputs"], results["batched"]["outputs"]))
@@ -79,7 +79,7 @@ def main() -> None:
                 f"max {args.max_new_tokens} new tokens, {args.batch_size} rows at a time.\n\n"
                 "| arm | wall s | generated tokens | tokens/s |\n|---|---|---|---|\n"
                 + "".join(
-                    f"| {arm} | {r['wall_s']} | {r['tokens']} | {r['tokens_per_s']:.1f} |\n"
+                    f"| {arm} | {r['wall_s']:.1f} | {r['tokens']} | {r['tokens_per_s']:.1f} |\n"
                     for arm, r in results.items()
                 )  # fmt: skip
                 + f"\ntunelab {ratio:.2f}x faster than transformers' generate on length-sorted batches; {same} of "

@@ -164,3 +164,11 @@ def test_insight_benchmark_smoke(tiny_bert, tmp_path):
     assert [r["recipe"] for r in res["calibration"]] == ["classify_trec_frozen"]
     x = res["labels"]
     assert x["flipped"] == round(0.05 * x["examples"]) and 0 <= x["top_k_recall"] <= 1
+
+
+def test_generate_benchmark_smoke(tiny_llama, tmp_path):
+    argv = ["--smoke", "--model", str(tiny_llama), "--prompts", "6", "--batch-size", "4", "--max-new-tokens", "4"]
+    proc = run_script("generate.py", tmp_path, *argv)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "6 of 6 outputs identical" in proc.stdout  # greedy, fp32: both paths give the same text
+    assert not (tmp_path / "RESULTS.md").exists()

@@ -80,17 +80,21 @@ def report(run_dir: Path, metrics: dict) -> None:
         out.print(f"use it: {family.usage.replace('RUN', str(run_dir))}", highlight=False)
 
 
-def base_vs_tuned(metrics: dict) -> None:
-    """sft/lm: the base model next to the fine-tuned one on the test split, and a few sample generations."""
-    table = Table(title="base vs fine-tuned (test split)")
+def comparison_table(title: str, rows, number: str) -> None:
+    """(what, base, fine-tuned) rows as a table; a missing value is a dash."""
+    table = Table(title=title)
     for c in ("", "base", "fine-tuned"):
         table.add_column(c, justify="right" if c else "left")
+    for what, before, after in rows:
+        table.add_row(what, *("—" if v is None else number.format(v) for v in (before, after)))
+    out.print(table)
+
+
+def base_vs_tuned(metrics: dict) -> None:
+    """sft/lm: the base model next to the fine-tuned one on the test split, and a few sample generations."""
     from tunelab.tasks.lm.generation import base_vs_tuned as rows
 
-    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    for what, before, after in rows(metrics):
-        table.add_row(what, fmt(before), fmt(after))
-    out.print(table)
+    comparison_table("base vs fine-tuned (test split)", rows(metrics), "{:.4f}")
     samples = (metrics.get("generation") or {}).get("samples", [])[:5]
     if samples:
         t = Table(title="sample generations (held-out prompts, greedy)")
@@ -105,13 +109,8 @@ def text2text(metrics: dict) -> None:
     """summarization, translation: base (zero-shot) vs fine-tuned on the test split, and examples side by side."""
     from tunelab.tasks.seq2seq.report import base_vs_tuned as rows
 
-    table = Table(title=f"base (zero-shot) vs fine-tuned (test split, {metrics['test'].get('generated')} records)")
-    for c in ("", "base", "fine-tuned"):
-        table.add_column(c, justify="right" if c else "left")
-    fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
-    for what, before, after in rows(metrics):
-        table.add_row(what, fmt(before), fmt(after))
-    out.print(table)
+    title = f"base (zero-shot) vs fine-tuned (test split, {metrics['test'].get('generated')} records)"
+    comparison_table(title, rows(metrics), "{:.2f}")
     if metrics["examples"]:
         t = Table(title="examples (test split, greedy)")
         for c in ("source", "reference", "base", "fine-tuned"):
