@@ -4,6 +4,7 @@ model, the adapter is saved to adapter/ and merged into plain weights for model/
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 from tunelab.config import MethodConfig
@@ -47,6 +48,13 @@ def is_peft(model) -> bool:
     from peft import PeftModel
 
     return isinstance(model, PeftModel)
+
+
+def adapters_off(model):
+    """A context in which a LoRA model computes as its base model (the zero-shot row of a report): the adapter's
+    matmuls are skipped, not merely zero. Any other model: nothing changes."""
+    inner = getattr(model, "module", model)  # DDP
+    return inner.disable_adapter() if is_peft(inner) else nullcontext()
 
 
 def merged(model):

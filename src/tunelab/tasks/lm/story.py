@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from tunelab.config import Config
 from tunelab.data.fingerprint import data_fingerprint
 from tunelab.errors import TunelabError
-from tunelab.methods import apply_method, count_parameters
+from tunelab.methods import adapters_off, apply_method, count_parameters
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.registry import TASKS
@@ -84,7 +84,8 @@ def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source)
 
     base = run.info.get("base_eval")
     if cfg.eval.compare_base and base is None:
-        base = measure(model)
+        with adapters_off(model):  # a fresh adapter adds zero: the same outputs, less work
+            base = measure(model)
         if story.rank0:
             run.update_info(base_eval=base)
 

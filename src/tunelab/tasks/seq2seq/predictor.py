@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -58,9 +59,9 @@ class TextToText:
                 "here: leave temperature at 0. `tunelab serve` samples (temperature in the request)."
             )
         texts = [texts] if isinstance(texts, str) else list(texts)
-        opts = Options(**(self.options.__dict__ | {k: v for k, v in options.items() if v is not None}))
+        opts = replace(self.options, **{k: v for k, v in options.items() if v is not None})
         if batch_size:
-            opts = Options(**(opts.__dict__ | {"batch_size": batch_size}))
+            opts = replace(opts, batch_size=batch_size)
         prompts = [self.prompt_ids(t) for t in texts]
         return generate(self.model, self.tokenizer, prompts, opts, self.format.encoder_decoder, self.precision,
                         on_batch=on_batch)[0]  # fmt: skip
@@ -77,7 +78,7 @@ class TextToText:
 
         records = read_pairs(Path(path), self.config, prompt=self.format.template)
         prompts = [self.prompt_ids(r["source"], r["fields"]) for r in records]
-        opts = Options(**(self.options.__dict__ | {"batch_size": batch_size}))
+        opts = replace(self.options, batch_size=batch_size)
         outputs, lengths = generate(self.model, self.tokenizer, prompts, opts, self.format.encoder_decoder,
                                     self.precision)  # fmt: skip
         bleu_tokenize = getattr(self.config.eval, "bleu_tokenize", None)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from tunelab.config import Config
 from tunelab.data.fingerprint import data_fingerprint
 from tunelab.errors import TunelabError
-from tunelab.methods import apply_method, count_parameters
+from tunelab.methods import adapters_off, apply_method, count_parameters
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_model_config, load_text_generator, load_tokenizer, plain, resolve
 from tunelab.registry import model_class, peft_task
@@ -127,7 +127,8 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     # ---- the base model (zero-shot), measured once: a resumed run keeps it (run.json)
     base = run.info.get("base_eval")
     if cfg.eval.compare_base and base is None:
-        base, base_outputs = measure(model, "generating (base model, test)")
+        with adapters_off(model):  # a fresh adapter adds zero: the same outputs, less work
+            base, base_outputs = measure(model, "generating (base model, test)")
         base["examples"] = base_outputs[:EXAMPLES]
         if story.rank0:
             run.update_info(base_eval=base)
