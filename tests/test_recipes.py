@@ -124,3 +124,28 @@ def test_text_to_text_recipe_runs_a_few_steps(recipe, tiny_llama, tmp_path):
     test = run.metrics["test"]
     assert run.metrics["steps"] == 2 and test["generated"] == run.info["data"]["test"] > 100  # the whole test split
     assert {"chrf", "rougeL", "bleu"} <= set(test) and {"chrf", "rougeL"} <= set(run.metrics["base"]["test"])
+
+
+def test_the_preference_recipe_runs_a_few_steps_on_self_play_pairs(smollm2_tokenizer_dir, tmp_path):
+    """The shipped DPO recipe on its built-in pairs: the starting model (here a tiny llama whose large weights make it
+    say something) answers every chatterbot question once (cached), its answers are the rejected ones."""
+    from tests.conftest import save_tiny_llama
+
+    (tmp_path / "llama").mkdir()
+    llama = save_tiny_llama(tmp_path / "llama", smollm2_tokenizer_dir, initializer_range=0.3)
+    overrides = {
+        "model.name": str(llama),
+        "train.max_steps": 2,
+        "train.eval_every": 2,
+        "train.precision": "fp32",
+        "train.num_threads": 1,
+        "train.output_dir": str(tmp_path / "run"),
+        "eval.num_generate": 2,
+        "eval.max_new_tokens": 3,
+        "data.max_answer_tokens": 4,
+    }
+    run = tunelab.train(ROOT / "recipes" / "preference_smollm2_dpo.yaml", overrides=overrides, show_progress=False)
+    data = run.info["data"]
+    assert run.metrics["steps"] == 2 and data["questions"] > 800 and data["train"] > 600
+    assert {"reward_accuracy", "dpo_reward_accuracy"} <= set(run.metrics["test"])
+    assert "reward_accuracy" in run.metrics["base"]["test"]

@@ -36,6 +36,7 @@ def test_the_default_metric_of_each_task_is_computed_with_the_registry_direction
     from tunelab.tasks.classify.metrics import metrics_for
     from tunelab.tasks.lm.metrics import PerplexityMetrics
     from tunelab.tasks.ner.metrics import EntityMetrics
+    from tunelab.tasks.preference.metrics import PreferenceMetrics
     from tunelab.tasks.seq2seq.metrics import Text2TextMetrics
 
     computed = {
@@ -48,6 +49,7 @@ def test_the_default_metric_of_each_task_is_computed_with_the_registry_direction
         "mlm": PerplexityMetrics(),
         "summarization": Text2TextMetrics(),
         "translation": Text2TextMetrics(),
+        "preference": PreferenceMetrics(),
     }
     assert set(computed) == set(TASKS)
     for task, metrics in computed.items():

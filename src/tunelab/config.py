@@ -91,7 +91,7 @@ class DataConfig(Section):
     dataset: Optional[str] = Field(
         None,
         description="Built-in dataset: movie_reviews, sms_spam, trec (classification); wnut16 (ner); chatterbot "
-        "(sft); news (lm, mlm); aclsum (summarization); bible_fr_en (translation). "
+        "(sft); news (lm, mlm); aclsum (summarization); bible_fr_en (translation); chatterbot_pairs (preference). "
         "Ignored when `train` is given. Default (null): the task's own built-in.",
     )
     train: Optional[Path] = Field(

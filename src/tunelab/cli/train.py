@@ -11,13 +11,12 @@ import typer
 from tunelab.cli import render
 from tunelab.cli.overrides import recipe_overrides
 from tunelab.errors import TunelabError
+from tunelab.registry import TASKS
 
 
 def train(
     recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: the built-in demo recipe)."),
-    task: Optional[str] = typer.Option(
-        None, help="classification | multilabel | regression | ner | sft | lm | mlm | summarization | translation"
-    ),
+    task: Optional[str] = typer.Option(None, help=" | ".join(TASKS)),
     model: Optional[str] = typer.Option(None, help="Built-in name, local HF directory, .gguf file or hub id."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training data file."),
     validation: Optional[Path] = typer.Option(None, help="Validation data file."),
@@ -25,7 +24,7 @@ def train(
     dataset: Optional[str] = typer.Option(
         None,
         help="Built-in dataset: movie_reviews, sms_spam, trec, wnut16 (ner), chatterbot (sft), news (lm, mlm), "
-        "aclsum (summarization), bible_fr_en (translation).",
+        "aclsum (summarization), bible_fr_en (translation), chatterbot_pairs (preference).",
     ),
     text_column: Optional[str] = typer.Option(None, help="Column with the text."),
     label_column: Optional[str] = typer.Option(None, help="Column with the label."),

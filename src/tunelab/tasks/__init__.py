@@ -4,6 +4,7 @@ classify/   classification, multilabel and regression
 ner/        named-entity recognition
 lm/         chat SFT (sft), continued pre-training (lm), masked-LM adaptation (mlm)
 seq2seq/    text-to-text: summarization and translation, decoder-only or encoder-decoder
+preference/ preference tuning of chat models: DPO, IPO, ORPO, SimPO
 common.py   Story: the steps every family's run shares (set up, record the start, fit, restore the best, test, outputs)
 preview.py  `tunelab data preview`: training examples rendered as the model sees them
 

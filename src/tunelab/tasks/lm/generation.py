@@ -1,5 +1,5 @@
-"""Generation-based evaluation of sft: exact match, token F1, ROUGE-L and contains-answer (tunelab.metrics.text, 0–100,
-SQuAD normalisation), base-vs-tuned rows, and a table of samples."""
+"""Generation-based evaluation of sft (and of preference runs): exact match, token F1, ROUGE-L and contains-answer
+(tunelab.metrics.text, 0–100, SQuAD normalisation), base-vs-tuned rows, and a table of samples."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from typing import Optional
 from tunelab.metrics.text import text_metrics
 
 GENERATION = ("exact_match", "token_f1", "rougeL", "contains_answer")  # the rows the reports show, in this order
+# the test split's rows, where the run has them: sft and lm (perplexity), preference (pairs: metrics.py there)
+TEST_ROWS = {
+    "perplexity": "test perplexity (sft: of the reference answers)",
+    "reward_accuracy": "reward accuracy (test pairs: chosen answer more likely per token)",
+    "chosen_logp": "chosen answers' mean log-probability per token",
+    "rejected_logp": "rejected answers' mean log-probability per token",
+    "dpo_reward_accuracy": "DPO implicit-reward accuracy (0 for the starting model)",
+    "reward_margin": "DPO implicit-reward margin (0 for the starting model)",
+}
 
 
 def generation_metrics(predictions: list[str], references: list[str]) -> dict:
@@ -20,9 +29,9 @@ def generation_metrics(predictions: list[str], references: list[str]) -> dict:
 def base_vs_tuned(metrics: dict) -> list[tuple[str, Optional[float], Optional[float]]]:
     """The base-vs-fine-tuned rows every report shows (the model card, the CLI's report): (what, base, fine-tuned)."""
     base, generation = metrics.get("base") or {}, metrics.get("generation") or {}
-    test_perplexity = metrics.get("test", {}).get("perplexity")
-    rows = [
-        ("test perplexity (sft: of the reference answers)", base.get("test", {}).get("perplexity"), test_perplexity)
+    test, base_test = metrics.get("test", {}), base.get("test", {})
+    rows = [(what, base_test.get(key), test.get(key)) for key, what in TEST_ROWS.items() if key in test] or [
+        (TEST_ROWS["perplexity"], base_test.get("perplexity"), test.get("perplexity"))
     ]
     if generation:
         n = generation.get("generated")

@@ -208,3 +208,11 @@ def preference_splits(cfg: Config, files: dict[str, Optional[list[dict]]]) -> Sp
     val = files["validation"] if files.get("validation") is not None else val
     test = files["test"] if files.get("test") is not None else test
     return Splits(train[: d.limit] if d.limit else train, val, test, dropped)
+
+
+def preference_files(cfg: Config, problems: Optional[list] = None) -> dict[str, Optional[list[dict]]]:
+    """Each given file's pairs as read (the recipe's columns); None where no file is named."""
+    d = cfg.data
+    columns = (d.prompt_column, d.chosen_column, d.rejected_column)
+    return {name: read_preferences(path, *columns, problems=problems) if path else None
+            for name, path in (("train", d.train), ("validation", d.validation), ("test", d.test))}  # fmt: skip

@@ -23,22 +23,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("dpo", "ipo", "orpo", "simpo")
+# each loss's paper defaults, and which losses need a reference, live with the recipe's section (config.py)
+from tunelab.tasks.preference.config import LOSS_DEFAULTS as DEFAULTS
+from tunelab.tasks.preference.config import LOSSES, NEEDS_REFERENCE
 
-DEFAULTS = {
-    "dpo": {"beta": 0.1},  # Rafailov et al. 2023 (DPO), App. B: beta = 0.1 unless noted otherwise
-    # Azar et al. 2023 (IPO) name tau but give no value for language models; TRL's default (DPOConfig.beta, the tau
-    # of its loss_type="ipo"). With per-token means the target margin 1/(2 tau) = 5 is in nats per token.
-    "ipo": {"beta": 0.1},
-    # lambda of Hong et al. 2024 (ORPO): the value the authors trained Mistral-ORPO-alpha/beta with (their repository
-    # xfactlab/orpo, scripts/run_mistral_orpo_beta.sh: --alpha 0.1), and TRL's ORPOConfig.beta default
-    "orpo": {"orpo_weight": 0.1},
-    # Meng et al. 2024 (SimPO), hyper-parameter table of the appendix, Llama3-Base setting: beta = 2.0, gamma = 1.0,
-    # i.e. gamma/beta = 0.5, the ratio the authors' README (princeton-nlp/SimPO) recommends as the starting point
-    "simpo": {"beta": 2.0, "gamma": 1.0},
-}
-
-NEEDS_REFERENCE = {"dpo": True, "ipo": True, "orpo": False, "simpo": False}
+__all__ = ["DEFAULTS", "LOSSES", "NEEDS_REFERENCE", "PairLogps", "pair_losses", "rewards"]
 
 # ORPO's log odds need log(1 - p): p is held below 1 - 1e-6, since a chosen answer the model is sure of to fp32
 # precision (a mean log-probability of exactly 0) would give infinite log odds and NaN gradients
