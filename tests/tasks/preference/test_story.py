@@ -1,6 +1,6 @@
-"""Preference runs end to end on a tiny random llama: reward accuracy rises (DPO with LoRA, SimPO with full fine-tuning),
-the reference is kept in the run directory and a resumed run continues with the same losses, ORPO and SimPO need no
-reference, and the run serves as an sft run does (tunelab.load -> generate)."""
+"""Preference runs end to end on a tiny random llama: reward accuracy rises (DPO with LoRA, SimPO with full
+fine-tuning), the reference is kept in the run directory and a resumed run continues with the same losses, ORPO
+and SimPO need no reference, and the run serves as an sft run does (tunelab.load -> generate)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def recipe(tiny_llama, pairs_file, out, **sections) -> dict:
 
 
 def losses(run_dir) -> list[float]:
-    return [row["loss"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in row]
+    return [
+        row["loss"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in row
+    ]
 
 
 def test_dpo_with_lora_raises_reward_accuracy_and_keeps_its_reference(tiny_llama, preferences, tmp_path):
