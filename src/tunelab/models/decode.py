@@ -1,5 +1,5 @@
-"""Decoding several replies at once with one KV cache: the generation loop of `tunelab serve` and of text-to-text
-evaluation (tasks/seq2seq/generation.py).
+"""Decoding several replies at once with one KV cache: the generation loop of `tunelab serve` and, through `greedy`
+(at the end), of every evaluation that generates (text-to-text test splits, sft's held-out answers, self-play pairs).
 
 Why not `model.generate` on the batch: a served batch mixes requests with their own `max_tokens`, `stop`, sampling
 parameters and `seed`, and each request streams as it goes. Here every row samples with its own torch.Generator
@@ -318,3 +318,71 @@ def generate_one_by_one(
                 break
         else:  # generate stopped without an end this reply recognises (its own limits)
             reply._finish("length")
+
+
+# ------------------------------------------------------------------ greedy outputs for many prompts (evaluation)
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """Every token that ends an output: the generation config's EOS (a chat model's end-of-turn among them) and the
+    tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, list) else [configured]
+    return [i for i in dict.fromkeys([*ids, tokenizer.eos_token_id]) if i is not None]
+
+
+@torch.inference_mode()
+def greedy(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int = 32,
+    precision: str = "fp32",
+    on_batch: Optional[Callable[[int], None]] = None,
+) -> tuple[list[str], list[int]]:
+    """(outputs, their lengths in tokens) of a decoder-only model for many prompts (token ids), greedy, in order: what
+    evaluation generates (text-to-text test splits, sft's held-out answers, preference's self-play answers).
+
+    transformers' generate wastes most of the work here: a batch steps until its longest output ends, its finished rows
+    still computed, and every prompt prefills the whole chat template. Here at most `batch_size` rows decode at a time,
+    longest prompts first, a finished row leaves and the next prompt takes its place (continuous batching, `decode`);
+    the prompts' common head (system prompt, instruction) is prefilled once and shared; the skinny-input matmuls apply
+    (models/skinny.py). `on_batch(1)` after each finished output. The outputs equal `model.generate`'s, greedy, fp32."""
+    from tunelab.models.skinny import skinny_matmuls
+
+    head = _common_head(prompts)
+    prefix = Prefix.compute(model, head, precision) if len(head) >= 8 else None
+    replies = [Reply(list(p), max_tokens=max_new_tokens, seed=0, prefix=prefix) for p in prompts]
+    if on_batch:
+        for reply in replies:
+            reply.on_done = lambda reply: on_batch(1)
+    queue = sorted(range(len(replies)), key=lambda i: -len(prompts[i]))
+    group = max(1, batch_size // 4)  # a join prefills (one forward): prompts join a few at a time
+
+    def admit(room: int) -> list[Reply]:
+        if room < group:
+            return []
+        taken = [replies[i] for i in queue[:room]]
+        del queue[:room]
+        return taken
+
+    was_training = model.training
+    model.eval()
+    if replies:
+        with skinny_matmuls(model):
+            decode(model, tokenizer, admit(batch_size), precision, admit=admit, max_rows=batch_size,
+                   waiting=lambda: len(queue), eos=set(stop_ids(model, tokenizer)))  # fmt: skip
+    model.train(was_training)
+    return [r.text for r in replies], [len(r.ids) for r in replies]
+
+
+def _common_head(prompts: list[list[int]]) -> list[int]:
+    """The token ids every prompt starts with, short of the shortest prompt (each keeps a token of its own)."""
+    if len(prompts) < 2:
+        return []
+    head = prompts[0][: min(len(p) for p in prompts) - 1]
+    for p in prompts[1:]:
+        n = next((i for i, (a, b) in enumerate(zip(head, p)) if a != b), len(head))
+        head = head[:n]
+    return head

@@ -33,3 +33,28 @@ def test_base_vs_tuned_rows_new_and_old_runs():
     rows = base_vs_tuned(old)
     assert [r[0] for r in rows[1:]] == ["exact_match (2 held-out prompts)", "contains_answer (2 held-out prompts)"]
     assert [r[2] for r in rows[1:]] == [old["generation"]["exact_match"], old["generation"]["contains_answer"]]
+
+
+def test_greedy_replies_equal_transformers_generate_prompt_by_prompt(smollm2_tokenizer_dir, tmp_path):
+    """Generator.generate's greedy path (continuous batching, shared head, models/decode.greedy) gives each prompt the
+    reply model.generate gives it alone (fp32), for a chat run and for plain text continuation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.conftest import save_tiny_llama
+    from tunelab.tasks.lm.predictor import Generator
+
+    (tmp_path / "llama").mkdir()
+    path = save_tiny_llama(tmp_path / "llama", smollm2_tokenizer_dir, initializer_range=0.3)  # varied tokens
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    prompts = ["What is H2O?", "Who wrote Hamlet, and when did he write it?", "Hi", "Name three red fruits please."]
+    for chat in (True, False):
+        gen = Generator.wrap(model, tokenizer, chat=chat)
+        got = gen.generate(prompts, max_new_tokens=6, batch_size=2)
+        for prompt, reply in zip(prompts, got):
+            enc = tokenizer(gen.render(prompt), return_tensors="pt", add_special_tokens=not chat)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=6, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                                     pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+            assert reply == tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        assert len(set(got)) > 1  # the model says different things: the comparison above could fail

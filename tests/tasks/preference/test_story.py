@@ -61,7 +61,8 @@ def test_dpo_with_lora_raises_reward_accuracy_and_keeps_its_reference(tiny_llama
     assert (run.dir / "reference_logps.npz").exists() and run.info["reference"]["read_back"] is False
     assert set(m["generation"]) >= {"token_f1", "exact_match", "rougeL"}
     # the run is used as an sft run is: its merged model answers with the chat template
-    assert len(tunelab.load(run.dir).generate(["What is H2O?"], max_new_tokens=3)) == 1
+    generator = tunelab.load(run.dir)
+    assert generator.chat and len(generator.generate(["What is H2O?"], max_new_tokens=3)) == 1
 
 
 def test_simpo_with_full_fine_tuning_needs_no_reference(tiny_llama, preferences, tmp_path):

@@ -9,7 +9,9 @@ from typing import Callable, Optional, Union
 import torch
 
 from tunelab.errors import TunelabError
+from tunelab.models.decode import greedy
 from tunelab.predictors.common import load_run_model
+from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.training.precision import autocast, serving_precision
 
@@ -25,7 +27,7 @@ class Generator:
         self._setup(
             model,
             tokenizer,
-            chat=info.get("task") == "sft",
+            chat="chat" in getattr(TASKS.get(info.get("task")), "endpoints", ()),  # sft, preference
             precision=info.get("preprocessing", {}).get("precision", "fp32"),
         )
 
@@ -86,6 +88,9 @@ class Generator:
         if seed is not None:
             torch.manual_seed(seed)
         texts = [self.render(p) for p in prompts]
+        if temperature <= 0:  # greedy: continuous batching, the shared head prefilled once (models/decode.greedy)
+            ids = [self.tokenizer(t, add_special_tokens=not self.chat)["input_ids"] for t in texts]
+            return greedy(self.model, self.tokenizer, ids, max_new_tokens, batch_size, self.precision)[0]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths together: less padding
         out: list[str] = [""] * len(texts)
         for start in range(0, len(order), batch_size):

@@ -4,11 +4,8 @@
 Prompts are token ids (the encoding's own, so a generation sees exactly the truncated source that training saw).
 
 Greedy decoding of a decoder-only model — the default, and most of a run's evaluation time — goes through
-models/decode.py, the loop `tunelab serve` decodes with, because transformers' generate wastes most of the work here:
-a batch steps until its longest output ends, its finished rows still computed, and every prompt prefills the whole
-chat template. There, a finished row leaves the batch and the next prompt takes its place (continuous batching), the
-prompts' common head (system prompt and instruction) is prefilled once and shared, and the skinny-input matmuls
-apply (models/skinny.py). Measured on the Bible test split: see docs/tasks/text-to-text.md.
+models/decode.greedy (continuous batching, the prompts' common head prefilled once, skinny-input matmuls), the loop
+`tunelab serve` decodes with. Measured on the Bible test split: see docs/tasks/text-to-text.md.
 
 Beam search, no_repeat_ngram_size and encoder-decoder models use transformers' generate on batches sorted by length:
 decoder-only batches left-padded (positions from the attention mask), encoder-decoder batches right-padded; each row
@@ -24,8 +21,7 @@ from typing import Callable, Optional
 import torch
 
 from tunelab.data.padding import attention_mask, pad
-from tunelab.models.decode import Prefix, Reply, decode
-from tunelab.models.skinny import skinny_matmuls
+from tunelab.models.decode import greedy, stop_ids
 from tunelab.training.precision import autocast
 
 
@@ -50,14 +46,6 @@ class Options:
         )
 
 
-def stop_ids(model, tokenizer) -> list[int]:
-    """Every token that ends an output: the generation config's EOS (a chat model's end-of-turn among them) and the
-    tokenizer's."""
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = configured if isinstance(configured, list) else [configured]
-    return [i for i in dict.fromkeys([*ids, tokenizer.eos_token_id]) if i is not None]
-
-
 @torch.inference_mode()
 def generate(
     model,
@@ -72,8 +60,7 @@ def generate(
     was_training = model.training
     model.eval()
     if not encoder_decoder and options.num_beams == 1 and options.no_repeat_ngram_size == 0:
-        with skinny_matmuls(model):
-            out = _continuous(model, tokenizer, prompts, options, precision, on_batch)
+        out = greedy(model, tokenizer, prompts, options.max_new_tokens, options.batch_size, precision, on_batch)
     else:
         out = batched(model, tokenizer, prompts, options, encoder_decoder, precision, on_batch)
     model.train(was_training)
@@ -122,40 +109,3 @@ def batched(model, tokenizer, prompts: list[list[int]], options: Options, encode
         if on_batch:
             on_batch(len(idx))
     return texts, lengths
-
-
-def _continuous(model, tokenizer, prompts: list[list[int]], options: Options, precision: str, on_batch) -> tuple:
-    """Greedy decoding of a decoder-only model with continuous batching: at most options.batch_size rows at a time,
-    longest prompts first, each finished row replaced by the next prompt; the prompts' common head prefilled once."""
-    head = _common_head(prompts)
-    prefix = Prefix.compute(model, head, precision) if len(head) >= 8 else None
-    replies = [Reply(list(p), max_tokens=options.max_new_tokens, seed=0, prefix=prefix) for p in prompts]
-    if on_batch:
-        for reply in replies:
-            reply.on_done = lambda reply: on_batch(1)
-    queue = sorted(range(len(replies)), key=lambda i: -len(prompts[i]))
-
-    group = max(1, options.batch_size // 4)  # a join prefills (one forward): prompts join a few at a time
-
-    def admit(room: int) -> list[Reply]:
-        if room < group:
-            return []
-        taken = [replies[i] for i in queue[:room]]
-        del queue[:room]
-        return taken
-
-    if replies:
-        decode(model, tokenizer, admit(options.batch_size), precision, admit=admit, max_rows=options.batch_size,
-               waiting=lambda: len(queue), eos=set(stop_ids(model, tokenizer)))  # fmt: skip
-    return [r.text for r in replies], [len(r.ids) for r in replies]
-
-
-def _common_head(prompts: list[list[int]]) -> list[int]:
-    """The token ids every prompt starts with, short of the shortest prompt (each keeps a token of its own)."""
-    if len(prompts) < 2:
-        return []
-    head = prompts[0][: min(len(p) for p in prompts) - 1]
-    for p in prompts[1:]:
-        n = next((i for i, (a, b) in enumerate(zip(head, p)) if a != b), len(head))
-        head = head[:n]
-    return head
