@@ -44,6 +44,14 @@ def test_dpo_by_hand():
     close(pair_losses("dpo", policy, reference, beta=0.1), [0.554355244468527, 0.8543552444685272, 4.2483542552e-18])
 
 
+def test_sft_weight_adds_the_chosen_answers_mean_negative_log_likelihood():
+    # pair 1: DPO margin (-10 - -11) - (-14 - -12) = 3 -> log(1 + e^-0.3); the chosen answer's mean is -10 / 4 = -2.5
+    policy = pairs([-10.0], [-14.0], chosen_tokens=(4,))
+    reference = pairs([-11.0], [-12.0], chosen_tokens=(4,))
+    close(pair_losses("dpo", policy, reference, beta=0.1, sft_weight=0.5), [math.log(1 + math.exp(-0.3)) + 0.5 * 2.5])
+    close(pair_losses("dpo", policy, reference, beta=0.1, sft_weight=0.0), [math.log(1 + math.exp(-0.3))])
+
+
 def test_dpo_sums_log_probabilities_the_token_counts_do_not_matter():
     policy, reference = pairs([-10.0], [-14.0], (3,), (7,)), pairs([-11.0], [-12.0], (5,), (2,))
     close(pair_losses("dpo", policy, reference, beta=0.1), [math.log(1 + math.exp(-0.3))])

@@ -53,7 +53,7 @@ def test_dpo_with_lora_raises_reward_accuracy_and_keeps_its_reference(tiny_llama
                optim={"lr": 5e-2}, train={"max_steps": 20})  # fmt: skip
     run = tunelab.train(r, show_progress=False)
     m = run.metrics
-    assert run.info["preference"] == {"loss": "dpo", "beta": 0.1, "gamma": None, "orpo_weight": None}
+    assert run.info["preference"] == {"loss": "dpo", "beta": 0.1, "gamma": None, "orpo_weight": None, "sft_weight": 0.0}
     assert m["base"]["test"]["reward_accuracy"] < 0.3
     assert m["test"]["reward_accuracy"] >= 0.9 and m["test"]["dpo_reward_accuracy"] >= 0.9
     assert m["test"]["reward_margin"] > 0 and "reward_margin" not in m["base"]["test"]

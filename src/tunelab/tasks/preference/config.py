@@ -67,6 +67,12 @@ class PreferenceSection(Section):
     orpo_weight: Optional[float] = Field(
         None, ge=0, description="ORPO's weight on its odds-ratio term (lambda). Default: 0.1 (the ORPO paper)."
     )
+    sft_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Adds this much of the chosen answer's mean per-token loss (RPO, Pang et al. 2024; TRL's "
+        "rpo_alpha): a preference loss alone may lower both answers' likelihoods, this keeps the chosen one rising.",
+    )
 
     @model_validator(mode="after")
     def _paper_defaults(self) -> "PreferenceSection":

@@ -64,10 +64,17 @@ def pair_losses(
     beta: Optional[float] = None,
     gamma: float = 0.0,
     orpo_weight: float = 0.1,
+    sft_weight: float = 0.0,
 ) -> torch.Tensor:
     """[B]: the `loss` of each pair (the caller reduces them). `beta` is DPO's beta, IPO's tau, SimPO's beta (ORPO
     has none: `pair_losses(loss, policy, reference, **DEFAULTS[loss])` works for every loss); `gamma` is SimPO's
-    target reward margin; `orpo_weight` is ORPO's lambda."""
+    target reward margin; `orpo_weight` is ORPO's lambda. `sft_weight` adds that much of the chosen answer's mean
+    per-token negative log-likelihood (RPO, Pang et al. 2024, arXiv:2404.19733; TRL's rpo_alpha): the preference
+    loss alone may lower both answers' likelihoods, this keeps the chosen one's rising."""
+    return _preference(loss, policy, reference, beta, gamma, orpo_weight) - sft_weight * policy.chosen_mean
+
+
+def _preference(loss: str, policy: PairLogps, reference: Optional[PairLogps], beta, gamma, orpo_weight) -> torch.Tensor:
     if loss not in LOSSES:
         raise ValueError(f"unknown preference loss {loss!r}: choose one of {', '.join(LOSSES)}")
     if NEEDS_REFERENCE[loss] and reference is None:

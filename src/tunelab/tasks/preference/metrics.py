@@ -15,6 +15,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from tunelab.tasks.preference.losses import rewards
+
 # the order of the sums in a batch's outputs
 FIELDS = ("pairs", "correct", "chosen_logp", "rejected_logp", "referenced", "dpo_correct", "margin")
 
@@ -41,9 +43,8 @@ class PreferenceMetrics:
             if reference is None:
                 sums += [0, 0, 0]
             else:
-                chosen_reward = beta * (policy.chosen - reference.chosen).double()
-                rejected_reward = beta * (policy.rejected - reference.rejected).double()
-                margin = chosen_reward - rejected_reward
+                chosen_reward, rejected_reward = rewards(policy, reference, beta)
+                margin = (chosen_reward - rejected_reward).double()
                 sums += [len(margin), (margin > 0).sum(), margin.sum()]
             return torch.tensor([float(s) for s in sums], dtype=torch.float64)
 

@@ -71,8 +71,10 @@ class PreferenceSpec:
     """Spec for tunelab.training.fit: rows are pairs, units are pairs, the loss is the recipe's preference loss summed
     over pairs; the metrics' outputs are per-batch sums (metrics.py)."""
 
-    def __init__(self, pad_id: int, loss: str, beta: float, gamma: float = 0.0, orpo_weight: float = 0.1):
-        self.pad_id, self.loss, self.beta, self.gamma, self.orpo_weight = pad_id, loss, beta, gamma, orpo_weight
+    def __init__(self, pad_id: int, loss: str, beta: float, gamma: float = 0.0, orpo_weight: float = 0.1,
+                 sft_weight: float = 0.0):  # fmt: skip
+        self.pad_id, self.loss, self.beta, self.gamma = pad_id, loss, beta, gamma
+        self.orpo_weight, self.sft_weight = orpo_weight, sft_weight
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         return collate_pairs(rows, self.pad_id)
@@ -85,7 +87,7 @@ class PreferenceSpec:
         reference = _reference(batch, policy)
         if NEEDS_REFERENCE[self.loss] and reference is None:
             raise ValueError(f"the {self.loss} loss needs reference log-probabilities in the rows (reference.py)")
-        losses = pair_losses(self.loss, policy, reference, self.beta, self.gamma, self.orpo_weight)
+        losses = pair_losses(self.loss, policy, reference, self.beta, self.gamma, self.orpo_weight, self.sft_weight)
         return PreferenceMetrics.batch_sums(policy, reference, self.beta), losses.sum()
 
     def new_metrics(self):

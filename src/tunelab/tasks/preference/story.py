@@ -66,7 +66,7 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     model = apply_method(model, cfg.method, TASKS[cfg.task].peft_task)
     apply_fast_paths(model, cfg.train)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    spec = PreferenceSpec(pad_id, p.loss, p.beta, p.gamma, p.orpo_weight)
+    spec = PreferenceSpec(pad_id, p.loss, p.beta, p.gamma, p.orpo_weight, p.sft_weight)
     check_same_data(run, data.fingerprint, story.resume)
     selection = selection_metric(cfg, spec)
     trainable, total = count_parameters(model)
