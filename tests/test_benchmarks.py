@@ -155,6 +155,24 @@ def test_sft_benchmark_smoke(tiny_llama, tmp_path):
     assert ("skipped" in runs["tunelab"]) == ("sft" not in TASKS)
 
 
+def test_preference_benchmark_smoke(tiny_llama, tmp_path):
+    pytest.importorskip("trl", reason="the preference baseline needs TRL: pip install -e '.[bench]'")
+    res = run_benchmark("preference.py", tmp_path, "--model", str(tiny_llama), "--arms", "tunelab,trl,sft")
+    runs = {r["arm"]: r for r in res["runs"]}
+    assert set(runs) == {"tunelab", "trl", "sft"} and not any("skipped" in r for r in runs.values())
+    # equal work: 2 steps x 8 pairs; sft the same answers as 2 x 16 sequences, the same real tokens
+    assert runs["tunelab"]["samples"] == runs["trl"]["samples"] == 16 and runs["sft"]["samples"] == 32
+    assert runs["tunelab"]["tokens"] == runs["trl"]["tokens"] == runs["sft"]["tokens"] > 32 * 5
+    assert runs["tunelab"]["steps"] == runs["trl"]["steps"] == runs["sft"]["steps"] == 2
+    # tunelab's reference pass is timed (training + validation pairs), TRL's default arm has none before its loop
+    assert runs["tunelab"]["reference_s"] > 0 and runs["tunelab"]["reference_pairs"] == 16 + 8
+    assert runs["trl"]["reference_s"] == 0 and runs["trl"]["args"]["precompute_ref_log_probs"] is False
+    for r in runs.values():
+        assert r["train_s"] > 0 and r["peak_rss"] > 0 and 0 <= r["metric"] <= 1 and r["held_out"]["pairs"] == 16
+    assert 0 <= res["before"]["reward_accuracy"] <= 1 and "tunelab/trl" in res["ratios"]
+    assert any(line.startswith("tunelab/trl: pairs/s") for line in res["report"])
+
+
 def test_insight_benchmark_smoke(tiny_bert, tmp_path):
     argv = ["--smoke", "--model", str(tiny_bert), "--limit", "96", "--max-steps", "3", "--folds", "2", "--recipes",
             "classify_trec_frozen", "--out", str(tmp_path / "out")]  # fmt: skip
