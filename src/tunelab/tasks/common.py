@@ -14,7 +14,7 @@ from tunelab.metrics.plots import plot_curves
 from tunelab.registry import TASKS
 from tunelab.runs.card import model_card
 from tunelab.runs.checkpoint import restore_best
-from tunelab.runs.export import save_model
+from tunelab.runs.model_dir import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.training.diagnosis import diagnose
 from tunelab.training.distributed import make_accelerator, seed_everything
