@@ -1,6 +1,7 @@
 """Exports: a finished run written where it is used, each format checked against the run's own model as it is written.
 
 write.py   export(): checks the request (the registry's `exports`), writes into a temporary folder, renames
+manifest.py  manifest.json: what an export holds, the parity it measured (write_manifest, read_manifest)
 hf.py      "hf": the plain Hugging Face model directory (merged, safetensors), copied — every run
 onnx.py    "onnx" (+ `--quantize int8`): encoder runs for onnxruntime, parity measured on the run's test split
 gguf.py    "gguf" (`--quantize f16|q8_0`): causal-LM runs for llama.cpp and Ollama (with a Modelfile), parity measured
