@@ -53,12 +53,7 @@ import common  # noqa: E402
 import sft  # noqa: E402
 
 LR, WARMUP, BETA = 5e-4, 0.1, 0.1
-LORA = dict(
-    r=16,
-    lora_alpha=16,
-    lora_dropout=0.0,
-    target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-)
+LORA = sft.LORA | {"lora_dropout": 0.0}  # sft.py's adapter; no dropout: the reference is the adapter-off model
 PAIRS_PER_STEP = 8
 REFERENCE_BATCH = 16  # pairs per batch of the reference pass (tunelab's eval.batch_size default for the family)
 HELD_OUT, VALIDATION = 64, 8

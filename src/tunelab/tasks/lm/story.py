@@ -12,6 +12,7 @@ after  -> best weights on the test split, generations on held-out prompts, model
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 from tunelab.config import Config
 from tunelab.data.fingerprint import data_fingerprint
@@ -60,20 +61,37 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     return fit_and_report(story, model, tokenizer, spec, data, source)
 
 
-def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source) -> dict:
+def fit_and_report(
+    story: Story,
+    model,
+    tokenizer,
+    spec,
+    data: "LMData",
+    source,
+    preprocessing: Optional[dict] = None,
+    record: Optional[dict] = None,
+    before_base: Optional[Callable[[], None]] = None,
+    not_in_base: tuple[str, ...] = (),
+) -> dict:
     """The story every language-modelling task shares once data, model and spec exist:
-    base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card."""
+    base model measured -> fit -> best weights measured -> model/, metrics.json, curves, card.
+    A family's differences (the preference family's): its `preprocessing` and `record` for run.json, `before_base`
+    (work once the run is recorded and before the base model is measured: the reference pass) and the test metrics
+    that mean nothing for the base model (`not_in_base`)."""
     cfg, run = story.cfg, story.run
     check_same_data(run, data.fingerprint, story.resume)
     trainable, total = count_parameters(model)
     selection = selection_metric(cfg, spec)
+    if preprocessing is None:
+        preprocessing = {"max_length": cfg.data.max_length, "precision": story.precision, "packing": cfg.data.packing,
+                         "train_on": cfg.data.train_on, "fast_cpu_dropout": cfg.train.fast_cpu_dropout}  # fmt: skip
     story.record_start(
         source, selection,
         data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable,
-        total_params=total,
-        preprocessing={"max_length": cfg.data.max_length, "precision": story.precision, "packing": cfg.data.packing,
-                       "train_on": cfg.data.train_on, "fast_cpu_dropout": cfg.train.fast_cpu_dropout},
+        total_params=total, preprocessing=preprocessing, **(record or {}),
     )  # fmt: skip
+    if before_base is not None:
+        before_base()
 
     # ---- the base model, measured once (kept in run.json so a resumed run does not redo it)
     def measure(m) -> dict:
@@ -86,6 +104,7 @@ def fit_and_report(story: Story, model, tokenizer, spec, data: "LMData", source)
     if cfg.eval.compare_base and base is None:
         with adapters_off(model):  # a fresh adapter adds zero: the same outputs, less work
             base = measure(model)
+        base["test"] = {k: v for k, v in base["test"].items() if k not in not_in_base}
         if story.rank0:
             run.update_info(base_eval=base)
 

@@ -106,7 +106,8 @@ def _texts(tokenizer, prompt: list[dict], answers: tuple[str, str]) -> list[str]
                 "differently once later turns follow), so the answer tokens cannot be located. Use a model whose "
                 "template does, or single-turn prompts."
             ) from None
-        assert prompt_text in (None, text[:start]), "the two answers of a pair follow different prompt texts"
+        # assistant_spans checked that `text` starts with the prompt rendered with the generation prompt, which does
+        # not depend on the answer: both answers follow the very same prompt text
         prompt_text = text[:start]
         pieces += [text[start:end], text[end:]]
     return [prompt_text, *pieces]

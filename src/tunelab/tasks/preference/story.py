@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from tunelab.config import Config
 from tunelab.data.fingerprint import data_fingerprint
 from tunelab.errors import TunelabError
-from tunelab.methods import adapters_off, apply_method, count_parameters
+from tunelab.methods import apply_method
 from tunelab.models.fast_paths import apply_fast_paths
 from tunelab.models.load import load_causal_lm, load_tokenizer, plain, resolve
 from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.common import Story, check_same_data, selection_metric
+from tunelab.tasks.common import Story
 from tunelab.tasks.lm.chat import ensure_chat_template
-from tunelab.tasks.lm.story import comparison, generate_eval
+from tunelab.tasks.lm.story import fit_and_report
 from tunelab.tasks.preference.config import NEEDS_REFERENCE
 from tunelab.tasks.preference.data import preference_files, preference_splits
 from tunelab.tasks.preference.encode import encode_pairs
@@ -67,16 +67,8 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
     apply_fast_paths(model, cfg.train)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     spec = PreferenceSpec(pad_id, p.loss, p.beta, p.gamma, p.orpo_weight, p.sft_weight)
-    check_same_data(run, data.fingerprint, story.resume)
-    selection = selection_metric(cfg, spec)
-    trainable, total = count_parameters(model)
-    story.record_start(
-        source, selection,
-        data=data.info | {"fingerprint": data.fingerprint}, method=cfg.method.model_dump(), trainable_params=trainable,
-        total_params=total, preference=p.model_dump(),
-        preprocessing={"max_length": cfg.data.max_length, "precision": story.precision},
-    )  # fmt: skip
-    if NEEDS_REFERENCE[p.loss]:
+
+    def reference_pass() -> None:  # after the run is recorded, before the base model is measured
         key = reference_key(model_hash, data.fingerprint, story.precision)
         splits = {"train": data.train, "validation": data.validation, "test": data.test}
         compute = lambda rows: reference_logps(model, rows, pad_id, cfg.eval.batch_size, story.precision)  # noqa: E731
@@ -86,31 +78,14 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
                                        "how": "the starting model (adapter off)" if cfg.method.name == "lora"
                                        else "the starting model, before training"})  # fmt: skip
 
-    # ---- the starting model, measured once (kept in run.json: a resumed run does not redo it)
-    def measure(m) -> dict:
-        out = {"test": story.test(m, spec, data.test)}
-        if data.held_out and story.rank0 and not story.pruned:
-            out["generation"] = generate_eval(m, tokenizer, data.held_out, cfg, story.precision)
-        return out
-
-    base = run.info.get("base_eval")
-    if cfg.eval.compare_base and base is None:
-        with adapters_off(model):
-            base = measure(model)
-        base["test"] = {k: v for k, v in base["test"].items() if k not in BASE_ONLY}
-        if story.rank0:
-            run.update_info(base_eval=base)
-
-    # ---- train, then the best weights measured once
-    model, result = story.fit_best(model, spec, data.train, data.validation, selection)
-    tuned = measure(model)
-    metrics = {"test": tuned["test"], "generation": tuned.get("generation", {}), "base": base or {}, **result.metrics()}
-
-    # ---- outputs (the merged model serves, chats and exports exactly as an sft run's)
-    if story.rank0:
-        story.outputs(model, tokenizer, metrics, result, selection, card_extra=comparison(metrics))
-    story.accelerator.wait_for_everyone()
-    return metrics
+    # ---- the shared language-model story: base measured, fit, best measured, outputs (merged model/ as sft's)
+    return fit_and_report(
+        story, model, tokenizer, spec, data, source,
+        preprocessing={"max_length": cfg.data.max_length, "precision": story.precision},
+        record={"preference": p.model_dump()},
+        before_base=reference_pass if NEEDS_REFERENCE[p.loss] else None,
+        not_in_base=BASE_ONLY,
+    )  # fmt: skip
 
 
 def pair_data(cfg: Config, model, tokenizer, model_hash: str, precision: str) -> PairData:

@@ -57,12 +57,11 @@ def generate(
     on_batch: Optional[Callable[[int], None]] = None,
 ) -> tuple[list[str], list[int]]:
     """(the outputs, their lengths in tokens, EOS excluded), in the order of `prompts`."""
-    was_training = model.training
-    model.eval()
     if not encoder_decoder and options.num_beams == 1 and options.no_repeat_ngram_size == 0:
-        out = greedy(model, tokenizer, prompts, options.max_new_tokens, options.batch_size, precision, on_batch)
-    else:
-        out = batched(model, tokenizer, prompts, options, encoder_decoder, precision, on_batch)
+        return greedy(model, tokenizer, prompts, options.max_new_tokens, options.batch_size, precision, on_batch)
+    was_training = model.training  # (greedy switches dropout off and back itself)
+    model.eval()
+    out = batched(model, tokenizer, prompts, options, encoder_decoder, precision, on_batch)
     model.train(was_training)
     return out
 
