@@ -112,3 +112,24 @@ def test_frozen_is_refused_and_pairs_that_cannot_fit_are_an_error(tiny_llama, pr
                       show_progress=False)  # fmt: skip
     with pytest.raises(TunelabError, match="no training pair left"):
         tunelab.train(recipe(tiny_llama, preferences, tmp_path / "b", data={"max_length": 8}), show_progress=False)
+
+
+def test_a_preference_run_starts_from_an_sft_run(tiny_llama, preferences, tmp_path):
+    """The README's second example: sft first, then preference tuning from the sft run's merged model/ (its chat
+    template and weights; the reference is that model, not the one sft started from)."""
+    from tests.conftest import make_chats
+
+    chats = write_jsonl(tmp_path / "chats.jsonl", make_chats(40))
+    sft = tunelab.train(tiny_lm_recipe(tiny_llama, chats, tmp_path / "sft", method={"name": "lora", "r": 4},
+                                       optim={"lr": 1e-2}, train={"max_steps": 4},
+                                       eval={"num_generate": 0, "compare_base": False}),
+                        show_progress=False)  # fmt: skip
+    r = recipe(sft.dir / "model", preferences, tmp_path / "pref", train={"max_steps": 2},
+               eval={"num_generate": 0})  # fmt: skip
+    run = tunelab.train(r, show_progress=False)
+    assert run.info["base_model"]["name"] == str(sft.dir / "model")
+    # the base row is the sft run's model: its test loss on the pairs' chosen answers differs from the random start's
+    start = tunelab.train(recipe(tiny_llama, preferences, tmp_path / "raw", train={"max_steps": 2},
+                                 eval={"num_generate": 0}), show_progress=False)  # fmt: skip
+    assert run.metrics["base"]["test"]["chosen_logp"] != pytest.approx(start.metrics["base"]["test"]["chosen_logp"])
+    assert tunelab.load(run.dir).chat
