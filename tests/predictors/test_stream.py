@@ -109,6 +109,39 @@ def test_a_row_without_text_gets_an_error_record_and_the_run_goes_on(tmp_path):
     assert rows[4][:3] == ["3", "also fine", "short"] and rows[4][4] == '{"n": 9}'
 
 
+class Tagger:
+    """Like a ner predictor: a list of spans per text."""
+
+    def predict(self, texts, batch_size=64):
+        return [[{"text": w, "type": "X", "start": t.index(w)} for w in t.split() if w.isdigit()] for t in texts]
+
+
+class Writer:
+    """Like a summarization/translation predictor: {"generated"}, reporting each batch to on_batch."""
+
+    def __init__(self):
+        self.reported = 0
+
+    def predict(self, texts, batch_size=16, on_batch=None):
+        for start in range(0, len(texts), batch_size):
+            on_batch(len(texts[start : start + batch_size]))
+            self.reported += len(texts[start : start + batch_size])
+        return [{"generated": t.upper()} for t in texts]
+
+
+def test_span_and_text_predictors_stream_too(tmp_path):
+    source = TextFile(write_input(tmp_path / "in.csv", texts(200)), "text")
+    predict_file(Tagger(), source, tmp_path / "ner.csv", window=64, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "ner.csv", encoding="utf-8", newline="")))
+    assert list(rows[0]) == ["row", "text", "entities", "error"] and len(rows) == 200
+    assert json.loads(rows[5]["entities"]) == [{"text": "5", "type": "X", "start": rows[5]["text"].index("5")}]
+    writer = Writer()
+    done = predict_file(writer, source, tmp_path / "gen.jsonl", batch_size=16, window=64)  # with its progress bar
+    got = [json.loads(x) for x in (tmp_path / "gen.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert writer.reported == 200 - done.errors == 200 - sum("error" in r for r in got)
+    assert all(r["generated"] == r["text"].upper() for r in got if "error" not in r)
+
+
 def test_every_input_format_gives_the_same_rows(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -128,7 +128,12 @@ def predict(
         data = predictor.config.data
         column = text_column or getattr(data, "source_column", None) or data.text_column
     if streams:  # in constant memory, resumable; a record per row, "row" first
-        done = predict_file(predictor, TextFile(input, column), output, batch_size, resume, parts)
+        try:
+            done = predict_file(predictor, TextFile(input, column), output, batch_size, resume, parts)
+        except KeyboardInterrupt:
+            render.err.print(f"Interrupted; {output} holds the rows predicted so far. Continue with the same command "
+                             "and --resume.", highlight=False)  # fmt: skip
+            raise typer.Exit(130)
         kept = f"{done.kept} kept, " if resume else ""
         errors = f", {done.errors} rows without text (error records)" if done.errors else ""
         block = f" (rows {done.begin}-{done.end - 1} of shard {shard})" if parts else ""

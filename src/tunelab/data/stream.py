@@ -43,6 +43,7 @@ class TextFile:
 
     def __init__(self, path: str | Path, column: str):
         self.path, self.column = Path(path), column
+        self._whole: Optional[list[dict]] = None  # a JSON file's records, read once
         if not self.path.exists():
             raise TunelabError(f"{self.path}: file not found. Check the path (relative paths start from {Path.cwd()}).")
         if self.path.is_dir():
@@ -168,7 +169,9 @@ class TextFile:
     def _json(self) -> list[dict]:
         from tunelab.data.readers import read_table
 
-        return [r.values for r in read_table(self.path).rows]  # one JSON document: read whole
+        if self._whole is None:  # one JSON document: read whole, once
+            self._whole = [r.values for r in read_table(self.path).rows]
+        return self._whole
 
     def _parquet_file(self):
         import pyarrow.parquet as pq
