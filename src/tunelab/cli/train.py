@@ -136,7 +136,8 @@ def predict(
             raise typer.Exit(130)
         kept = f"{done.kept} kept, " if resume else ""
         errors = f", {done.errors} rows without text (error records)" if done.errors else ""
-        block = f" (rows {done.begin}-{done.end - 1} of shard {shard})" if parts else ""
+        block = f" (rows {done.begin}-{done.end - 1} of shard {shard})" if parts and done.end > done.begin else ""
+        block = f" (shard {shard} holds no rows)" if parts and not block else block
         render.err.print(f"{kept}{done.written} predictions{errors}{block} -> {output}", highlight=False)
         return
     items = read_texts(input, column) if input is not None else list(texts)
