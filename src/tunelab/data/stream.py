@@ -61,33 +61,30 @@ class TextFile:
             yield from self._parquet(start, stop)
             return
         if self.kind == ".json":
-            source = ((i + 1, obj) for i, obj in enumerate(self._json()))
+            source = ((i + 1, obj.get(self.column)) for i, obj in enumerate(self._json()))
         elif self.kind == ".jsonl":
             source = self._jsonl(start)
         elif self.kind == ".txt":
-            source = ((line, {self.column: text.rstrip("\r\n")}) for line, text in _lines(self.path) if text.strip())
+            source = ((line, text.rstrip("\r\n")) for line, text in _lines(self.path) if text.strip())
         else:
             source = self._delimited()
-        for row, (line, values) in enumerate(source):
+        for row, (line, value) in enumerate(source):
             if stop is not None and row >= stop:
                 return
             if row >= start:
-                yield TextRow(row, line, self._text(values))
+                yield TextRow(row, line, _text(value))
 
     def count(self) -> int:
         if self.kind == ".parquet":
             return self._parquet_file().metadata.num_rows
-        if self.kind in (".jsonl", ".txt"):  # a row is a non-blank line: no need to parse it
-            return sum(1 for _, text in _lines(self.path) if text.strip())
-        return sum(1 for _ in self.rows())
+        if self.kind in (".jsonl", ".txt"):  # a row is a non-blank line: no need to decode or parse it
+            with open(self.path, "rb") as f:
+                return sum(1 for raw in f if raw.strip())
+        return sum(1 for _ in (self._json() if self.kind == ".json" else self._delimited()))
 
     def missing(self, row: TextRow) -> str:
         """What an error record says about a row without text."""
         return f"no text in column '{self.column}' ({where(self.path, row.line)})"
-
-    def _text(self, values: dict) -> Optional[str]:
-        value = values.get(self.column)
-        return None if value is None or not str(value).strip() else str(value)
 
     # ------------------------------------------------------------------ formats
 
@@ -95,12 +92,14 @@ class TextFile:
         if self.kind == ".parquet":
             return self._parquet_file().schema_arrow.names
         if self.kind == ".json":
-            first = next(iter(self._json()), {})
-            return list(first)
+            return list(next(iter(self._json()), {}))
         if self.kind == ".jsonl":
-            first = next(iter(self._jsonl(0)), (0, {}))
-            return list(first[1])
-        return self._header()[0]
+            for line, raw in _lines(self.path):
+                if raw.strip():
+                    return list(self._object(line, raw))
+            return []
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
+            return self._header(csv.reader(f, delimiter=self._delimiter, strict=True))
 
     def _require(self, columns: list[str]) -> None:
         if self.column not in columns:
@@ -110,61 +109,78 @@ class TextFile:
                 f"{', '.join(map(repr, columns)) or 'no columns'}. Name the column of the texts with --text-column."
             )
 
-    def _header(self) -> tuple[list[str], csv.reader]:
-        lines = (text for _, text in _lines(self.path))
-        reader = csv.reader(lines, delimiter="\t" if self.kind == ".tsv" else ",", strict=True)
+    @property
+    def _delimiter(self) -> str:
+        return "\t" if self.kind == ".tsv" else ","
+
+    def _header(self, reader) -> list[str]:
         try:
-            header = next(reader)
+            return [h.strip() for h in next(reader)]
         except StopIteration:
             raise TunelabError(f"{self.path}: the file is empty. Give a header line, then one text a line.") from None
         except csv.Error as e:
             raise TunelabError(f"{self.path}, line 1: cannot read the header ({e}).") from None
-        return [h.strip() for h in header], reader
+        except UnicodeDecodeError:
+            self._undecodable()
 
-    def _delimited(self) -> Iterator[tuple[int, dict]]:
-        header, reader = self._header()
+    def _delimited(self) -> Iterator[tuple[int, Optional[str]]]:
+        """(line, the column's value) of each row; the csv module reads the file itself (fast), and where bytes are not
+        UTF-8 the file is read again a line at a time to name the line."""
         what = "TSV" if self.kind == ".tsv" else "CSV"
-        while True:
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=self._delimiter, strict=True)
+            header = self._header(reader)
+            column = header.index(self.column)
+            width = len(header)
             try:
-                values = next(reader)
-            except StopIteration:
-                return
+                for values in reader:
+                    if len(values) == width and values[column].strip():  # the common case, checked first
+                        yield reader.line_num, values[column]
+                    elif any(v.strip() for v in values):  # a blank line is no row
+                        if len(values) != width:
+                            raise TunelabError(
+                                f"{self.path}, line {reader.line_num}: {len(values)} fields but the header has "
+                                f"{width} ({', '.join(header)}). Quote fields that contain "
+                                f"'{chr(9) if what == 'TSV' else ','}' or fix the line."
+                            )
+                        yield reader.line_num, values[column]
             except csv.Error as e:  # the reader cannot go on past this line
                 raise TunelabError(
                     f"{self.path}, line {reader.line_num}: malformed {what} ({e}). Fix the quoting on that line."
                 ) from None
-            if not values or all(not v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                raise TunelabError(
-                    f"{self.path}, line {reader.line_num}: {len(values)} fields but the header has {len(header)} "
-                    f"({', '.join(header)}). Quote fields that contain '{chr(9) if what == 'TSV' else ','}' or fix "
-                    "the line."
-                )
-            yield reader.line_num, dict(zip(header, values))
+            except UnicodeDecodeError:
+                self._undecodable()
 
-    def _jsonl(self, start: int) -> Iterator[tuple[int, dict]]:
+    def _undecodable(self):
+        for _ in _lines(self.path):  # raises at the first line that is not UTF-8
+            pass
+        raise AssertionError("unreachable: a decoding error that a second reading does not find")
+
+    def _jsonl(self, start: int) -> Iterator[tuple[int, object]]:
         row = -1
         for line, raw in _lines(self.path):
             if not raw.strip():
                 continue
             row += 1
             if row < start:  # before the wanted rows: counted, not parsed
-                yield line, {}
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise TunelabError(
-                    f"{self.path}, line {line}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one "
-                    "JSON object."
-                ) from None
-            if not isinstance(obj, dict):
-                raise TunelabError(
-                    f'{self.path}, line {line}: expected a JSON object like {{"{self.column}": ...}}, got '
-                    f"{type(obj).__name__}."
-                )
-            yield line, obj
+                yield line, None
+            else:
+                yield line, self._object(line, raw).get(self.column)
+
+    def _object(self, line: int, raw: str) -> dict:
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise TunelabError(
+                f"{self.path}, line {line}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one JSON "
+                "object."
+            ) from None
+        if not isinstance(obj, dict):
+            raise TunelabError(
+                f'{self.path}, line {line}: expected a JSON object like {{"{self.column}": ...}}, got '
+                f"{type(obj).__name__}."
+            )
+        return obj
 
     def _json(self) -> list[dict]:
         from tunelab.data.readers import read_table
@@ -200,8 +216,13 @@ class TextFile:
                 if stop is not None and row >= stop:
                     return
                 if row >= start:
-                    yield TextRow(row, row + 1, self._text({self.column: value}))
+                    yield TextRow(row, row + 1, _text(value))
                 row += 1
+
+
+def _text(value) -> Optional[str]:
+    """A cell as the text to predict; None where it is empty, blank or null."""
+    return None if value is None or not str(value).strip() else str(value)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
