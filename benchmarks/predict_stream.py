@@ -6,7 +6,8 @@ a tiny random 2-layer BERT (width 32) with MiniLM's tokenizer, trained 2 steps, 
     python benchmarks/predict_stream.py                         # 10 k and 1 M rows
     python benchmarks/predict_stream.py --rows 2000 20000       # other sizes (the smoke check)
 
-Prints one line per size (rows, seconds, rows/s, peak RSS) and the RSS growth from the first size to the last;
+Prints one line per size (rows, seconds, rows/s, peak RSS, the RSS sampled while predicting) and the growth of both
+from the first size to the last;
 writes results.json under --out (default: a temporary folder). Not part of the test suite's timing.
 """
 
@@ -70,17 +71,33 @@ def write_input(path: Path, rows: int, labels: bool = False) -> Path:
 
 
 def predict(run: Path, source: Path, out: Path, batch_size: int, threads: int | None) -> dict:
-    """One `tunelab predict` child: its wall time and its own peak RSS (wait4's rusage, in KiB on Linux)."""
+    """One `tunelab predict` child: its wall time, its own peak RSS (wait4's rusage, KiB on Linux) — which start-up
+    (imports, model load) may set — and its RSS sampled twice a second once the first records are out (the loop's)."""
+    import psutil
+
     args = [sys.executable, "-m", "tunelab.cli", "predict", str(run), "--input", str(source), "--output", str(out),
             "--batch-size", str(batch_size)]  # fmt: skip
-    start = time.perf_counter()
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    start = time.perf_counter()
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
+    samples = []
+    while True:  # wait4, not poll: the child's own rusage
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            if out.exists() and out.stat().st_size:
+                samples.append(psutil.Process(child.pid).memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.5)
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"tunelab predict failed: {child.stderr.read().decode()[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    result = {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    if samples:
+        result.update(loop_rss_first_mb=samples[0], loop_rss_max_mb=max(samples), loop_rss_last_mb=samples[-1])
+    return result
 
 
 def main() -> None:
@@ -106,16 +123,27 @@ def main() -> None:
             assert lines == rows, (lines, rows)
             result["rows_per_s"] = rows / result["seconds"]
             info["sizes"].append(result)
+            loop = (
+                (
+                    f"  while predicting: {result['loop_rss_first_mb']:.1f} MB first, {result['loop_rss_max_mb']:.1f} "
+                    f"max, {result['loop_rss_last_mb']:.1f} last"
+                )
+                if "loop_rss_max_mb" in result
+                else ""
+            )
             print(f"{rows:>9,} rows  {result['seconds']:8.1f} s  {result['rows_per_s']:8.0f} rows/s  "
-                  f"peak RSS {result['peak_rss_mb']:7.1f} MB", flush=True)  # fmt: skip
+                  f"peak RSS {result['peak_rss_mb']:7.1f} MB{loop}", flush=True)  # fmt: skip
             (work / f"out-{rows}.jsonl").unlink()
             source.unlink()
         first, last = info["sizes"][0], info["sizes"][-1]
         info["rss_growth_mb"] = last["peak_rss_mb"] - first["peak_rss_mb"]
+        if "loop_rss_max_mb" in first and "loop_rss_max_mb" in last:
+            info["loop_rss_growth_mb"] = last["loop_rss_max_mb"] - first["loop_rss_max_mb"]
         if len(info["sizes"]) > 1:  # the start-up (imports, model load, row count) cancels out
             info["marginal_rows_per_s"] = (last["rows"] - first["rows"]) / (last["seconds"] - first["seconds"])
             print(f"marginal {info['marginal_rows_per_s']:.0f} rows/s", end="; ")
-        print(f"peak RSS growth {first['rows']:,} -> {last['rows']:,} rows: {info['rss_growth_mb']:+.1f} MB")
+        loop = f", while predicting {info['loop_rss_growth_mb']:+.1f} MB" if "loop_rss_growth_mb" in info else ""
+        print(f"peak RSS growth {first['rows']:,} -> {last['rows']:,} rows: {info['rss_growth_mb']:+.1f} MB{loop}")
         (out / "results.json").write_text(json.dumps(info, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)

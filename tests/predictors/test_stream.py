@@ -248,7 +248,7 @@ def test_50k_rows_killed_mid_run_and_resumed_give_the_uninterrupted_file(tiny_ru
     source = write_input(tmp_path / "in.csv", items)
     whole, out = tmp_path / "whole.jsonl", tmp_path / "out.jsonl"
     said = cli(monkeypatch, capsys, "predict", tiny_run, "--input", source, "--output", whole)
-    assert said == f"50000 predictions, 2 rows without text (error records) -> {whole}"
+    assert said == f"50000 records (2 error records: rows without text) -> {whole}"
 
     path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])  # this tree's tunelab
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
@@ -267,7 +267,7 @@ def test_50k_rows_killed_mid_run_and_resumed_give_the_uninterrupted_file(tiny_ru
 
     said = cli(monkeypatch, capsys, "predict", tiny_run, "--input", source, "--output", out, "--resume")
     kept = at_kill.count(b"\n")  # complete records; a torn last one is cut
-    assert said.startswith(f"{kept} kept, {50_000 - kept} predictions")
+    assert said.startswith(f"{kept} kept, {50_000 - kept} records")
     assert out.read_bytes() == whole.read_bytes()
 
     # the records are what the run's predictor gives each text, in input order
