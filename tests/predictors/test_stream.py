@@ -129,7 +129,7 @@ class Writer:
         return [{"generated": t.upper()} for t in texts]
 
 
-def test_span_and_text_predictors_stream_too(tmp_path):
+def test_span_and_text_predictors_stream_too(tmp_path, capsys):
     source = TextFile(write_input(tmp_path / "in.csv", texts(200)), "text")
     predict_file(Tagger(), source, tmp_path / "ner.csv", window=64, progress=False)
     rows = list(csv.DictReader(open(tmp_path / "ner.csv", encoding="utf-8", newline="")))
@@ -140,6 +140,8 @@ def test_span_and_text_predictors_stream_too(tmp_path):
     got = [json.loads(x) for x in (tmp_path / "gen.jsonl").read_text(encoding="utf-8").splitlines()]
     assert writer.reported == 200 - done.errors == 200 - sum("error" in r for r in got)
     assert all(r["generated"] == r["text"].upper() for r in got if "error" not in r)
+    shown = capsys.readouterr().out  # the progress bar: rows done of the total, rows/s, ETA
+    assert "predicting" in shown and "200/200" in shown and "rows/s" in shown and "ETA" in shown
 
 
 def test_every_input_format_gives_the_same_rows(tmp_path):
@@ -248,7 +250,7 @@ def test_50k_rows_killed_mid_run_and_resumed_give_the_uninterrupted_file(tiny_ru
     source = write_input(tmp_path / "in.csv", items)
     whole, out = tmp_path / "whole.jsonl", tmp_path / "out.jsonl"
     said = cli(monkeypatch, capsys, "predict", tiny_run, "--input", source, "--output", whole)
-    assert said == f"50000 records (2 error records: rows without text) -> {whole}"
+    assert said == f"50000 predictions (2 of them error records: rows without text) -> {whole}"
 
     path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])  # this tree's tunelab
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
@@ -267,7 +269,7 @@ def test_50k_rows_killed_mid_run_and_resumed_give_the_uninterrupted_file(tiny_ru
 
     said = cli(monkeypatch, capsys, "predict", tiny_run, "--input", source, "--output", out, "--resume")
     kept = at_kill.count(b"\n")  # complete records; a torn last one is cut
-    assert said.startswith(f"{kept} kept, {50_000 - kept} records")
+    assert said.startswith(f"{kept} kept, {50_000 - kept} predictions")
     assert out.read_bytes() == whole.read_bytes()
 
     # the records are what the run's predictor gives each text, in input order

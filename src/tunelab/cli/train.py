@@ -88,7 +88,7 @@ def predict(
         None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."
+        None, "--output", help="Where to write predictions (.jsonl, .csv: streamed; .json, .tsv); default: stdout."
     ),
     text_column: Optional[str] = typer.Option(
         None,
@@ -135,10 +135,10 @@ def predict(
                              "and --resume.", highlight=False)  # fmt: skip
             raise typer.Exit(130)
         kept = f"{done.kept} kept, " if resume else ""
-        errors = f" ({done.errors} error records: rows without text)" if done.errors else ""
+        errors = f" ({done.errors} of them error records: rows without text)" if done.errors else ""
         block = f" (rows {done.begin}-{done.end - 1} of shard {shard})" if parts and done.end > done.begin else ""
         block = f" (shard {shard} holds no rows)" if parts and not block else block
-        render.err.print(f"{kept}{done.written} records{errors}{block} -> {output}", highlight=False)
+        render.err.print(f"{kept}{done.written} predictions{errors}{block} -> {output}", highlight=False)
         return
     items = read_texts(input, column) if input is not None else list(texts)
     # a file into a file: a progress bar, where the predictor reports its batches (summarization, translation)
