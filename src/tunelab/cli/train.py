@@ -88,7 +88,7 @@ def predict(
         None, "--input", help="File of texts (.csv, .tsv, .jsonl, .json, .parquet, .txt one per line)."
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", help="Where to write predictions (.jsonl, .json, .csv); default: stdout as JSONL."
+        None, "--output", help="Where to write predictions (.jsonl, .csv: streamed; .json, .tsv); default: stdout."
     ),
     text_column: Optional[str] = typer.Option(
         None,
@@ -96,23 +96,51 @@ def predict(
         "data.source_column).",
     ),
     batch_size: int = typer.Option(64, help="Texts per forward pass."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted --output .jsonl/.csv after its last complete record."
+    ),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="K/N: predict only the K-th of N contiguous blocks of rows (1-based K)."
+    ),
 ):
     """Predict labels (ner runs: entity spans; summarization/translation runs: the generated text) for texts given on
-    the command line or in a file."""
+    the command line or in a file. A file into a .jsonl or .csv output streams in constant memory, each record with its
+    input "row" (a row without text: an error record), and can be resumed (--resume) or split (--shard K/N)."""
     import inspect
 
     from tunelab import api
     from tunelab.data.predict_io import prediction_rows, read_texts, write_predictions
+    from tunelab.data.stream import TextFile, output_kind
+    from tunelab.predictors.stream import parse_shard, predict_file
     from tunelab.training.progress import Bar
 
     if not texts and input is None:
         raise TunelabError('Give texts to predict (tunelab predict RUN "some text") or a file with --input.')
+    streams = input is not None and output is not None and output_kind(output) is not None
+    if (resume or shard) and not streams:
+        raise TunelabError(
+            f"{'--resume' if resume else '--shard'} continues or splits a file of predictions: give --input FILE and "
+            f"--output with .jsonl or .csv{f' (not {output.suffix})' if output is not None and output.suffix else ''}."
+        )
+    parts = parse_shard(shard)
     predictor = api.load(run)
     if input is not None:
         data = predictor.config.data
-        items = read_texts(input, text_column or getattr(data, "source_column", None) or data.text_column)
-    else:
-        items = list(texts)
+        column = text_column or getattr(data, "source_column", None) or data.text_column
+    if streams:  # in constant memory, resumable; a record per row, "row" first
+        try:
+            done = predict_file(predictor, TextFile(input, column), output, batch_size, resume, parts)
+        except KeyboardInterrupt:
+            render.err.print(f"Interrupted; {output} holds the rows predicted so far. Continue with the same command "
+                             "and --resume.", highlight=False)  # fmt: skip
+            raise typer.Exit(130)
+        kept = f"{done.kept} kept, " if resume else ""
+        errors = f" ({done.errors} of them error records: rows without text)" if done.errors else ""
+        block = f" (rows {done.begin}-{done.end - 1} of shard {shard})" if parts and done.end > done.begin else ""
+        block = f" (shard {shard} holds no rows)" if parts and not block else block
+        render.err.print(f"{kept}{done.written} predictions{errors}{block} -> {output}", highlight=False)
+        return
+    items = read_texts(input, column) if input is not None else list(texts)
     # a file into a file: a progress bar, where the predictor reports its batches (summarization, translation)
     bar = input is not None and output is not None and "on_batch" in inspect.signature(predictor.predict).parameters
     with Bar("predicting", len(items), enabled=bar) as progress:

@@ -9,7 +9,8 @@ sampler.py      which examples make each optimizer step (a pure function of seed
 padding.py      right-padding, the one way every collate pads a micro-batch
 fingerprint.py  the data fingerprint in run.json
 cache.py        $TUNELAB_CACHE, where derived data is kept across runs
-predict_io.py   batch prediction files: texts in, predictions out
+predict_io.py   batch prediction files: texts in, predictions out (whole: command-line texts, .json/.tsv output)
+stream.py       prediction files at any size: one column's texts streamed in, records appended out, read back to resume
 
 IGNORE is the label of a position no loss counts (PyTorch's cross_entropy ignore_index), shared by every family.
 """
