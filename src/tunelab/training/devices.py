@@ -8,6 +8,7 @@ The precision for the chosen device is decided next door, in precision.py, from 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from tunelab.errors import TunelabError
 
@@ -38,7 +39,7 @@ class Machine:
         return device == "cpu" or getattr(self, device)
 
 
-def pick_device(choice: str = "auto", machine: Machine | None = None) -> str:
+def pick_device(choice: str = "auto", machine: Optional[Machine] = None) -> str:
     """The device to run on, "cuda", "mps" or "cpu": the first the machine has (auto), or the one asked for."""
     machine = machine or Machine.probe()
     if choice == "auto":
