@@ -213,8 +213,15 @@ class TrainConfig(Section):
     seed: int = Field(
         42, description="Seeds data order, initialisation, dropout and mlm masks (the split has data.split_seed)."
     )
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto = bf16 autocast where the CPU/GPU has fast bf16, else fp32."
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto = bf16 autocast where the CPU/GPU has fast bf16, fp16 with a gradient scaler on a GPU "
+        "without it, else fp32. fp16 is refused on the CPU (emulated there: slower than fp32).",
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto",
+        description="Where to train: auto = a CUDA GPU if there is one, else Apple silicon (mps), else the CPU. An "
+        "explicit device that is not there is an error.",
     )
     class_weights: Union[Literal["none", "balanced"], list[float]] = Field(
         "none",

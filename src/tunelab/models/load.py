@@ -195,6 +195,8 @@ def _load(auto_class, source: ModelSource, cfg: ModelConfig, kind: str, **config
     try:
         config = AutoConfig.from_pretrained(source.location, **config_kwargs, **source.kwargs())
         apply_dropout(config, cfg.dropout)
+        # attention: transformers' default, SDPA (fused kernels on CPU and GPU) wherever the model supports it, eager
+        # otherwise; not forced, so a model without SDPA still loads. models/dropout.py and first_token.py build on it
         model = auto_class.from_pretrained(source.location, config=config, dtype="float32", **source.kwargs())
     except (OSError, ValueError) as e:
         raise TunelabError(

@@ -9,6 +9,7 @@ import torch
 from tunelab.errors import TunelabError
 from tunelab.registry import model_class
 from tunelab.runs.rundir import RunDir
+from tunelab.training.devices import pick_device
 from tunelab.training.distributed import quiet_libraries
 
 
@@ -22,7 +23,7 @@ def load_run_model(run: RunDir, device: Optional[str] = None):
         raise TunelabError(
             f"{run.path}: no model/ folder: the run did not finish. Resume it with `tunelab train --resume {run.path}`."
         )
-    where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    where = torch.device(device or pick_device("auto"))  # the same choice as training's train.device: auto
     tokenizer = transformers.AutoTokenizer.from_pretrained(run / "model")
     config = transformers.AutoConfig.from_pretrained(run / "model")
     auto_class = getattr(transformers, model_class(run.info.get("task"), config))

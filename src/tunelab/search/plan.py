@@ -49,9 +49,10 @@ class Plan:
         the search metric as the metric that picks each trial's best checkpoint."""
         import torch
 
+        from tunelab.training.devices import pick_device
         from tunelab.training.precision import resolve
 
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(pick_device(self.cfg.train.device))
         return {
             "train.num_threads": threads,
             "train.precision": resolve(self.cfg.train.precision, device),

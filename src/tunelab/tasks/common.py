@@ -77,7 +77,7 @@ class Story:
     cfg: Config
     run: RunDir
     accelerator: Any
-    precision: str  # resolved: bf16 or fp32
+    precision: str  # resolved: bf16, fp16 or fp32
     resume: bool
     show_progress: bool
     on_step: Callable[[int], None]
@@ -89,7 +89,7 @@ class Story:
         cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step, on_validation=None
     ) -> "Story":
         """A new story: processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
-        accelerator = make_accelerator(cfg.train.num_threads)
+        accelerator = make_accelerator(cfg.train.num_threads, cfg.train.device)
         seed_everything(cfg.train.seed)
         precision = resolve_precision(cfg.train.precision, accelerator.device)
         on_validation = on_validation or (lambda step, metrics: False)

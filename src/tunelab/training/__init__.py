@@ -3,7 +3,8 @@
 fit.py             the loop, top to bottom: exact gradient accumulation, validation, checkpoints, exact resume
 evaluate.py        streaming evaluation: metric sums per batch, never all logits; one all-reduce
 optim.py           AdamW (no decay on biases and norms) and the warm-up + decay schedule
-precision.py       bf16 autocast where the hardware has fast bf16, else fp32
+precision.py       bf16 autocast where the hardware has fast bf16, fp16 + gradient scaler on older GPUs, else fp32
+devices.py         the device: a CUDA GPU, else Apple silicon (mps), else the CPU (`train.device`)
 early_stopping.py  early stopping on a validation metric (always records the best step and value)
 distributed.py     process setup through accelerate (one process, or DDP/FSDP under torchrun)
 progress.py        the progress bar

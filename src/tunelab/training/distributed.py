@@ -10,17 +10,23 @@ import torch
 import torch.distributed as dist
 
 
-def make_accelerator(num_threads=None):
+def make_accelerator(num_threads=None, device: str = "auto"):
+    """The processes on the device devices.pick_device chooses (train.device: auto = cuda, else mps, else cpu)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
+
+    from tunelab.training.devices import pick_device
 
     quiet_libraries()
     if num_threads:
         torch.set_num_threads(num_threads)
-    cpu = not torch.cuda.is_available()
+    chosen = pick_device(device)
     # every trainable parameter gets a gradient each step: no extra unused-parameter search pass
     ddp = DistributedDataParallelKwargs(find_unused_parameters=False)
-    return Accelerator(cpu=cpu, kwargs_handlers=[ddp])
+    # cpu=False lets accelerate take the GPU (cuda:<local rank>, or mps); mixed_precision="no" because the precision
+    # is tunelab's alone (train.precision: autocast and the fp16 gradient scaler in the loop), whatever an
+    # `accelerate launch --mixed_precision` or accelerate config would add on top
+    return Accelerator(cpu=chosen == "cpu", mixed_precision="no", kwargs_handlers=[ddp])
 
 
 def seed_everything(seed: int) -> None:

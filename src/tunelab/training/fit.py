@@ -3,7 +3,7 @@
     for each optimizer step:
         take the step's examples (sampler), this process's share of them (shard), split into micro-batches
         forward + backward each micro-batch, loss normalised over the whole step's units (examples or tokens)
-        clip, step, schedule
+        clip, step, schedule (fp16: the loss scaled for backward, gradients unscaled before clipping)
         log; validate; keep the best; checkpoint; stop early / when on_validation asks / on signal / on NaN
 
 A task family hands the loop a `spec` with four things: collate(rows), units(batch), forward(model, batch)
@@ -32,7 +32,7 @@ from tunelab.training.distributed import all_reduce_sum
 from tunelab.training.early_stopping import EarlyStopper
 from tunelab.training.evaluate import evaluate
 from tunelab.training.optim import build_optimizer, build_scheduler
-from tunelab.training.precision import autocast
+from tunelab.training.precision import autocast, needs_scaler
 from tunelab.training.progress import Bar
 from tunelab.training.report import reporters
 
@@ -87,7 +87,7 @@ class FitContext:
 
     run: RunDir
     accelerator: Any
-    precision: str  # resolved: bf16 or fp32
+    precision: str  # resolved: bf16, fp16 (with a gradient scaler) or fp32
     resume: bool = False
     show_progress: bool = True
     on_step: Callable[[int], None] = lambda step: None  # after every optimizer step
@@ -135,6 +135,9 @@ def fit(
     if t.compile:  # the training forward only: evaluation and checkpoints use the plain module (same parameters)
         model = torch.compile(model, dynamic=True)
     params = [p for p in model.parameters() if p.requires_grad]
+    # fp16: the loss is scaled up for backward so small gradients do not flush to zero; a step whose gradients
+    # overflow is skipped and the scale halved. Disabled (bf16, fp32), every scaler call below passes through.
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler(precision))
     checkpointer = Checkpointer(run.checkpoints, rank, world)
     stopper = EarlyStopper(metric, higher_is_better, evaluation.patience)
     best_metrics: dict = {}
@@ -154,6 +157,8 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         stopper.load_state_dict(state["stopper"])
+        if state.get("scaler"):  # fp16 runs: the loss scale it had reached (older checkpoints have none)
+            scaler.load_state_dict(state["scaler"])
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         window, window_units, best_metrics = np.asarray(state["window"]), state["window_units"], state["best_metrics"]
         if rank == 0:
@@ -164,6 +169,7 @@ def fit(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "stopper": stopper.state_dict(),
+            "scaler": scaler.state_dict(),  # {} unless fp16
             "step": step,
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
@@ -203,10 +209,14 @@ def fit(
                         del outputs
                         # DDP averages gradients over processes; scale so the step's gradient is the sum over all
                         # units divided by their total (batch 8 x accum 1 == batch 2 x accum 4 == 2 processes x 4)
-                        accelerator.backward(loss_sum * (world / step_units))
+                        accelerator.backward(scaler.scale(loss_sum * (world / step_units)))
                     step_loss += loss_sum.detach().float()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm or float("inf"))
-                if not torch.isfinite(grad_norm) or not torch.isfinite(step_loss):
+                # under fp16 an infinite gradient is the scaler's overflow (it skips this step and lowers its scale);
+                # otherwise a non-finite loss or gradient means training diverged
+                overflow = scaler.is_enabled() and torch.isfinite(step_loss) and not torch.isfinite(grad_norm)
+                if not overflow and (not torch.isfinite(grad_norm) or not torch.isfinite(step_loss)):
                     optimizer.zero_grad(set_to_none=True)
                     raise NonFiniteLoss(
                         f"Training diverged at step {step + 1}: the loss or gradient is "
@@ -215,8 +225,10 @@ def fit(
                         "set, or use precision: fp32."
                     )
                 lr = scheduler.get_last_lr()[0]
-                optimizer.step()
-                scheduler.step()
+                scaler.step(optimizer)  # optimizer.step(), unless fp16 gradients overflowed
+                scaler.update()
+                if not overflow:  # the schedule counts real updates: a skipped step spends no warm-up
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 batch_in_epoch += 1
@@ -233,7 +245,8 @@ def fit(
                         "epoch": round(epoch + batch_in_epoch / len(batches), 4),
                         "loss": loss_sum_all / max(window_units, 1),
                         "lr": lr,
-                        "grad_norm": float(grad_norm),
+                        # None on a skipped fp16 step: its inf/nan is the scaler's overflow, not instability
+                        "grad_norm": None if overflow else float(grad_norm),
                         "tokens_per_s": tokens_all / max(now - last_log, 1e-9),
                     }
                     last_log, window, window_units = now, np.zeros(2), 0.0
