@@ -4,6 +4,7 @@ predictor lives in tasks/<family>/predictor.py (the registry names it); this pac
     loader.py    load: the predictor the registry names for a run's task, or its ensemble predictor
     common.py    load_run_model: the run's model/ folder with the class the registry picks, on a device
     embedder.py  Embedder: sentence vectors from a run's fine-tuned encoder
+    onnx.py      OnnxModel: an ONNX export on onnxruntime in place of the PyTorch model; EmbeddingPredictor (mlm)
 """
 
 from tunelab.predictors.loader import load
