@@ -50,7 +50,7 @@ def session(file: Path, threads: Optional[int] = None):
 class OnnxModel(torch.nn.Module):
     """A stand-in for the run's transformers model: called with the same tensors, it answers `.logits` (and
     `.embeddings` where the file has them) computed by onnxruntime. It is a Module only so that the evaluation loop,
-    which asks a model for its device (a zero-size parameter: the CPU) and switches it to eval mode, runs it as it is."""
+    which asks a model for its device (a zero-size parameter: the CPU) and switches it to eval mode, runs it as is."""
 
     def __init__(self, file: Path, threads: Optional[int] = None):
         super().__init__()
@@ -73,7 +73,8 @@ class OnnxModel(torch.nn.Module):
         return feed
 
     def run(self, input_ids, attention_mask=None, token_type_ids=None) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(None, self.feed(input_ids, attention_mask, token_type_ids))))
+        answers = self.session.run(None, self.feed(input_ids, attention_mask, token_type_ids))
+        return dict(zip(self.output_names, answers))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, **ignored):
         out = self.run(input_ids, attention_mask, token_type_ids)
