@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tunelab.config import load_run_config
+from tunelab.errors import TunelabError
 from tunelab.registry import TASKS, load_object
 from tunelab.runs.rundir import RunDir
 
@@ -37,13 +38,18 @@ def measure(run: RunDir, fp32: Path, int8: Optional[Path], check_data: Optional[
         reference.precision = "fp32"  # the file is fp32: compare with fp32, whatever the run serves in
         records = reference.examples(check_data)
         texts = [r["text"] if "text" in r else " ".join(r["tokens"]) for r in records]
+        on = str(check_data) if check_data else "the run's test split"
     else:
-        records, texts = None, _texts(run, check_data)
-    on = f"{check_data}" if check_data else "the run's test split"
+        records = None
+        texts, on = _texts(run, check_data)
+    if torch_embedder is not None:
+        torch_embedder.precision = "fp32"
     parity: dict = {"on": on, "examples": len(texts)}
     if not texts:
-        parity["note"] = "no examples to measure on: give a file with --check-data FILE"
-        return parity
+        raise TunelabError(
+            f"{run.path}: {on} holds no examples, so the export's parity cannot be measured. Give a labelled file "
+            "to measure it on: --check-data FILE."
+        )
 
     def side(model):
         """(decisions, metrics, recorded outputs) of the predictor and embedder with `model` in place."""
@@ -123,14 +129,16 @@ def _change(before: dict, after: dict, run: RunDir) -> float:
     return round(change * 100, 3) if _bounded(run) else round(change, 6)
 
 
-def _texts(run: RunDir, check_data: Optional[Path]) -> list[str]:
+def _texts(run: RunDir, check_data: Optional[Path]) -> tuple[list[str], str]:
     """The texts of a run without a predictor (mlm: documents): a file's text column, or the run's test documents as
-    its story split them."""
+    its story split them (its validation documents where it holds none out for testing)."""
     cfg = load_run_config(run / "config.yaml")
     if check_data is not None:
         from tunelab.data.predict_io import read_texts
 
-        return read_texts(Path(check_data), cfg.data.text_column)
+        return read_texts(Path(check_data), cfg.data.text_column), str(check_data)
     from tunelab.tasks.lm.text import read_text_splits
 
-    return [s["text"] for s in read_text_splits(cfg, lambda text: [{"input_ids": (), "text": text}]).test]
+    splits = read_text_splits(cfg, lambda text: [{"input_ids": (), "text": text}])
+    part = "test" if splits.test else "validation"
+    return [s["text"] for s in getattr(splits, part)], f"the run's {part} documents"
