@@ -15,7 +15,8 @@ Arms, in turn in this one process, each on the same N texts (the built-in snippe
   pipeline   transformers.pipeline("text-classification", RUN/model) over the list, batch_size=1: the pipeline
              docs' advice for CPU ("if you are using CPU, don't batch"), truncation at the run's max length
 Per arm: rows/s over the N texts (model loading not timed), batch-1 p50 latency (one text per call, --latency
-calls), file size (model.safetensors / model.onnx), test accuracy, and agreement with the torch arm's labels.
+calls: predict([text]); the pipeline: pipe(text)), file size (model.safetensors / model.onnx), test accuracy, and
+agreement with the torch arm's labels.
 Targets (issue 32): int8 >= 2x torch rows/s at <= 0.5 accuracy points lost; torch >= 2x the pipeline.
 Appends its rows to benchmarks/RESULTS.md (not with --smoke).
 """
@@ -55,7 +56,8 @@ def texts_and_test(run: Path, n: int) -> tuple[list[str], list[dict]]:
     return [pool[i % len(pool)] for i in range(n)], splits.test
 
 
-def measure(name: str, predict, texts: list[str], test: list[dict], latency_calls: int, size: int) -> dict:
+def measure(name: str, predict, one, texts: list[str], test: list[dict], latency_calls: int, size: int) -> dict:
+    """`predict(texts)` -> labels, timed over all texts; `one(text)`, timed per call (batch-1 latency)."""
     predict(texts[:BATCH])  # warm-up: first-call allocations, onnxruntime's kernel selection
     start = time.perf_counter()
     labels = predict(texts)
@@ -63,7 +65,7 @@ def measure(name: str, predict, texts: list[str], test: list[dict], latency_call
     times = []
     for text in texts[:latency_calls]:
         t = time.perf_counter()
-        predict([text])
+        one(text)
         times.append(time.perf_counter() - t)
     test_labels = predict([r["text"] for r in test])
     accuracy = sum(p == r["label"] for p, r in zip(test_labels, test)) / max(len(test), 1)
@@ -110,8 +112,9 @@ def main() -> None:
                                    ("onnx_fp32", exports["fp32"], exports["fp32"] / "model.onnx"),
                                    ("onnx_int8", exports["int8"], exports["int8"] / "model.onnx")):  # fmt: skip
             predictor = tunelab.load(folder)
-            rows.append(measure(name, lambda t, p=predictor: [x["label"] for x in p.predict(t, batch_size=BATCH)],
-                                texts, test, args.latency, file.stat().st_size))  # fmt: skip
+            labels = lambda t, p=predictor: [x["label"] for x in p.predict(t, batch_size=BATCH)]  # noqa: E731
+            rows.append(measure(name, labels, lambda text, p=predictor: p.predict([text]), texts, test, args.latency,
+                                file.stat().st_size))  # fmt: skip
             del predictor
         pipe = transformers.pipeline("text-classification", model=str(run / "model"), device="cpu")
 
@@ -119,7 +122,7 @@ def main() -> None:
             return [x["label"] for x in pipe(batch, batch_size=1, truncation=True, max_length=max_length)]
 
         size = (run / "model" / "model.safetensors").stat().st_size
-        rows.append(measure("pipeline", pipeline_labels, texts, test, args.latency, size))
+        rows.append(measure("pipeline", pipeline_labels, pipe, texts, test, args.latency, size))  # one: pipe(text)
     torch_labels = rows[0]["labels"]
     for r in rows:
         r["agreement_with_torch"] = sum(a == b for a, b in zip(r.pop("labels"), torch_labels)) / len(texts)

@@ -29,6 +29,7 @@ the one thing quantising it would save).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import warnings
 from pathlib import Path
@@ -97,20 +98,32 @@ def export_onnx(model, tokenizer, outputs: tuple[str, ...], file: Path) -> list[
     example = (ids, mask, torch.zeros_like(ids))[: len(names)]
     longest = getattr(model.config, "max_position_embeddings", None) or 512
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=longest)
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms", and the like
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's notes on axis names and deprecated functions, every time
-        torch.onnx.export(Outputs(model, outputs), example, str(file), dynamo=True, external_data=False,
-                          input_names=names, output_names=list(outputs), opset_version=OPSET,
-                          dynamic_shapes=[{0: batch, 1: sequence}] * len(names), verbose=False)  # fmt: skip
+        try:
+            torch.onnx.export(Outputs(model, outputs), example, str(file), dynamo=True, external_data=False,
+                              input_names=names, output_names=list(outputs), opset_version=OPSET,
+                              dynamic_shapes=[{0: batch, 1: sequence}] * len(names), verbose=False)  # fmt: skip
+        finally:
+            exporter_log.setLevel(level)
     return names
 
 
 def quantize_int8(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # MatMulConstBOnly: only products with a weight; attention's activation x activation products stay fp32
-    quantize_dynamic(source, target, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
-                     extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process the graph, on every call, through the root logger
+    try:
+        # MatMulConstBOnly: only products with a weight; attention's activation x activation products stay fp32
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
+                         extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    finally:
+        root.setLevel(level)
 
 
 def write(run_path: Path, out: Path, quantize: Optional[str] = None, check_data: Optional[Path] = None) -> Path:
