@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # not in CI: minutes per workload; each appends rows to benchmarks/RESULTS.md (benchmarks/common.py is the harness)
-BENCHMARKS := classify ner sft preference serve tune ensemble doctor augment
+BENCHMARKS := classify ner sft preference serve tune ensemble doctor augment ship
 bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
 	for f in $(BENCHMARKS); do $(BIN)/python benchmarks/$$f.py || exit 1; done

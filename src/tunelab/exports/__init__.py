@@ -4,6 +4,7 @@ write.py   export(): checks the request (the registry's `exports`), writes into 
 manifest.py  manifest.json: what an export holds, the parity it measured (write_manifest, read_manifest)
 hf.py      "hf": the plain Hugging Face model directory (merged, safetensors), copied — every run
 onnx.py    "onnx" (+ `--quantize int8`): encoder runs for onnxruntime, parity measured on the run's test split
+parity.py  the ONNX parity: the run's predictor with the file in place of its model (fp32 difference; int8 agreement)
 gguf.py    "gguf" (`--quantize f16|q8_0`): causal-LM runs for llama.cpp and Ollama (with a Modelfile), parity measured
 
 Which formats a task can take is the registry's `exports` field ("hf" always). A failed or killed export leaves

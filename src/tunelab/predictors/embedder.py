@@ -23,7 +23,10 @@ class Embedder:
     """`Embedder.from_run("runs/x").embed(["a text", ...])` -> float32 array (texts, hidden size), unit rows."""
 
     def __init__(self, model, tokenizer, max_length: int, precision: str = "fp32"):
-        self.encoder = model.base_model  # the backbone without its task head (BertModel inside BertFor...)
+        # an ONNX export (predictors/onnx.py) computes this very pooling in its file: its `embed` gives the vectors
+        self.pooled = getattr(model, "embed", None)
+        self.encoder = None if self.pooled else model.base_model  # the backbone without its task head (BertModel...)
+        self.width = model.dimensions if self.pooled else self.encoder.config.hidden_size
         self.tokenizer, self.max_length = tokenizer, max_length
         self.device = next(model.parameters()).device
         self.precision = serving_precision(precision, self.device)
@@ -42,7 +45,7 @@ class Embedder:
 
     @property
     def dimensions(self) -> int:
-        return self.encoder.config.hidden_size
+        return self.width
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
@@ -59,6 +62,9 @@ class Embedder:
             rows = [ids[i] for i in order[start : start + batch_size]]
             batch = pad(rows, self.tokenizer.pad_token_id or 0).to(self.device)
             mask = attention_mask(rows).to(self.device)
+            if self.pooled:
+                out[order[start : start + batch_size]] = self.pooled(batch, mask)
+                continue
             with autocast(self.precision, self.device):
                 hidden = self.encoder(input_ids=batch, attention_mask=mask).last_hidden_state.float()
             weights = mask.unsqueeze(-1).float()

@@ -10,7 +10,10 @@ from tunelab.runs.rundir import RunDir
 
 
 def load(run_dir: str | Path):
-    """The predictor the registry names for the run's task (run.json says which task), or its ensemble predictor."""
+    """The predictor the registry names for the run's task (run.json says which task), or its ensemble predictor.
+    An ONNX export folder (tunelab export --format onnx) loads the same way: its predictor runs the .onnx file."""
+    from tunelab.predictors.onnx import EmbeddingPredictor, onnx_file
+
     run = RunDir.open(run_dir)
     if run.info.get("kind") == "cv":
         raise TunelabError(
@@ -24,6 +27,8 @@ def load(run_dir: str | Path):
         if family is None or family.ensemble is None:
             raise TunelabError(f"{run.path}: an ensemble of task '{task}', which this version cannot load.")
         return load_object(family.ensemble)(run)
+    if family is not None and family.predictor is None and "embeddings" in family.endpoints and onnx_file(run.path):
+        return EmbeddingPredictor(run)  # an ONNX export of a run that answers embeddings only (mlm)
     if family is None or family.predictor is None:
         with_predictor = ", ".join(name for name, f in TASKS.items() if f.predictor)
         raise TunelabError(

@@ -11,7 +11,7 @@ from tunelab.config import load_run_config
 from tunelab.models.first_token import first_token_only
 from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.classify.data import LabelSpace, check_known, read_labelled_file, tokenize
+from tunelab.tasks.classify.data import LabelSpace, check_known, read_labelled_file, read_records, tokenize
 from tunelab.tasks.classify.spec import SequenceClassification
 from tunelab.training.evaluate import evaluate
 from tunelab.training.precision import autocast, serving_precision
@@ -79,7 +79,20 @@ class TextClassifier:
             texts = [texts]
         return prediction_dicts(self.task, self.labels.names, self.threshold, self.outputs(texts, pairs, batch_size))
 
+    def decisions(self, records: list[dict], batch_size: int = 64) -> np.ndarray:
+        """What each record is answered, as discrete choices an export is compared on: the label's index, or each
+        label on or off (multilabel); none for a regression value (an empty row)."""
+        pairs = [r.get("text_pair", "") for r in records] if any("text_pair" in r for r in records) else None
+        outputs = self.outputs([r["text"] for r in records], pairs, batch_size)
+        if self.task == "regression":
+            return np.zeros((len(records), 0))
+        return outputs > self.threshold if self.task == "multilabel" else outputs.argmax(1)[:, None]
+
     # ------------------------------------------------------------------ evaluate
+
+    def examples(self, path: str | Path | None = None) -> list[dict]:
+        """Labelled records of a file (read with the run's column names), or the run's own test split as it read it."""
+        return read_labelled_file(Path(path), self.config) if path is not None else read_records(self.config).test
 
     def evaluate(self, path: str | Path, batch_size: int = 64) -> dict:
         """Metrics on a labelled file, read with the run's column names; the same evaluation code as training."""

@@ -12,7 +12,7 @@ from tunelab.config import load_run_config
 from tunelab.data.tags import spans
 from tunelab.predictors.common import load_run_model
 from tunelab.runs.rundir import RunDir
-from tunelab.tasks.ner.data import TagSpace, encode, read_tagged_file
+from tunelab.tasks.ner.data import TagSpace, encode, read_sentences, read_tagged_file
 from tunelab.tasks.ner.metrics import sentences
 from tunelab.tasks.ner.spec import TokenClassification
 from tunelab.training.evaluate import evaluate
@@ -84,12 +84,24 @@ class EntityTagger:
             for text, ws, (tags, scores) in zip(texts, words, tagged)
         ]
 
+    def decisions(self, records: list[dict], batch_size: int = 64) -> np.ndarray:
+        """The tag of every word of every record, one after another: what an export is compared on."""
+        tagged = self.tag_words([r["tokens"] for r in records], batch_size)
+        return np.array([tag for tags, _ in tagged for tag in tags])
+
     # ------------------------------------------------------------------ evaluate
+
+    def examples(self, path: str | Path | None = None) -> list[dict]:
+        """Tagged sentences of a file (read with the run's columns and tag scheme), or the run's own test split."""
+        return read_tagged_file(Path(path), self.config) if path is not None else read_sentences(self.config).test
 
     def evaluate(self, path: str | Path, batch_size: int = 64) -> dict:
         """Entity metrics on a tagged file (CoNLL or JSONL, read with the run's columns and tag scheme); the same
         evaluation code as training."""
-        records = read_tagged_file(Path(path), self.config)
+        return self.evaluate_records(read_tagged_file(Path(path), self.config), batch_size)
+
+    def evaluate_records(self, records: list[dict], batch_size: int = 64) -> dict:
+        """Entity metrics on tagged sentences ({"tokens", "tags"})."""
         self.space.check(records, "evaluation")
         rows = encode(records, self.space, self.tokenizer, self.max_length, self.stride)
         return evaluate(
