@@ -5,6 +5,7 @@ manifest.py  manifest.json: what an export holds, the parity it measured (write_
 hf.py      "hf": the plain Hugging Face model directory (merged, safetensors), copied — every run
 onnx.py    "onnx" (+ `--quantize int8`): encoder runs for onnxruntime, parity measured on the run's test split
 gguf.py    "gguf" (`--quantize f16|q8_0`): causal-LM runs for llama.cpp and Ollama (with a Modelfile), parity measured
+modelfile.py  the Ollama Modelfile beside a GGUF: ChatML in Go template syntax, system prompt, stop tokens
 
 Which formats a task can take is the registry's `exports` field ("hf" always). A failed or killed export leaves
 nothing half-written. Each format module has `write(run_path, out, quantize, check_data)`; onnx and gguf also write
