@@ -265,3 +265,20 @@ def test_llama_cpp_answers_as_the_run_does(tiny_run, exported):
                 break
             theirs.append(token)
         assert theirs == [t for t in ours.tolist() if t != 2]
+
+
+def test_an_lm_run_continues_text_and_is_checked_on_the_given_documents(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "run.json").write_text(json.dumps({"task": "lm"}))
+    (run / "config.yaml").write_text("task: lm\n")
+    docs = write_jsonl(
+        tmp_path / "docs.jsonl", [{"text": f"{c['prompt']} {c['response']} and so on"} for c in make_chats(5)]
+    )
+    out = tunelab.export(run, tmp_path / "out", format="gguf", check_data=docs)
+    parity = json.loads((out / "manifest.json").read_text())["parity"]
+    assert parity["prompts"] == 5 and parity["greedy"]["agreement"] == 1.0
+    assert parity["teacher_forced"]["max_abs_logit_difference"] == 0
+    text = (out / "Modelfile").read_text()
+    assert 'TEMPLATE """{{ .Prompt }}"""' in text and "SYSTEM" not in text  # no chat template applied
+    assert [line for line in text.splitlines() if line.startswith("PARAMETER stop")] == ['PARAMETER stop "<|im_end|>"']

@@ -32,10 +32,12 @@ import torch
 
 from tunelab.errors import TunelabError
 from tunelab.exports.manifest import write_manifest
-from tunelab.exports.modelfile import modelfile
+from tunelab.exports.modelfile import end_of_turn, modelfile
+from tunelab.models.decode import stop_ids
 
 ARCHITECTURES = ("LlamaForCausalLM",)  # what this writer knows the tensor layout of
-PROMPTS, GREEDY_TOKENS, ANSWER_TOKENS = 20, 32, 64  # held-out prompts checked, greedy tokens each, answer tokens each
+# held-out prompts checked; greedy tokens, answer tokens and prompt tokens (its last ones: lm documents are long) each
+PROMPTS, GREEDY_TOKENS, ANSWER_TOKENS, PROMPT_TOKENS = 20, 32, 64, 256
 BOUNDS = {"f16": {"greedy": 1.0, "teacher_forced": 0.995}, "q8_0": {"teacher_forced": 0.98}}
 
 # tokenizers.json pre-tokenizers -> llama.cpp's name for the same text splitting (tokenizer.ggml.pre)
@@ -60,9 +62,11 @@ def write(run_path: Path, out: Path, quantize: Optional[str] = None, check_data:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     name = f"model-{quantize}.gguf"
     write_gguf(model, tokenizer, out / name, quantize, title=run_path.name)
-    (out / "Modelfile").write_text(modelfile(name, tokenizer), encoding="utf-8")
+    chat = _chat(run_path)
+    ends = tuple(tokenizer.convert_ids_to_tokens(stop_ids(model, tokenizer)))
+    (out / "Modelfile").write_text(modelfile(name, tokenizer, chat, ends), encoding="utf-8")
     written = time.perf_counter() - started
-    result = parity(model, tokenizer, out, name, held, chat=_chat(run_path))
+    result = parity(model, tokenizer, out, name, held, chat)
     result |= {"bounds": BOUNDS[quantize], "write_seconds": round(written, 2)}
     result["check_seconds"] = round(time.perf_counter() - started - written, 2)
     missed = [
@@ -279,11 +283,12 @@ def add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
     ids = tokenizer("a")["input_ids"]  # what the tokenizer adds around a text on its own
     writer.add_add_bos_token(tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id)
     writer.add_add_eos_token(tokenizer.eos_token_id is not None and ids[-1] == tokenizer.eos_token_id)
-    template = tokenizer.chat_template
-    if isinstance(template, dict):
-        template = template.get("default")
+    template = _template(tokenizer)
     if template:
         writer.add_chat_template(template)
+        turn = end_of_turn(tokenizer)  # llama.cpp stops at EOS and at EOT: the turn's end where it is not EOS
+        if turn and turn[0] != tokenizer.eos_token:
+            writer.add_eot_token_id(tokenizer.convert_tokens_to_ids(turn[0]))
 
 
 # ------------------------------------------------------------------ parity
@@ -292,8 +297,6 @@ def add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
 def parity(model, tokenizer, folder: Path, name: str, held: list[tuple], chat: bool) -> dict:
     """The file read back with plain transformers vs the run's model: tokenizer, greedy tokens, teacher-forced top-1."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tunelab.models.decode import stop_ids
 
     file_tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     file_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
@@ -331,7 +334,8 @@ def parity(model, tokenizer, folder: Path, name: str, held: list[tuple], chat: b
 
 def encode(tokenizer, prompt, answer: str, chat: bool) -> tuple[list[int], list[int]]:
     """(prompt ids, answer ids): a chat prompt rendered with the generation prompt, the answer as the assistant's turn
-    (its end-of-turn marker included), at most ANSWER_TOKENS of it; a text prompt with the tokenizer's specials."""
+    (its end-of-turn marker included); a text prompt with the tokenizer's specials. At most the last PROMPT_TOKENS of
+    the prompt and the first ANSWER_TOKENS of the answer."""
     if chat:
         prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         full_text = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": answer}], tokenize=False)
@@ -342,7 +346,7 @@ def encode(tokenizer, prompt, answer: str, chat: bool) -> tuple[list[int], list[
         full_ids = tokenizer(prompt + answer)["input_ids"]
     same = next((i for i, (x, y) in enumerate(zip(prompt_ids, full_ids)) if x != y), len(prompt_ids))
     prompt_ids = full_ids[:same] if same < len(prompt_ids) else prompt_ids  # a merge across the boundary: cut before
-    return prompt_ids, full_ids[len(prompt_ids) :][:ANSWER_TOKENS]
+    return prompt_ids[-PROMPT_TOKENS:], full_ids[len(prompt_ids) :][:ANSWER_TOKENS]
 
 
 def _greedy(model, prompt_ids: list[int], stops: list[int]) -> list[int]:

@@ -82,37 +82,37 @@ def is_chatml(tokenizer) -> bool:
     return True
 
 
-def stop_tokens(tokenizer) -> list[str]:
-    """The special tokens the run's chat template closes an assistant turn with (ChatML: <|im_end|>), then EOS."""
+def end_of_turn(tokenizer) -> list[str]:
+    """The special tokens the run's chat template closes an assistant turn with (ChatML: <|im_end|>), in order."""
+    if not tokenizer.chat_template:
+        return []
     special = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
-    stops = []
-    if tokenizer.chat_template:
-        messages = [{"role": "user", "content": _USER}, {"role": "assistant", "content": _ANSWER}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False)
-        tail = text[text.rindex(_ANSWER) + len(_ANSWER) :]
-        stops = sorted((t for t in special if t in tail), key=tail.index)
-    if tokenizer.eos_token and tokenizer.eos_token not in stops:
-        stops.append(tokenizer.eos_token)
-    return stops
+    messages = [{"role": "user", "content": _USER}, {"role": "assistant", "content": _ANSWER}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    tail = text[text.rindex(_ANSWER) + len(_ANSWER) :]
+    return sorted((t for t in special if t in tail), key=tail.index)
 
 
-def modelfile(gguf_name: str, tokenizer) -> str:
-    """The Modelfile's text for `ollama create NAME -f Modelfile` in the export folder."""
+def modelfile(gguf_name: str, tokenizer, chat: bool = True, ends: tuple[str, ...] = ()) -> str:
+    """The Modelfile's text for `ollama create NAME -f Modelfile` in the export folder. A chat run stops at its
+    template's end-of-turn tokens, then at `ends` (the tokens that end an output of `tunelab generate`: EOS). A run that
+    continues text (lm, `chat` False) gets the prompt as it is, as `tunelab generate` gives it, and stops at `ends`."""
     lines = [
         "# ollama create my-model -f Modelfile   (in this folder); then: ollama run my-model",
         f"FROM ./{gguf_name}",
     ]
-    if tokenizer.chat_template and is_chatml(tokenizer):
+    if chat and tokenizer.chat_template and is_chatml(tokenizer):
         lines.append(f'TEMPLATE """{CHATML_GO}"""')
         system = default_system(tokenizer)
         if system:
             lines.append(f'SYSTEM """{system}"""')
-    elif tokenizer.chat_template:
+    elif chat and tokenizer.chat_template:
         lines.append(
-            "# the run's chat template is not ChatML: Ollama reads it from the GGUF file (tokenizer.chat_template)"
+            "# the run's chat template is not ChatML: Ollama reads the one in the GGUF file (tokenizer.chat_template)"
         )
     else:
-        lines += ["# a text-continuation model (no chat template): the prompt as it is", 'TEMPLATE """{{ .Prompt }}"""']
-    lines += [f'PARAMETER stop "{token}"' for token in stop_tokens(tokenizer)]
+        lines += ["# a text-continuation model: the prompt as it is", 'TEMPLATE """{{ .Prompt }}"""']
+    stops = [t for t in dict.fromkeys([*(end_of_turn(tokenizer) if chat else []), *ends, tokenizer.eos_token]) if t]
+    lines += [f'PARAMETER stop "{token}"' for token in stops]
     lines.append("PARAMETER temperature 0")  # greedy, as `tunelab generate` and the export's parity check decode
     return "\n".join(lines) + "\n"
