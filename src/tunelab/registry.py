@@ -40,6 +40,8 @@ class TaskFamily:
     config: Optional[str] = None  # "module:SECTIONS": its recipe sections {name: class} (tasks/<family>/config.py)
     defaults: Optional[str] = None  # "module:DEFAULTS": {"section.field": value} where a recipe sets none (config.py)
     exports: tuple[str, ...] = ()  # `tunelab export --format` beyond "hf" (the plain model): "onnx", "gguf"
+    held_out: Optional[str] = None  # "module:function": (cfg, file or None) -> [(prompt, answer)]: held-out prompts and
+    #   reference answers (the test split, or the file) that a causal-LM export is checked on (exports/gguf.py)
     pipeline: bool = True  # transformers.pipeline(pipeline_tag) loads its model (the card shows it); False: none in
     #   transformers 5 (summarization, translation: the family's own card part shows the model class and generate)
 
@@ -88,9 +90,9 @@ TASKS: dict[str, TaskFamily] = {
                       metrics="tunelab.tasks.ner.metrics:EntityMetrics", doctor="tunelab.tasks.ner.doctor:DATA",
                       target="tags", config="tunelab.tasks.ner.config:SECTIONS", exports=("onnx",)),
     "sft": TaskFamily(**_CAUSAL, dataset="chatterbot", endpoints=("chat", "generate"), usage=_CHAT,
-                      doctor="tunelab.tasks.lm.doctor:CHATS"),
+                      doctor="tunelab.tasks.lm.doctor:CHATS", held_out="tunelab.tasks.lm.held_out:chats"),
     "lm": TaskFamily(**_CAUSAL, dataset="news", endpoints=("generate",), usage=_CONTINUE,
-                     doctor="tunelab.tasks.lm.doctor:DOCUMENTS"),
+                     doctor="tunelab.tasks.lm.doctor:DOCUMENTS", held_out="tunelab.tasks.lm.held_out:documents"),
     "summarization": TaskFamily(**_TEXT2TEXT, dataset="aclsum", metric="rougeL", pipeline_tag="summarization",
                                 usage='tunelab predict RUN "a document"   (or --input docs.jsonl --output out.jsonl)'),
     "translation": TaskFamily(**_TEXT2TEXT, dataset="bible_fr_en", metric="chrf", pipeline_tag="translation",
@@ -102,6 +104,7 @@ TASKS: dict[str, TaskFamily] = {
                              peft_task="CAUSAL_LM", metric="loss", mode="min",
                              metrics="tunelab.tasks.preference.metrics:PreferenceMetrics",
                              endpoints=("chat", "generate"), usage=_CHAT, exports=("gguf",),
+                             held_out="tunelab.tasks.preference.held_out:pairs",
                              config="tunelab.tasks.preference.config:SECTIONS",
                              defaults="tunelab.tasks.preference.config:DEFAULTS"),
     "mlm": TaskFamily(story="tunelab.tasks.lm.story_mlm:train", predictor=None, dataset="news", model="minilm",

@@ -6,6 +6,7 @@ hf.py      "hf": the plain Hugging Face model directory (merged, safetensors), c
 onnx.py    "onnx" (+ `--quantize int8`): encoder runs for onnxruntime, parity measured on the run's test split
 parity.py  the ONNX parity: the run's predictor with the file in place of its model (fp32 difference; int8 agreement)
 gguf.py    "gguf" (`--quantize f16|q8_0`): causal-LM runs for llama.cpp and Ollama (with a Modelfile), parity measured
+modelfile.py  the Ollama Modelfile beside a GGUF: ChatML in Go template syntax, system prompt, stop tokens
 
 Which formats a task can take is the registry's `exports` field ("hf" always). A failed or killed export leaves
 nothing half-written. Each format module has `write(run_path, out, quantize, check_data)`; onnx and gguf also write

@@ -12,4 +12,5 @@ story.py       the sft and lm runs, and the story every language-modelling task 
 story_mlm.py   the mlm run
 config.py      their recipe fields (chat format, trained tokens, packing, text field, mlm masking; generation in eval)
 doctor.py      the rows `tunelab doctor` checks
+held_out.py    held-out prompts and reference answers (test split or a file) that an export is checked on
 """

@@ -12,4 +12,5 @@ reference.py  the reference log-probabilities (DPO, IPO): the starting model's (
               and kept in the run directory, keyed by model, data and precision
 metrics.py    reward accuracy, answer log-probabilities, DPO's implicit-reward accuracy and margin
 story.py      the run: pairs -> reference -> base measured -> fit -> tuned measured -> model/ served as an sft run's
+held_out.py   held-out prompts and chosen answers (test split or a file) that an export is checked on
 """
