@@ -58,7 +58,10 @@ def test_under_fitting_when_still_improving_at_the_end():
     stuck = diagnose(curves(FLAT, val), "accuracy", True)  # a flat loss at its starting value: nothing learned
     assert kinds(stuck) == ["under-fitting"] and "barely moved" in stuck["findings"][0]["why"]
     settled = [1.0 - 0.05 * i for i in range(10)] + [0.5 + 0.01 * ((-1) ** i) for i in range(30)]
-    assert kinds(diagnose(curves(settled, val), "accuracy", True)) == []  # learned, then flat
+    # learned, then flat: not under-fitting (over 40 steps with the metric best at the end: too short to judge)
+    assert kinds(diagnose(curves(settled, val), "accuracy", True)) == ["too short to judge"]
+    longer = [(s * 5, v, a) for s, v, a in val]
+    assert kinds(diagnose(curves(settled, longer, every=5), "accuracy", True)) == []
     assert kinds(diagnose(curves(FALLING, []), "accuracy", True)) == ["under-fitting"]  # no validation: loss alone
 
 
