@@ -73,3 +73,13 @@ def test_the_report_says_when_most_training_texts_were_truncated():
     assert truncation_note({"train": 1000, "truncated_train": 50, "length_keeping_95": 128}, 128) is None  # 5%: fine
     assert truncation_note({"train": 10, "truncated_train": 3}, 128) is not None  # an old run.json: no length
     assert truncation_note({}, 128) is None
+
+
+def test_a_cross_validation_fold_chooses_its_batch_as_a_single_run_would(tmp_path):
+    from tunelab.cv.crossval import _fold_recipe
+
+    (tmp_path / "validation.jsonl").write_text("")
+    unset = load_config({"train": {"folds": 3}})
+    assert "batch_size" not in _fold_recipe(unset, tmp_path, tmp_path / "fold", False)["train"]
+    explicit = load_config({"train": {"folds": 3, "batch_size": 32}})
+    assert _fold_recipe(explicit, tmp_path, tmp_path / "fold", False)["train"]["batch_size"] == 32
