@@ -70,7 +70,7 @@ def diagnose(history: list[dict], metric: str, higher_is_better: bool, status: s
     under = None if over or confident else _under_fitting(train, scores, higher_is_better, rising)
     findings = [f for f in (_unstable(history, train), over, confident, under) if f]
     if not findings:  # only in place of "neither": any other finding already says what the curves show
-        findings = [f for f in (_too_short(history, val, scores, higher_is_better, rising, metric),) if f]
+        findings = [f for f in (_too_short(history, scores, higher_is_better, rising, metric),) if f]
     for f in findings:
         f["act"] = ACTIONS[f["kind"]]
     verdict = ", ".join(f["kind"] for f in findings) or "neither over- nor under-fitting"
@@ -169,8 +169,7 @@ def _under_fitting(train: list, scores: list, higher: bool, val_rising: bool) ->
             f"{still}: the run ended while it was still learning"}  # fmt: skip
 
 
-def _too_short(history: list[dict], val: list, scores: list, higher: bool, val_rising: bool,
-               metric: str) -> dict | None:  # fmt: skip
+def _too_short(history: list[dict], scores: list, higher: bool, val_rising: bool, metric: str) -> dict | None:
     steps = max((r["step"] for r in history if "step" in r), default=0)
     if not scores or val_rising or (steps >= SHORT_STEPS and len(scores) >= SHORT_VALIDATIONS):
         return None

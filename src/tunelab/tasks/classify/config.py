@@ -20,7 +20,7 @@ FAMILY = scoped(tasks=CLASSIFIERS)
 
 # Below this many training examples the batch is halved. At 32 a set of 1,533 texts gets 48 updates per epoch; the
 # Trainer tutorial's batch 16 gets twice as many and was 1.0-1.2 points more accurate after one epoch (issue 35),
-# while from ~6,400 examples up 32 was level or ahead and faster. Batch 16 costs little throughput on a CPU.
+# while from ~6,400 examples up 32 was level or ahead and faster (throughput is why 32 stays above it).
 SMALL_SET, SMALL_BATCH, BATCH = 5_000, 16, 32
 
 

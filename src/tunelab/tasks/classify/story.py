@@ -47,7 +47,8 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
         for s in ("train", "validation", "test")
     )
     train_rows, val_rows, test_rows = train_ds.to_list(), val_ds.to_list(), test_ds.to_list()
-    chosen = choose_from_data(cfg, len(train_rows))  # before record_start: config.yaml records the value used
+    # before record_start, so config.yaml records the value used; a resumed run reads that back (explicit by then)
+    chosen = run.info.get("chosen", {}) if resume else choose_from_data(cfg, len(train_rows))
     train_lengths = token_lengths(splits.train, tokenizer)  # untruncated: how many lose their end, what would keep 95%
 
     # ---- model and method; the last layer computes only the token the head reads
