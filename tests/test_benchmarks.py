@@ -111,6 +111,18 @@ def test_augment_benchmark_smoke_and_resume(tiny_bert, tmp_path):
     assert not (tmp_path / "RESULTS.md").exists()
 
 
+def test_small_data_benchmark_smoke(tiny_bert, tmp_path):
+    argv = ["--smoke", "--model", str(tiny_bert), "--sets", "trec", "--sizes", "40", "--seeds", "1", "--test", "40",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = run_script("small_data.py", tmp_path, *argv)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+    # 40 examples: tunelab chooses batch 16 (3 steps in one epoch), as the tutorial's Trainer takes
+    assert [(r["arm"], r["train"], r["batch"], r["steps"]) for r in rows] == [("tunelab", 40, 16, 3),
+                                                                            ("trainer", 40, 16, 3)]  # fmt: skip
+    assert "tunelab - trainer accuracy" in proc.stdout and not (tmp_path / "RESULTS.md").exists()
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A random 2-layer llama with MiniLM's tokenizer files and a minimal chat template (no GGUF to unpack)."""

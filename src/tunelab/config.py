@@ -194,7 +194,12 @@ class TrainConfig(Section):
 
     epochs: float = Field(3, gt=0, description="Passes over the training data (ignored if max_steps is set).")
     max_steps: Optional[int] = Field(None, gt=0, description="Stop after this many optimizer steps.")
-    batch_size: int = Field(32, gt=0, description="Examples per optimizer step (across all processes).")
+    batch_size: int = Field(
+        32,
+        gt=0,
+        description="Examples per optimizer step (across all processes). Unset in a classification-family recipe: "
+        "chosen from the data, 16 below 5,000 training examples (run.json: chosen).",
+    )
     micro_batch_size: Optional[int] = Field(
         None,
         gt=0,

@@ -58,7 +58,10 @@ def test_under_fitting_when_still_improving_at_the_end():
     stuck = diagnose(curves(FLAT, val), "accuracy", True)  # a flat loss at its starting value: nothing learned
     assert kinds(stuck) == ["under-fitting"] and "barely moved" in stuck["findings"][0]["why"]
     settled = [1.0 - 0.05 * i for i in range(10)] + [0.5 + 0.01 * ((-1) ** i) for i in range(30)]
-    assert kinds(diagnose(curves(settled, val), "accuracy", True)) == []  # learned, then flat
+    # learned, then flat: not under-fitting (over 40 steps with the metric best at the end: too short to judge)
+    assert kinds(diagnose(curves(settled, val), "accuracy", True)) == ["too short to judge"]
+    longer = [(s * 5, v, a) for s, v, a in val]
+    assert kinds(diagnose(curves(settled, longer, every=5), "accuracy", True)) == []
     assert kinds(diagnose(curves(FALLING, []), "accuracy", True)) == ["under-fitting"]  # no validation: loss alone
 
 
@@ -139,6 +142,29 @@ def test_really_unstable_and_really_under_fitting_runs_are_still_named(name, exp
     run = recorded(name)
     d = diagnose(run["history"], run["metric"], True, run["status"], run["best_step"], run["calibrated"])
     assert kinds(d) == expected, d
+
+
+def test_a_run_too_short_to_judge_is_told_so_with_what_to_change():
+    """issue 35's shape, recorded on built-in data: 1,533 TREC questions at the old fixed batch of 32 for one epoch, 48
+    steps and one validation with the accuracy best there. Before: "neither over- nor under-fitting"."""
+    run = recorded("trec_1533_batch32")
+    d = diagnose(run["history"], run["metric"], True, run["status"], run["best_step"], run["calibrated"])
+    assert d["verdict"] == "too short to judge" and kinds(d) == ["too short to judge"], d
+    f = d["findings"][0]
+    assert f["step"] == 48 and f["why"].startswith("48 optimizer steps and 1 validation, and the validation accuracy")
+    assert "train.epochs" in f["act"] and "train.batch_size" in f["act"] and "train.eval_every" in f["act"]
+    # the same curves judged over 300 steps and 3 validations, the metric still best at the last: long enough
+    longer = [(s * 100, 1.0 - 0.1 * k, 0.7 + 0.05 * k) for k, s in enumerate((1, 2, 3))]
+    settled = [1.0 - 0.05 * i for i in range(10)] + FLAT[10:]
+    assert kinds(diagnose(curves(settled, longer, every=10), "accuracy", True)) == []
+    # short, but the metric peaked before the end (the curve shows its turn) or the validation loss rose: judged
+    peaked = [(10, 0.9, 0.7), (20, 0.8, 0.75), (30, 0.7, 0.72)]
+    assert kinds(diagnose(curves(settled[:30], peaked), "accuracy", True)) == []
+    rose = [(10, 0.9, 0.7), (20, 0.8, 0.75), (30, 0.81, 0.76)]
+    assert kinds(diagnose(curves(settled[:30], rose), "accuracy", True)) == []
+    # a lower-is-better metric: best at the last validation means lowest there
+    loss = diagnose(curves(settled[:30], [(15, 0.9, 0.7), (30, 0.8, 0.75)]), "loss", False)
+    assert kinds(loss) == ["too short to judge"] and "down from 0.9" in loss["findings"][0]["why"]
 
 
 def test_runs_made_to_over_and_under_fit_are_diagnosed(tiny_bert, tmp_path):

@@ -49,6 +49,14 @@ def report(run_dir: Path, metrics: dict) -> None:
         f"data: train {data['train']} · validation {data['validation']} · test {data['test']} "
         f"({data['dropped_duplicates']} duplicates dropped, {cut})"
     )
+    from tunelab.doctor.lengths import truncation_note
+
+    note = truncation_note(data, (info.get("preprocessing") or {}).get("max_length", 0))
+    if note:
+        out.print(f"[yellow]{note}[/yellow]", highlight=False)
+    for field, choice in (info.get("chosen") or {}).items():  # defaults chosen from the data (tasks/classify/config.py)
+        out.print(f"{field} {choice['value']} chosen because {choice['because']} (set it in the recipe to override)",
+                  highlight=False)  # fmt: skip
     if metrics.get("validation"):
         out.print(
             f"best validation (step {metrics.get('best_step')}): "

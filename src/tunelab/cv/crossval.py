@@ -138,6 +138,8 @@ def _fold_recipe(cfg: Config, data: Path, out: Path, pairs: bool) -> dict:
                        test=str(data / "held_out.jsonl"), text_column="text", label_column="label",
                        text_pair_column="text_pair" if pairs else None, dedupe=False, limit=None)  # fmt: skip
     raw["train"].update(folds=None, output_dir=str(out))
+    if "batch_size" not in cfg.train.model_fields_set:
+        raw["train"].pop("batch_size")  # unset: each fold chooses it from its data, as a single run would
     return raw
 
 

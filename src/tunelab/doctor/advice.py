@@ -6,6 +6,7 @@ import numpy as np
 
 from tunelab.config import Config
 from tunelab.doctor.checks import Finding
+from tunelab.doctor.lengths import TRUNCATED, keeping_length
 
 
 def recommend(
@@ -33,9 +34,9 @@ def recommend(
         )
     if len(lengths) and truncates:
         p99 = int(np.percentile(lengths, 99))
-        fit = int(-(-p99 // 8) * 8)  # p99 rounded up to a multiple of 8
+        fit = keeping_length(lengths, 0.99)
         truncated = float((lengths > cfg.data.max_length).mean())
-        if truncated > 0.05:
+        if truncated > TRUNCATED:
             out.append(
                 {
                     "set": f"data.max_length: {fit}",

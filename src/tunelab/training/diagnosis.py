@@ -1,5 +1,6 @@
 """Fit diagnosis, read from a run's logged curves (metrics.jsonl): over-fitting, over-confidence, under-fitting,
-unstable training, or none of them — each with the step it shows from and the recipe fields that act on it.
+unstable training, too short to judge, or none of them — each with the step it shows from and the recipe fields that
+act on it.
 
 The thresholds (docs/tasks/classification.md, "Is it over-fitting?"):
   over-fitting    the validation loss reached its minimum at step s and each of the last RISING (3) validations after
@@ -24,6 +25,11 @@ The thresholds (docs/tasks/classification.md, "Is it over-fitting?"):
                   of the WINDOW norms before it, after which the norm falls back (the median of the WINDOW norms after
                   it is under SETTLE (3) times the median before). A lasting level shift of the gradient norm while the
                   training loss falls (the new head and the encoder settling after warm-up) is not instability.
+  too short to judge  none of the above, but the run had fewer than SHORT_STEPS (100) optimizer steps or fewer than
+                  SHORT_VALIDATIONS (3) validations, and the selection metric was best at the last validation while the
+                  validation loss did not rise there: the curves end while the model may still be improving, so
+                  "neither over- nor under-fitting" would be a guess (issue 35: 48 steps, one validation, accuracy
+                  still rising). A run without validation is judged from its training loss alone (under-fitting).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import math
 import statistics
 
 RISING, RISE, DROP, STUCK, SPIKE, BLOWUP, WINDOW, SETTLE, DIVERGE = 3, 0.02, 0.05, 0.05, 3.0, 10.0, 10, 3.0, 1.5
+SHORT_STEPS, SHORT_VALIDATIONS = 100, 3
+SHORT = "too short to judge"
 
 ACTIONS = {
     "over-fitting": "stop earlier (eval.patience), regularise (optim.weight_decay, model.dropout), fewer trainable "
@@ -42,6 +50,9 @@ ACTIONS = {
     "(model.name) or more trainable parameters (method.name: full, a larger method.r)",
     "unstable": "a lower learning rate (optim.lr), a longer warm-up (optim.warmup_ratio), gradient clipping "
     "(train.max_grad_norm), or fp32 (train.precision) if it happens under bf16",
+    SHORT: "train longer (more train.epochs: each adds a validation), take more optimizer steps from the same examples "
+    "(a smaller train.batch_size, e.g. 16 or 8), or validate more often (train.eval_every) to see where the metric "
+    "levels off",
 }
 
 
@@ -58,6 +69,8 @@ def diagnose(history: list[dict], metric: str, higher_is_better: bool, status: s
     rising = len(val) >= 2 and val[-1][1] > val[-2][1]
     under = None if over or confident else _under_fitting(train, scores, higher_is_better, rising)
     findings = [f for f in (_unstable(history, train), over, confident, under) if f]
+    if not findings:  # only in place of "neither": any other finding already says what the curves show
+        findings = [f for f in (_too_short(history, scores, higher_is_better, rising, metric),) if f]
     for f in findings:
         f["act"] = ACTIONS[f["kind"]]
     verdict = ", ".join(f["kind"] for f in findings) or "neither over- nor under-fitting"
@@ -154,6 +167,25 @@ def _under_fitting(train: list, scores: list, higher: bool, val_rising: bool) ->
     return {"kind": "under-fitting", "step": train[-1][0],
             "why": f"the training loss still fell {1 - end / start:.0%} over the last {len(tail)} logged steps "
             f"{still}: the run ended while it was still learning"}  # fmt: skip
+
+
+def _too_short(history: list[dict], scores: list, higher: bool, val_rising: bool, metric: str) -> dict | None:
+    steps = max((r["step"] for r in history if "step" in r), default=0)
+    if not scores or val_rising or (steps >= SHORT_STEPS and len(scores) >= SHORT_VALIDATIONS):
+        return None
+    best = (max if higher else min)(range(len(scores)), key=lambda k: scores[k][1])
+    if best != len(scores) - 1:
+        return None  # the metric peaked before the end: the curve shows its turn
+    step, last = scores[-1]
+    trend = f", up from {scores[-2][1]:.4g} at step {scores[-2][0]}" if len(scores) >= 2 else ""
+    if len(scores) >= 2 and not higher:
+        trend = trend.replace("up from", "down from")
+    count = f"{len(scores)} validation" + ("s" if len(scores) != 1 else "")
+    return {"kind": SHORT, "step": step,
+            "why": f"{steps} optimizer steps and {count}, and the validation {metric} was best at the last one "
+            f"({last:.4g} at step {step}{trend}): the run ended while the model may still have been improving, too "
+            f"soon to tell over- from under-fitting (fewer than {SHORT_STEPS} steps or {SHORT_VALIDATIONS} "
+            "validations)"}  # fmt: skip
 
 
 def _over_confident(val: list, scores: list, higher: bool, calibrated: bool) -> dict | None:

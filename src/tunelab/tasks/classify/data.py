@@ -262,10 +262,6 @@ def token_lengths(records: list[dict], tokenizer) -> np.ndarray:
     return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
 
 
-def count_truncated(records: list[dict], tokenizer, max_length: int) -> int:
-    return int((token_lengths(records, tokenizer) > max_length).sum())
-
-
 def collate(rows: list[dict], pad_id: int, task: str) -> dict[str, torch.Tensor]:
     """Pad a micro-batch to its longest example."""
     inputs = [r["input_ids"] for r in rows]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from tunelab.augment import augment
 from tunelab.config import Config
+from tunelab.doctor.lengths import keeping_length
 from tunelab.methods import apply_method, count_parameters
 from tunelab.metrics.plots import plot_confusion, plot_reliability
 from tunelab.models.fast_paths import apply_fast_paths
@@ -19,7 +20,8 @@ from tunelab.registry import TASKS
 from tunelab.runs.rundir import RunDir
 from tunelab.tasks.classify import errors
 from tunelab.tasks.classify.calibration import calibrate
-from tunelab.tasks.classify.data import build_label_space, count_truncated, fingerprint, read_records, tokenize
+from tunelab.tasks.classify.config import choose_from_data
+from tunelab.tasks.classify.data import build_label_space, fingerprint, read_records, token_lengths, tokenize
 from tunelab.tasks.classify.errors import ErrorAnalysis
 from tunelab.tasks.classify.spec import SequenceClassification, class_weights
 from tunelab.tasks.common import Story, check_same_data, selection_metric, tokenizer_id
@@ -45,6 +47,9 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
         for s in ("train", "validation", "test")
     )
     train_rows, val_rows, test_rows = train_ds.to_list(), val_ds.to_list(), test_ds.to_list()
+    # before record_start, so config.yaml records the value used; a resumed run reads that back (explicit by then)
+    chosen = run.info.get("chosen", {}) if resume else choose_from_data(cfg, len(train_rows))
+    train_lengths = token_lengths(splits.train, tokenizer)  # untruncated: how many lose their end, what would keep 95%
 
     # ---- model and method; the last layer computes only the token the head reads
     model = load_sequence_classifier(source, cfg.model, labels.id2label, TASKS[cfg.task].problem_type)
@@ -65,7 +70,9 @@ def train(cfg: Config, run: RunDir, resume=False, show_progress=True, on_step=No
         source, selection,
         data={"source": str(d.train or f"built-in:{d.dataset}"), "fingerprint": data_fp, "train": len(train_rows),
               "validation": len(val_rows), "test": len(test_rows), "dropped_duplicates": splits.dropped_duplicates,
-              "augmented": augmented, "truncated_train": count_truncated(splits.train, tokenizer, d.max_length)},
+              "augmented": augmented, "truncated_train": int((train_lengths > d.max_length).sum()),
+              "length_keeping_95": keeping_length(train_lengths, 0.95)},
+        chosen=chosen,
         labels=labels.id2label, method=cfg.method.model_dump(), trainable_params=trainable, total_params=total,
         preprocessing={"max_length": d.max_length, "threshold": cfg.eval.threshold, "precision": story.precision,
                        **fast_paths, "text_column": d.text_column, "text_pair_column": d.text_pair_column,
