@@ -119,8 +119,11 @@ def quantize_int8(source: Path, target: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # its advice to pre-process the graph, on every call, through the root logger
     try:
-        # MatMulConstBOnly: only products with a weight; attention's activation x activation products stay fp32
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
+        # MatMulConstBOnly: only products with a weight; attention's activation x activation products stay fp32.
+        # per_channel: a scale per output column, not one per matrix. Measured on the demo run (MiniLM, 1,056 test
+        # texts, Zen 3): label agreement with fp32 96.2% -> 98.8%, accuracy change -0.38 -> -0.28 points, embedding
+        # cosine 0.958 -> 0.992, the same file size; reduce_range (7-bit weights) on top: 98.6%, +0.10 points.
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS, per_channel=True,
                          extra_options={"MatMulConstBOnly": True})  # fmt: skip
     finally:
         root.setLevel(level)
