@@ -151,7 +151,7 @@ def test_the_file_holds_what_llama_cpp_reads(exported):
     reader = gguf.GGUFReader(exported["f16"] / "model-f16.gguf")
     field = lambda key: reader.fields[key].contents()  # noqa: E731
     assert field("general.architecture") == "llama" and field("tokenizer.ggml.model") == "gpt2"
-    assert field("tokenizer.ggml.pre") == "gpt2" and field("tokenizer.chat_template") == SMOLLM2_TEMPLATE
+    assert field("tokenizer.ggml.pre") == "gpt-2" and field("tokenizer.chat_template") == SMOLLM2_TEMPLATE
     assert (field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id")) == (1, 2)
     assert field("tokenizer.ggml.add_bos_token") is False and field("llama.attention.head_count_kv") == 2
     tokens, types = field("tokenizer.ggml.tokens"), field("tokenizer.ggml.token_type")
