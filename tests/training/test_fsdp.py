@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -28,7 +29,13 @@ def train(recipe: dict, path, processes: int, *sets: str) -> None:
     path.write_text(yaml.safe_dump(recipe))
     launch = TORCHRUN if processes == 2 else [sys.executable]
     command = [*launch, "-m", "tunelab.cli", "train", str(path), "--quiet", *(a for s in sets for a in ("--set", s))]
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    # its own process group, so that a hang (a collective one process never reaches) kills the workers too
+    proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        assert proc.wait(timeout=300) == 0, f"{' '.join(command)} failed"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def one_ddp_fsdp(tmp_path, fsdp_sets=(), **sections) -> dict:
@@ -58,14 +65,19 @@ def assert_same_runs(runs: dict, steps: int) -> None:
 
 
 def test_fsdp_matches_ddp_and_one_process(tiny_bert, sentiment_csv, tmp_path):
-    """Full fine-tuning: 120 examples, 4 steps of 8, validation at step 2 and 4 (the best checkpoint gathered)."""
+    """Full fine-tuning, validation at steps 2 and 4 (the best checkpoint gathered). Uneven shares: steps of 7 one
+    example per forward (4 forwards on rank 0, 3 on rank 1) and 9 validation examples 2 per forward (3 and 2), so
+    under fsdp the process with fewer forwards pads with ones that count for nothing."""
     runs = one_ddp_fsdp(
         tmp_path,
         model_dir=tiny_bert,
         data_file=sentiment_csv,
-        train={"max_steps": 4, "num_threads": 1, "eval_every": 2},
+        data={"validation_fraction": 0.075, "test_fraction": 0.075},
+        train={"max_steps": 4, "num_threads": 1, "eval_every": 2, "batch_size": 7, "micro_batch_size": 1},
+        eval={"batch_size": 2},
     )
     assert_same_runs(runs, 4)
+    assert json.loads((runs["fsdp"] / "run.json").read_text())["data"]["validation"] % 2 == 1
 
 
 def test_fsdp_matches_ddp_and_one_process_for_lora(tiny_bert, sentiment_csv, tmp_path):

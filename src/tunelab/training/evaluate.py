@@ -34,6 +34,8 @@ def evaluate(
     device = next(model.parameters()).device
     everyone = np.argsort(-np.asarray(lengths), kind="stable")  # long first: similar lengths batch together
     order = everyone[rank::world_size]
+    # fsdp: each forward is a collective, so as many as the busiest process; agreed before the first one
+    padding = forwards_to_match(-(-len(order) // batch_size)) if is_sharded(model) else 0
     loss_sum, units = 0.0, 0.0
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
@@ -47,11 +49,10 @@ def evaluate(
         loss_sum += float(loss)
         units += spec.units(batch)
         on_batch(len(batch["labels"]))
-    if is_sharded(model):  # fsdp: each forward is a collective, so as many as the busiest process (counting nothing)
-        for _ in range(forwards_to_match(-(-len(order) // batch_size))):
-            batch = {k: v.to(device) for k, v in spec.collate([rows[int(everyone[0])]]).items()}
-            with autocast(precision, device):
-                spec.forward(model, batch)
+    for _ in range(padding):  # forwards that count for nothing, on a stand-in example
+        batch = {k: v.to(device) for k, v in spec.collate([rows[int(everyone[0])]]).items()}
+        with autocast(precision, device):
+            spec.forward(model, batch)
     metrics.load_state(all_reduce_sum(metrics.state()))
     if also is not None:
         also.load_state(all_reduce_sum(also.state()))
