@@ -78,6 +78,9 @@ def test_fsdp_matches_ddp_and_one_process(tiny_bert, sentiment_csv, tmp_path):
     )
     assert_same_runs(runs, 4)
     assert json.loads((runs["fsdp"] / "run.json").read_text())["data"]["validation"] % 2 == 1
+    # its checkpoints keep the gathered weights but not the sharded optimizer state: resuming from one is refused
+    with pytest.raises(TunelabError, match="written under distributed.strategy: fsdp, which cannot resume yet"):
+        api.train(resume=runs["fsdp"], overrides={"distributed.strategy": "ddp"}, show_progress=False)
 
 
 def test_fsdp_matches_ddp_and_one_process_for_lora(tiny_bert, sentiment_csv, tmp_path):
@@ -93,6 +96,20 @@ def test_fsdp_matches_ddp_and_one_process_for_lora(tiny_bert, sentiment_csv, tmp
     )
     assert_same_runs(runs, 3)
     assert (runs["fsdp"] / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_blocks_are_the_transformer_layers_and_keep_tied_weights_together():
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+    from tunelab.training.fsdp import blocks
+
+    config = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16)
+    found = [type(b).__name__ for b in blocks(BertForSequenceClassification(config))]
+    assert found == ["BertEmbeddings", "BertLayer", "BertLayer"]  # its _no_split_modules
+    # the masked-LM head's decoder shares the word embeddings: the embeddings stay in the root's unit
+    assert [type(b).__name__ for b in blocks(BertForMaskedLM(config))] == ["BertLayer", "BertLayer"]
+    layers = torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)])
+    assert blocks(torch.nn.Sequential(layers, torch.nn.ReLU())) == list(layers)  # no names: its list of layers
 
 
 def test_strategy_validation(tiny_bert, sentiment_csv, tmp_path):

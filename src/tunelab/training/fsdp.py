@@ -30,13 +30,24 @@ _PLAIN: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module]" = weakref.
 
 def blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The model's transformer blocks: the modules whose class it names in `_no_split_modules` (transformers models
-    do: BertLayer, LlamaDecoderLayer, ...), else the members of its longest list of same-class modules."""
+    do: BertLayer, LlamaDecoderLayer, ...), else the members of its longest list of same-class modules. A module
+    that shares a weight with one outside it (BertEmbeddings, tied to a masked-LM head) stays with the root: a shard
+    unit's weights are gathered only while that unit runs."""
     names = set(getattr(model, "_no_split_modules", None) or ())
     found = [m for m in model.modules() if type(m).__name__ in names and m is not model]
     if not found:
         lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len({type(c) for c in m}) == 1]
         found = list(max(lists, key=len, default=[]))
-    return [m for m in found if any(True for _ in m.parameters())]
+    fqns: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        fqns.setdefault(id(p), []).append(name)
+    tied = [names for names in fqns.values() if len(names) > 1]
+    prefix = {id(m): f"{name}." for name, m in model.named_modules()}
+
+    def shares(block) -> bool:
+        return any(len({n.startswith(prefix[id(block)]) for n in names}) > 1 for names in tied)
+
+    return [m for m in found if any(True for _ in m.parameters()) and not shares(m)]
 
 
 def shard(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
