@@ -1,4 +1,5 @@
-"""Process setup through accelerate: one process on a laptop, DDP/FSDP under torchrun or `accelerate launch`."""
+"""Process setup through accelerate: one process on a laptop, several under torchrun or `accelerate launch`, and
+which strategy they share the training with (distributed.strategy: DDP through accelerate, FSDP2 in fsdp.py)."""
 
 from __future__ import annotations
 
