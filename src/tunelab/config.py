@@ -284,6 +284,18 @@ class EvalConfig(Section):
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
 
 
+class DistributedConfig(Section):
+    """How several processes (torchrun, accelerate launch) share the training; one process ignores it."""
+
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto",
+        description="auto = fsdp where an `accelerate launch` config asks for FSDP, else ddp (every process holds the "
+        "whole model; gradients averaged). fsdp = FSDP2: each transformer block's weights, gradients and optimizer "
+        "state sharded over the processes (less memory per process, more communication); needs 2+ processes; "
+        "no --resume yet. An explicit value wins over an accelerate config.",
+    )
+
+
 class SearchConfig(Section):
     """Hyper-parameter search: `tunelab tune RECIPE` runs it (`tunelab train` trains the base recipe and ignores it)."""
 
@@ -312,7 +324,7 @@ class SearchConfig(Section):
 
 SHARED_SECTIONS: dict[str, type[Section]] = {"data": DataConfig, "model": ModelConfig, "method": MethodConfig,
                                              "optim": OptimConfig, "train": TrainConfig, "eval": EvalConfig,
-                                             "search": SearchConfig}  # fmt: skip
+                                             "distributed": DistributedConfig, "search": SearchConfig}  # fmt: skip
 
 
 # ---------------------------------------------------------------- the families' own sections, found lazily
@@ -390,6 +402,7 @@ class Config(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: SerializeAsAny[EvalConfig] = Field(default_factory=EvalConfig, validate_default=True)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     search: Optional[SearchConfig] = Field(None, description="`tunelab tune` only (see SearchConfig).")
 
     @model_validator(mode="before")

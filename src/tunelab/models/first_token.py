@@ -9,6 +9,8 @@ faster steps on this CPU). The saved model is untouched: the swap is a forward m
 
 from __future__ import annotations
 
+import types
+
 import torch
 
 from tunelab.models.dropout import ATTENTION
@@ -30,28 +32,24 @@ def _last_layer(model):
     return None
 
 
-def _first_token_forward(layer):
+def _first_token_forward(layer, hidden_states, attention_mask=None, *args, **kwargs):
+    """The layer's forward for the first token only; bound to the layer (a method, so a deep copy of the model, as
+    training/fsdp.py makes, computes with its own modules)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     attn = layer.attention.self
-
-    def forward(hidden_states, attention_mask=None, *args, **kwargs):
-        batch, length, width = hidden_states.shape
-        heads = (batch, -1, attn.num_attention_heads, attn.attention_head_size)
-        first = hidden_states[:, :1]
-        q = attn.query(first).view(*heads).transpose(1, 2)
-        k = attn.key(hidden_states).view(*heads).transpose(1, 2)
-        v = attn.value(hidden_states).view(*heads).transpose(1, 2)
-        if attention_mask is not None and attention_mask.dim() == 4:
-            attention_mask = attention_mask[:, :, :1, :]  # the first query's row of the mask
-        fn = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, None)
-        out, _ = fn(
-            attn, q, k, v, attention_mask, dropout=attn.dropout.p if attn.training else 0.0, scaling=attn.scaling
-        )
-        out = layer.attention.output(out.reshape(batch, 1, width), first)
-        return layer.feed_forward_chunk(out)
-
-    return forward
+    batch, length, width = hidden_states.shape
+    heads = (batch, -1, attn.num_attention_heads, attn.attention_head_size)
+    first = hidden_states[:, :1]
+    q = attn.query(first).view(*heads).transpose(1, 2)
+    k = attn.key(hidden_states).view(*heads).transpose(1, 2)
+    v = attn.value(hidden_states).view(*heads).transpose(1, 2)
+    if attention_mask is not None and attention_mask.dim() == 4:
+        attention_mask = attention_mask[:, :, :1, :]  # the first query's row of the mask
+    fn = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, None)
+    out, _ = fn(attn, q, k, v, attention_mask, dropout=attn.dropout.p if attn.training else 0.0, scaling=attn.scaling)
+    out = layer.attention.output(out.reshape(batch, 1, width), first)
+    return layer.feed_forward_chunk(out)
 
 
 def first_token_only(model) -> bool:
@@ -74,7 +72,7 @@ def first_token_only(model) -> bool:
     try:
         with torch.no_grad():
             before = model(**probe).logits
-            layer.forward = _first_token_forward(layer)
+            layer.forward = types.MethodType(_first_token_forward, layer)
             after = model(**probe).logits
         if after.shape != before.shape or not torch.allclose(after, before, atol=1e-4, rtol=1e-4):
             del layer.forward  # back to the class's own forward

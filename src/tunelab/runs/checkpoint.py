@@ -71,16 +71,24 @@ def write_atomic(path: Path, text: str) -> None:
 class Checkpointer:
     """checkpoints/step-000120/{model.safetensors, trainer.pt, rng-rank0.pt}, checkpoints/latest, checkpoints/best/."""
 
-    def __init__(self, root: Path, rank: int = 0, world_size: int = 1):
-        self.root, self.rank, self.world_size = Path(root), rank, world_size
+    def __init__(self, root: Path, rank: int = 0, world_size: int = 1, gather=None):
+        """gather(model): the full trainable weights on rank 0, called on every process (a collective: FSDP's
+        shards); None: rank 0 reads them from its own whole model."""
+        self.root, self.rank, self.world_size, self.gather = Path(root), rank, world_size, gather
+
+    def _weights(self, model) -> dict:
+        if self.gather is not None:
+            return self.gather(model)
+        return trainable_state(model) if self.rank == 0 else {}
 
     def save(self, step: int, model, trainer_state: dict, barrier=lambda: None) -> Path:
         final = self.root / f"step-{step:07d}"
         tmp = self.root / f".tmp-step-{step:07d}"
+        weights = self._weights(model)
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            save_file(trainable_state(model), str(tmp / "model.safetensors"))
+            save_file(weights, str(tmp / "model.safetensors"))
             torch.save(trainer_state, tmp / "trainer.pt")
         barrier()
         torch.save(rng_state(), tmp / f"rng-rank{self.rank}.pt")
@@ -96,12 +104,13 @@ class Checkpointer:
         return final
 
     def save_best(self, model) -> None:
+        weights = self._weights(model)
         if self.rank != 0:
             return
         tmp = self.root / ".tmp-best"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file(trainable_state(model), str(tmp / "model.safetensors"))
+        save_file(weights, str(tmp / "model.safetensors"))
         old = self.root / ".old-best"
         if (self.root / "best").exists():
             os.replace(self.root / "best", old)
@@ -120,6 +129,10 @@ class Checkpointer:
             if (self.root / name / "model.safetensors").exists():
                 return self.root / name / "model.safetensors"
         return None
+
+    def strategy(self, path: Path) -> str:
+        """The distributed.strategy the checkpoint was written under (older checkpoints: ddp)."""
+        return torch.load(path / "trainer.pt", weights_only=False).get("strategy", "ddp")
 
     def load(self, path: Path, model) -> dict:
         """Restore the weights and this rank's RNG; return the trainer state (optimizer, scheduler, loop)."""

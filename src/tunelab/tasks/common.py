@@ -17,9 +17,10 @@ from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.model_dir import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.training.diagnosis import diagnose
-from tunelab.training.distributed import make_accelerator, seed_everything
+from tunelab.training.distributed import make_accelerator, resolve_strategy, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import FitContext, fit
+from tunelab.training.fsdp import gathered
 from tunelab.training.precision import resolve as resolve_precision
 
 
@@ -83,6 +84,7 @@ class Story:
     on_step: Callable[[int], None]
     on_validation: Callable[[int, dict], bool]  # after each validation; True stops the run as "pruned"
     pruned: bool = False  # a search stopped it: no test and no model/ (it will not be used)
+    strategy: str = "ddp"  # distributed.strategy resolved: ddp or fsdp
 
     @classmethod
     def set_up(
@@ -90,10 +92,16 @@ class Story:
     ) -> "Story":
         """A new story: processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
         accelerator = make_accelerator(cfg.train.num_threads, cfg.train.device)
+        strategy = resolve_strategy(cfg.distributed.strategy, accelerator.num_processes)
+        if strategy == "fsdp" and resume:
+            raise TunelabError(
+                "--resume under distributed.strategy: fsdp is not supported yet (its checkpoints keep the full weights "
+                "but not the sharded optimizer state; sharded checkpoints come next). Start the run again."
+            )
         seed_everything(cfg.train.seed)
         precision = resolve_precision(cfg.train.precision, accelerator.device)
         on_validation = on_validation or (lambda step, metrics: False)
-        return cls(cfg, run, accelerator, precision, resume, show_progress, on_step, on_validation)
+        return cls(cfg, run, accelerator, precision, resume, show_progress, on_step, on_validation, strategy=strategy)
 
     @property
     def rank0(self) -> bool:
@@ -111,6 +119,7 @@ class Story:
             **self.run.lineage,  # kind and parent: a training run, or a search's trial
             status="running",
             versions=versions(),
+            distributed={"strategy": self.strategy, "processes": self.accelerator.num_processes},
             pipeline_tag=TASKS[cfg.task].pipeline_tag,
             base_model=base_model | {"sha256": source.content_hash()},
             **fields,
@@ -122,10 +131,11 @@ class Story:
         """The shared loop, then the best checkpoint's weights back in the model: (model, FitResult)."""
         cfg = self.cfg
         context = FitContext(self.run, self.accelerator, self.precision, self.resume, self.show_progress,
-                             self.on_step, self.on_validation)  # fmt: skip
+                             self.on_step, self.on_validation, strategy=self.strategy)  # fmt: skip
         result = fit(model, spec, train, validation, cfg.train, cfg.optim, cfg.eval, selection, context)
         self.pruned = result.status == "pruned"
-        model = self.accelerator.unwrap_model(model)
+        # fsdp: the shards gathered into the plain model, whole on every process; ddp: the module inside DDP
+        model = gathered(model) if self.strategy == "fsdp" else self.accelerator.unwrap_model(model)
         restore_best(model, self.run.checkpoints)
         return model, result
 

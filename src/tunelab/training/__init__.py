@@ -6,7 +6,8 @@ optim.py           AdamW (no decay on biases and norms) and the warm-up + decay 
 precision.py       bf16 autocast where the hardware has fast bf16, fp16 + gradient scaler on older GPUs, else fp32
 devices.py         the device: a CUDA GPU, else Apple silicon (mps), else the CPU (`train.device`)
 early_stopping.py  early stopping on a validation metric (always records the best step and value)
-distributed.py     process setup through accelerate (one process, or DDP/FSDP under torchrun)
+distributed.py     process setup through accelerate (one process, or several under torchrun); ddp or fsdp
+fsdp.py            FSDP2 (`distributed.strategy: fsdp`): shard per transformer block, gather the model back
 progress.py        the progress bar
 report.py          where the loop's records go besides metrics.jsonl (`train.report_to`: TensorBoard)
 diagnosis.py       the fit diagnosis read from the logged curves (over-fitting, over-confident, under-fitting, unstable)

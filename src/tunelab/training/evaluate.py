@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from tunelab.training.distributed import all_reduce_sum
+from tunelab.training.fsdp import forwards_to_match, is_sharded
 from tunelab.training.precision import autocast
 
 
@@ -31,9 +32,10 @@ def evaluate(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = np.argsort(-np.asarray(lengths), kind="stable")[
-        rank::world_size
-    ]  # long first: similar lengths batch together
+    everyone = np.argsort(-np.asarray(lengths), kind="stable")  # long first: similar lengths batch together
+    order = everyone[rank::world_size]
+    # fsdp: each forward is a collective, so as many as the busiest process; agreed before the first one
+    padding = forwards_to_match(-(-len(order) // batch_size)) if is_sharded(model) else 0
     loss_sum, units = 0.0, 0.0
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
@@ -47,6 +49,10 @@ def evaluate(
         loss_sum += float(loss)
         units += spec.units(batch)
         on_batch(len(batch["labels"]))
+    for _ in range(padding):  # forwards that count for nothing, on a stand-in example
+        batch = {k: v.to(device) for k, v in spec.collate([rows[int(everyone[0])]]).items()}
+        with autocast(precision, device):
+            spec.forward(model, batch)
     metrics.load_state(all_reduce_sum(metrics.state()))
     if also is not None:
         also.load_state(all_reduce_sum(also.state()))

@@ -28,6 +28,7 @@ from tunelab.data.sampler import StepSampler, micro_batches, shard
 from tunelab.errors import TunelabError
 from tunelab.runs.checkpoint import Checkpointer
 from tunelab.runs.rundir import RunDir
+from tunelab.training import fsdp as fsdp2
 from tunelab.training.distributed import all_reduce_sum
 from tunelab.training.early_stopping import EarlyStopper
 from tunelab.training.evaluate import evaluate
@@ -93,6 +94,7 @@ class FitContext:
     on_step: Callable[[int], None] = lambda step: None  # after every optimizer step
     # after every validation, with its scalar metrics; returning True stops the run now as "pruned" (a search pruner)
     on_validation: Callable[[int, dict], bool] = lambda step, metrics: False
+    strategy: str = "ddp"  # resolved distributed.strategy: ddp (accelerate's DDP) or fsdp (training/fsdp.py)
 
 
 def fit(
@@ -127,18 +129,27 @@ def fit(
     save_every = t.save_every or eval_every
 
     # ---- the pieces
+    fsdp = context.strategy == "fsdp"
+    if fsdp and hasattr(spec, "generation_metrics"):
+        raise TunelabError(
+            "distributed.strategy: fsdp does not yet run the generation metrics of text-to-text tasks during "
+            "validation (every process would have to generate in step). Use distributed.strategy: ddp for this task."
+        )
     model.to(device)
+    if fsdp:  # before the optimizer, which then holds and steps this process's shards only
+        model = fsdp2.shard(model, device)
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw_model = accelerator.unwrap_model(model)
+    if not fsdp:
+        model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = model if fsdp else accelerator.unwrap_model(model)
     if t.compile:  # the training forward only: evaluation and checkpoints use the plain module (same parameters)
         model = torch.compile(model, dynamic=True)
     params = [p for p in model.parameters() if p.requires_grad]
     # fp16: the loss is scaled up for backward so small gradients do not flush to zero; a step whose gradients
     # overflow is skipped and the scale halved. Disabled (bf16, fp32), every scaler call below passes through.
     scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler(precision))
-    checkpointer = Checkpointer(run.checkpoints, rank, world)
+    checkpointer = Checkpointer(run.checkpoints, rank, world, gather=fsdp2.trainable_state if fsdp else None)
     stopper = EarlyStopper(metric, higher_is_better, evaluation.patience)
     best_metrics: dict = {}
 
@@ -153,6 +164,11 @@ def fit(
                 f"{run.path}: no checkpoint to resume from (the run stopped before its first save). Start it again "
                 "without --resume."
             )
+        if checkpointer.strategy(ckpt) == "fsdp":  # written with this process's optimizer shard only
+            raise TunelabError(
+                f"{ckpt}: this checkpoint was written under distributed.strategy: fsdp, which cannot resume yet "
+                "(sharded checkpoints come next). Start the run again without --resume."
+            )
         state = checkpointer.load(ckpt, raw_model)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -166,7 +182,9 @@ def fit(
 
     def trainer_state() -> dict:
         return {
-            "optimizer": optimizer.state_dict(),
+            # fsdp: this process's shard of the optimizer state only, so not kept: such checkpoints do not resume
+            "optimizer": None if fsdp else optimizer.state_dict(),
+            "strategy": context.strategy,
             "scheduler": scheduler.state_dict(),
             "stopper": stopper.state_dict(),
             "scaler": scaler.state_dict(),  # {} unless fp16
@@ -199,20 +217,28 @@ def fit(
                     spec.collate([train_rows[int(i)] for i in mb]) for mb in micro_batches(mine, micro_bs, lengths)
                 ]
                 step_units = all_reduce_sum(float(sum(spec.units(b) for b in micros)))
+                real = len(micros)
+                if fsdp and (extra := fsdp2.forwards_to_match(real)):  # each forward is a collective under fsdp:
+                    # as many as the busiest process, the extra ones on a stand-in example that counts for nothing
+                    micros += [spec.collate([train_rows[int(batches[batch_in_epoch][0])]])] * extra
                 step_loss = torch.zeros((), device=device)
                 for k, batch in enumerate(micros):
                     batch = {name: v.to(device, non_blocking=True) for name, v in batch.items()}
-                    sync = contextlib.nullcontext() if k == len(micros) - 1 else accelerator.no_sync(model)
+                    last = k == len(micros) - 1
+                    sync = contextlib.nullcontext() if last else _no_sync(model, accelerator, fsdp)
                     with sync:
                         with autocast(precision, device):
                             outputs, loss_sum = spec.forward(model, batch)
                         del outputs
-                        # DDP averages gradients over processes; scale so the step's gradient is the sum over all
-                        # units divided by their total (batch 8 x accum 1 == batch 2 x accum 4 == 2 processes x 4)
+                        if k >= real:
+                            loss_sum = loss_sum * 0.0
+                        # DDP and FSDP average gradients over processes; scale so the step's gradient is the sum over
+                        # all units divided by their total (batch 8 x accum 1 == batch 2 x accum 4 == 2 processes x 4)
                         accelerator.backward(scaler.scale(loss_sum * (world / step_units)))
                     step_loss += loss_sum.detach().float()
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm or float("inf"))
+                grad_norm = fsdp2.global_norm(grad_norm)  # fsdp: the global norm of the sharded gradients
                 # under fp16 an infinite gradient is the scaler's overflow (it skips this step and lowers its scale);
                 # otherwise a non-finite loss or gradient means training diverged
                 overflow = scaler.is_enabled() and torch.isfinite(step_loss) and not torch.isfinite(grad_norm)
@@ -306,6 +332,20 @@ def fit(
     if status == "interrupted":
         raise Interrupted(step)
     return FitResult(step, stopper.best_step, stopper.best, best_metrics, status, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _no_sync(model, accelerator, fsdp: bool):
+    """A micro-batch that is not the step's last: gradients accumulate here, reduced over processes with the last."""
+    if not fsdp:
+        with accelerator.no_sync(model):
+            yield
+        return
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
 
 
 @contextlib.contextmanager
