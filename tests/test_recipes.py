@@ -127,8 +127,9 @@ def test_text_to_text_recipe_runs_a_few_steps(recipe, tiny_llama, tmp_path):
 
 
 def test_the_preference_recipe_runs_a_few_steps_on_self_play_pairs(smollm2_tokenizer_dir, tmp_path):
-    """The shipped DPO recipe on its built-in pairs: the starting model (here a tiny llama whose large weights make it
-    say something) answers every chatterbot question once (cached), its answers are the rejected ones."""
+    """The shipped preference recipe (SimPO) on its built-in pairs: the starting model (here a tiny llama whose large
+    weights make it say something) answers every chatterbot question once (cached), its answers are the rejected
+    ones."""
     from tests.conftest import save_tiny_llama
 
     (tmp_path / "llama").mkdir()
@@ -144,8 +145,9 @@ def test_the_preference_recipe_runs_a_few_steps_on_self_play_pairs(smollm2_token
         "eval.max_new_tokens": 3,
         "data.max_answer_tokens": 4,
     }
-    run = tunelab.train(ROOT / "recipes" / "preference_smollm2_dpo.yaml", overrides=overrides, show_progress=False)
+    run = tunelab.train(ROOT / "recipes" / "preference_smollm2.yaml", overrides=overrides, show_progress=False)
     data = run.info["data"]
     assert run.metrics["steps"] == 2 and data["questions"] > 600 and data["train"] > 400  # data.limit: 480
-    assert {"reward_accuracy", "dpo_reward_accuracy"} <= set(run.metrics["test"])
+    assert run.info["preference"]["loss"] == "simpo" and "reward_accuracy" in run.metrics["test"]
+    assert "dpo_reward_accuracy" not in run.metrics["test"]  # SimPO: no reference pass, so no DPO implicit reward
     assert "reward_accuracy" in run.metrics["base"]["test"]
