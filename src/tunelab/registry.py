@@ -41,7 +41,8 @@ class TaskFamily:
     defaults: Optional[str] = None  # "module:DEFAULTS": {"section.field": value} where a recipe sets none (config.py)
     exports: tuple[str, ...] = ()  # `tunelab export --format` beyond "hf" (the plain model): "onnx", "gguf"
     held_out: Optional[str] = None  # "module:function": (cfg, file or None) -> [(prompt, answer)]: held-out prompts and
-    #   reference answers (the test split, or the file) that a causal-LM export is checked on (exports/gguf.py)
+    #   reference answers (the test split, or the file) that an export is checked on (exports/gguf.py; mlm: (text, "")
+    #   documents for the ONNX parity, exports/parity.py)
     pipeline: bool = True  # transformers.pipeline(pipeline_tag) loads its model (the card shows it); False: none in
     #   transformers 5 (summarization, translation: the family's own card part shows the model class and generate)
 
@@ -112,7 +113,7 @@ TASKS: dict[str, TaskFamily] = {
                       mode="min", usage=_ADAPTED, endpoints=("embeddings",),
                       metrics="tunelab.tasks.lm.metrics:PerplexityMetrics",
                       doctor="tunelab.tasks.lm.doctor:MLM_DOCUMENTS", config="tunelab.tasks.lm.config:SECTIONS",
-                      exports=("onnx",)),
+                      exports=("onnx",), held_out="tunelab.tasks.lm.held_out:texts"),
 }  # fmt: skip
 
 

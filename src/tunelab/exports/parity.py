@@ -130,15 +130,9 @@ def _change(before: dict, after: dict, run: RunDir) -> float:
 
 
 def _texts(run: RunDir, check_data: Optional[Path]) -> tuple[list[str], str]:
-    """The texts of a run without a predictor (mlm: documents): a file's text column, or the run's test documents as
-    its story split them (its validation documents where it holds none out for testing)."""
+    """The texts of a run without a predictor (mlm: documents), from its family's `held_out` hook: a file's text
+    column, or the run's test documents as its story split them (its validation documents where it holds none out)."""
     cfg = load_run_config(run / "config.yaml")
-    if check_data is not None:
-        from tunelab.data.predict_io import read_texts
-
-        return read_texts(Path(check_data), cfg.data.text_column), str(check_data)
-    from tunelab.tasks.lm.text import read_text_splits
-
-    splits = read_text_splits(cfg, lambda text: [{"input_ids": (), "text": text}])
-    part = "test" if splits.test else "validation"
-    return [s["text"] for s in getattr(splits, part)], f"the run's {part} documents"
+    held_out = load_object(TASKS[run.info["task"]].held_out)(cfg, Path(check_data) if check_data else None)
+    on = str(check_data) if check_data is not None else "the run's test documents (validation where none are held out)"
+    return [text for text, _ in held_out], on

@@ -1,5 +1,6 @@
 """Held-out prompts and reference answers of sft and lm runs, read as the run split them (or from a given file):
-what an export of the run is checked on (the registry's `held_out` hook; exports/gguf.py)."""
+what an export of the run is checked on (the registry's `held_out` hook; exports/gguf.py). And an mlm run's held-out
+documents, for its ONNX export's parity (exports/parity.py), as (text, "") pairs: nothing to answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Optional
 
 from tunelab.config import Config
 from tunelab.tasks.lm.chat import chat_splits, prompt_and_reference, read_chats
-from tunelab.tasks.lm.text import document_splits, iter_documents
+from tunelab.tasks.lm.text import document_splits, iter_documents, read_text_splits
 
 
 def chats(cfg: Config, file: Optional[Path] = None) -> list[tuple[list[dict], str]]:
@@ -35,3 +36,14 @@ def documents(cfg: Config, file: Optional[Path] = None) -> list[tuple[str, str]]
             half = len(words) // 2
             pairs.append((" ".join(words[:half]), " " + " ".join(words[half:])))
     return pairs
+
+
+def texts(cfg: Config, file: Optional[Path] = None) -> list[tuple[str, str]]:
+    """(document, "") for each test document of an mlm run as its story split them (its validation documents where it
+    holds none out for testing), or for each text of `file` (its data.text_column)."""
+    if file:
+        from tunelab.data.predict_io import read_texts
+
+        return [(text, "") for text in read_texts(Path(file), cfg.data.text_column)]
+    splits = read_text_splits(cfg, lambda text: [{"input_ids": (), "text": text}])
+    return [(s["text"], "") for s in (splits.test or splits.validation)]
