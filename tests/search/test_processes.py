@@ -75,7 +75,10 @@ def test_kill_9_then_the_same_command_finishes_the_study_with_two_workers(tiny_b
     for dead in killed:
         assert by_number[dead.number].state.name == "FAIL"
         retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
-        assert len(retry) == 1 and retry[0].params == dead.params and retry[0].state.name != "FAIL"
+        assert len(retry) == 1 and retry[0].state.name != "FAIL"
+        # the same parameters again; a trial killed in the instant after it was asked, before it drew any, has none
+        # to repeat, and its retry draws its own (seen once in CI: the dead trial's params were {})
+        assert retry[0].params == dead.params or not dead.params
         run_json = study_dir / "trials" / f"{dead.number:04d}" / "run.json"
         if run_json.exists():  # (a trial killed before its run started has no run directory)
             info = json.loads(run_json.read_text())
