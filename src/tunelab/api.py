@@ -81,22 +81,35 @@ def train(
 
 
 def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, on_validation, lineage) -> Run:
+    from tunelab.training.memory import PeakRSS
+
     run = RunDir.open(resume) if resume is not None else _create_run_dir(cfg, overwrite, lineage)
+    main = int(os.environ.get("RANK", 0)) == 0
+    peak = PeakRSS()  # this run's peak memory (not the process's: a tune worker or a test session runs many)
     try:
-        story = load_object(TASKS[cfg.task].story)
-        metrics = story(cfg, run, resume is not None, show_progress, on_step, on_validation)
+        with peak:
+            story = load_object(TASKS[cfg.task].story)
+            metrics = story(cfg, run, resume is not None, show_progress, on_step, on_validation)
     except BaseException as e:
         from tunelab.training.fit import Interrupted
 
         status = "interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed"
         if (run / "run.json").exists():
-            run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000])
-        elif int(os.environ.get("RANK", 0)) == 0:
+            run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000],
+                            peak_rss_mb=_peak_mb(run, peak))  # fmt: skip
+        elif main:
             run.discard_if_empty()
         raise
-    if int(os.environ.get("RANK", 0)) == 0:
+    if main:
+        run.update_info(peak_rss_mb=_peak_mb(run, peak))
         run.finish()
     return Run(run.final, metrics)
+
+
+def _peak_mb(run: RunDir, peak) -> int:
+    """run.json's peak_rss_mb: this process's highest RSS during the run (the main process's, under torchrun), the
+    largest of its sessions when it was resumed."""
+    return max(peak.mb, int((run.info or {}).get("peak_rss_mb") or 0))
 
 
 def _create_run_dir(cfg: Config, overwrite: bool, lineage: Optional[dict]) -> RunDir:

@@ -63,6 +63,7 @@ def test_a_run_is_indexed_while_it_trains_and_when_it_ends_and_sync_rebuilds_it(
     (row,) = index.rows(root)
     assert row["status"] == "completed" and row["step"] == 10 and row["task"] == "classification"
     assert row["metrics"]["test"]["accuracy"] == run.metrics["test"]["accuracy"]
+    assert row["info"]["peak_rss_mb"] == run.info["peak_rss_mb"] > 0  # the run's peak memory (training/memory.py)
     before = {k: row[k] for k in ("path", "status", "task", "kind", "best_value", "step")}
     (root / index.NAME).unlink()
     assert index.rebuild(root) == 1
@@ -101,6 +102,7 @@ def test_runs_cli_list_show_compare_rm(tiny_bert, sentiment_csv, tmp_path, monke
     assert c["metrics"]["test.accuracy"] == [a.metrics["test"]["accuracy"], acc]
     table = cli.invoke(app, ["runs", "list"], env={"COLUMNS": "250"}).output  # one line per run
     assert "2 runs in" in table and f"accuracy {acc:.4f}" in table  # the test column, as the dashboard shows it
+    assert "peak MB" in table and f" {b.info['peak_rss_mb']} " in table
 
     code, said = run_cli(monkeypatch, capsys, "runs", "rm", "a")
     assert code == 2 and "--yes" in said and a.dir.is_dir()

@@ -39,6 +39,7 @@ def test_runs_run_history_files_compare(two_runs):
     shown = client.get(f"/api/runs/{rid}").json()
     assert shown["metrics"]["test"] == a.metrics["test"] and "optim:" in shown["recipe"]
     assert shown["headline"] == ["accuracy", a.metrics["test"]["accuracy"]]  # the runs table's test column
+    assert shown["peak_rss_mb"] == a.info["peak_rss_mb"] > 0  # the runs table's and the run page's peak memory
     assert "metrics.jsonl" in shown["files"] and not any(f.startswith("checkpoints/") for f in shown["files"])
     lines = (a.dir / "metrics.jsonl").read_text().splitlines()
     whole = client.get(f"/api/runs/{rid}/history").json()

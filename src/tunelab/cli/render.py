@@ -40,7 +40,9 @@ def report(run_dir: Path, metrics: dict) -> None:
         f"\n[bold]Run[/bold] {run_dir}  —  {info.get('task')} · {info.get('base_model', {}).get('name')} · method "
         f"{info.get('method', {}).get('name')} ({info.get('trainable_params', 0):,} of "
         f"{info.get('total_params', 0):,} params trained) · "
-        f"{metrics.get('steps')} steps in {metrics.get('train_seconds')} s · status {metrics.get('status')}"
+        f"{metrics.get('steps')} steps in {metrics.get('train_seconds')} s · "
+        + (f"peak memory {info['peak_rss_mb']:,} MB · " if info.get("peak_rss_mb") else "")
+        + f"status {metrics.get('status')}"
     )
     data = info["data"]
     cut = (f"sources cut {sum(data['sources_cut'].values())}, targets cut {sum(data['targets_cut'].values())}"
@@ -231,14 +233,15 @@ def runs_table(found: list[dict], root: Path) -> None:
     colour = {"running": "cyan", "completed": "green", "stopped_early": "green", "failed": "red",
               "interrupted": "yellow", "pruned": "dim"}  # fmt: skip
     t = Table(title=f"{len(found)} runs in {root}")
-    for c in ("name", "task", "kind", "status", "model", "method", "steps", "best", "test", "created"):
-        t.add_column(c, justify="right" if c in ("steps", "best") else "left")
+    for c in ("name", "task", "kind", "status", "model", "method", "steps", "best", "test", "peak MB", "created"):
+        t.add_column(c, justify="right" if c in ("steps", "best", "peak MB") else "left")
     for r in found:
         score = "{} {:.4f}".format(*shown) if (shown := headline(r)) else ""
         best = f"{r['best_metric']} {r['best_value']:.4f}" if isinstance(r["best_value"], (int, float)) else ""
         t.add_row(r["name"], r["task"] or "", r["kind"] or "", f"[{colour.get(r['status'], 'white')}]{r['status']}[/]",
                   Path(str(r["model"] or "")).name, str(r["method"] or ""), str(r["step"] or ""), best,
-                  score, (r["created"] or "")[:16].replace("T", " "))  # fmt: skip
+                  score, str((r.get("info") or {}).get("peak_rss_mb") or ""),
+                  (r["created"] or "")[:16].replace("T", " "))  # fmt: skip
     out.print(t)
 
 

@@ -38,7 +38,8 @@ def summary(row: dict) -> dict:
                                    "step", "loss", "best_metric", "best_value")},
             "test": {k: v for k, v in test.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
             "headline": headline(row),
-            "trial": (row.get("info") or {}).get("trial")}  # fmt: skip
+            "trial": (row.get("info") or {}).get("trial"),
+            "peak_rss_mb": (row.get("info") or {}).get("peak_rss_mb")}  # fmt: skip
 
 
 def history(path: Path, after: int = 0) -> dict:

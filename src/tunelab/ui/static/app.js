@@ -65,7 +65,8 @@ const pointsOf = (records, key) => records.filter((r) => typeof r[key] === "numb
 // ---------------------------------------------------------------- the runs table
 
 const COLUMNS = [["name", "name"], ["task", "task"], ["kind", "kind"], ["status", "status"], ["model", "model"],
-  ["method", "method"], ["step", "steps"], ["best_value", "best"], ["test", "test"], ["created", "created"]];
+  ["method", "method"], ["step", "steps"], ["best_value", "best"], ["test", "test"], ["peak_rss_mb", "peak MB"],
+  ["created", "created"]];
 let sortKey = "created", sortDown = true;
 
 const testScore = (r) => r.headline;  // [metric, value] or null: the server's choice (runs/query.py headline)
@@ -99,7 +100,7 @@ async function runsPage() {
         <td><a href="#/run/${r.id}">${esc(r.name)}</a></td><td>${esc(r.task)}</td><td>${esc(r.kind)}</td>
         <td class="status ${esc(r.status)}">${esc(r.status)}</td><td>${esc(r.model)}</td><td>${esc(r.method)}</td>
         <td class="num">${fmt(r.step)}</td><td class="num">${r.best_metric ? esc(r.best_metric) + " " + fmt(r.best_value) : ""}</td>
-        <td class="num">${t ? esc(t[0]) + " " + fmt(t[1]) : ""}</td><td>${esc((r.created || "").slice(0, 19))}</td></tr>`;
+        <td class="num">${t ? esc(t[0]) + " " + fmt(t[1]) : ""}</td><td class="num">${fmt(r.peak_rss_mb)}</td><td>${esc((r.created || "").slice(0, 19))}</td></tr>`;
     }).join("");
     view.querySelectorAll("tbody input[type=checkbox]").forEach((c) => c.addEventListener("change", () => {
       c.checked ? chosen.add(c.dataset.id) : chosen.delete(c.dataset.id);
@@ -179,7 +180,7 @@ async function runPage(id) {
   const draw = () => {
     const m = run.metrics || {}, test = m.test || {}, d = m.diagnosis;
     view.innerHTML = `<h1>${esc(run.name)} <span class="status ${esc(run.status)}">${esc(run.status)}</span></h1>
-      <p>${esc(run.task)} · ${esc(run.model)} · ${esc(run.method)} · ${fmt(run.step)} steps · <span class="dim">${esc(run.path)}</span></p>
+      <p>${esc(run.task)} · ${esc(run.model)} · ${esc(run.method)} · ${fmt(run.step)} steps${run.peak_rss_mb ? ` · peak memory ${fmt(run.peak_rss_mb)} MB` : ""} · <span class="dim">${esc(run.path)}</span></p>
       <div id="curves-here"></div>
       ${d ? `<h2>Fit: ${esc(d.verdict)}</h2>${d.findings.map((f) => `<p><b>${esc(f.kind)}</b> from step ${f.step}: ${esc(f.why)}. <span class="dim">${esc(f.act)}</span></p>`).join("")}` : ""}
       ${Object.keys(test).length ? `<h2>Test</h2>` + table(["metric", "value"], Object.entries(test).filter(([, v]) => typeof v === "number")) : ""}
