@@ -38,3 +38,33 @@ def test_run_json_records_the_run_peak_not_the_process_peak(tiny_bert, sentiment
                         show_progress=False)  # fmt: skip
     peak = run.info["peak_rss_mb"]
     assert isinstance(peak, int) and rss_bytes() / MB * 0.5 < peak < process_peak_mb - 400
+
+
+def _generation_rise(model, tokenizer, n: int, options, rng) -> int:
+    from tunelab.tasks.seq2seq.generation import generate
+
+    prompts = [rng.integers(3, 40_000, size=int(rng.integers(8, 40))).tolist() for _ in range(n)]
+    before = rss_bytes()
+    with PeakRSS() as peak:
+        texts, _ = generate(model, tokenizer, prompts, options, encoder_decoder=False)
+    assert len(texts) == n
+    return peak.peak - before
+
+
+def test_generation_memory_is_flat_in_the_number_of_records(tiny_llama):
+    """Evaluating 200 records takes no more memory than 20 (greedy's continuous batching, and the transformers
+    generate path of beams and encoder-decoders): nothing per record is kept but its text. Keeping each step's
+    logits (8 rows x 49,152 x 4 bytes) or each batch's outputs would add over 100 MB here and fail it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.tasks.seq2seq.generation import Options
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    rng = np.random.default_rng(0)
+    for beams in (1, 2):
+        options = Options(max_new_tokens=4, num_beams=beams, batch_size=8)
+        _generation_rise(model, tokenizer, 20, options, rng)  # warm: the allocator's pools and the first caches
+        small = _generation_rise(model, tokenizer, 20, options, rng)
+        large = _generation_rise(model, tokenizer, 200, options, rng)
+        assert large <= small + 24 * MB, (beams, small / MB, large / MB)
