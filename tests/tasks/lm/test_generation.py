@@ -23,6 +23,13 @@ def test_sft_generation_metrics_are_the_shared_module_s():
     assert g["token_f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 / 2 + 0) / 4)
 
 
+def test_sft_generation_metrics_report_answer_lengths_and_the_share_cut_at_the_bound():
+    g = generation_metrics(PREDICTIONS, REFERENCES, lengths=[2, 4, 8, 8], max_new_tokens=8)
+    assert g["gen_length"] == pytest.approx(5.5) and g["hit_max"] == pytest.approx(50.0)
+    rows = base_vs_tuned({"test": {"perplexity": 4.0}, "generation": g})
+    assert [r[0].split(" (")[0] for r in rows[-2:]] == ["gen_length", "hit_max"] and rows[-1][1:] == (None, 50.0)
+
+
 def test_base_vs_tuned_rows_new_and_old_runs():
     g = generation_metrics(PREDICTIONS, REFERENCES)
     rows = base_vs_tuned({"test": {"perplexity": 4.0}, "generation": g, "base": {"generation": g}})

@@ -19,11 +19,16 @@ TEST_ROWS = {
 }
 
 
-def generation_metrics(predictions: list[str], references: list[str]) -> dict:
+def generation_metrics(
+    predictions: list[str], references: list[str], lengths: Optional[list[int]] = None, max_new_tokens=None
+) -> dict:
     """sft's held-out generation metrics, each 0–100 (runs before them hold exact_match and contains_answer as
-    0–1 fractions of the old normalisation), and how many answers were generated."""
-    m = text_metrics(predictions, references, which=("em", "f1", "rougeL", "contains"))
-    return {k: m[k] for k in GENERATION} | {"generated": len(predictions)}
+    0–1 fractions of the old normalisation), how many answers were generated and, given their lengths in tokens,
+    gen_length and hit_max (the share, in %, cut at max_new_tokens: a bound too tight for the answers)."""
+    m = text_metrics(predictions, references, which=("em", "f1", "rougeL", "contains"), lengths=lengths,
+                     max_new_tokens=max_new_tokens)  # fmt: skip
+    lengths_ = {k: m[k] for k in ("gen_length", "hit_max") if k in m}
+    return {k: m[k] for k in GENERATION} | lengths_ | {"generated": len(predictions)}
 
 
 def base_vs_tuned(metrics: dict) -> list[tuple[str, Optional[float], Optional[float]]]:
@@ -40,6 +45,9 @@ def base_vs_tuned(metrics: dict) -> list[tuple[str, Optional[float], Optional[fl
             rows.append(
                 (f"{key} ({scale}{n} held-out prompts)", base.get("generation", {}).get(key), generation.get(key))
             )
+        for key, what in (("gen_length", "tokens per answer"), ("hit_max", "% of answers cut at max_new_tokens")):
+            if key in generation:
+                rows.append((f"{key} ({what})", base.get("generation", {}).get(key), generation[key]))
     return rows
 
 

@@ -87,10 +87,9 @@ class Generator:
             prompts = [prompts]
         if seed is not None:
             torch.manual_seed(seed)
+        if temperature <= 0:
+            return self.greedy_with_lengths(prompts, max_new_tokens, batch_size)[0]
         texts = [self.render(p) for p in prompts]
-        if temperature <= 0:  # greedy: continuous batching, the shared head prefilled once (models/decode.greedy)
-            ids = [self.tokenizer(t, add_special_tokens=not self.chat)["input_ids"] for t in texts]
-            return greedy(self.model, self.tokenizer, ids, max_new_tokens, batch_size, self.precision)[0]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths together: less padding
         out: list[str] = [""] * len(texts)
         for start in range(0, len(order), batch_size):
@@ -101,6 +100,13 @@ class Generator:
             for i, row in zip(idx, ids[:, enc["input_ids"].shape[1] :]):
                 out[i] = self.tokenizer.decode(row, skip_special_tokens=True).strip()
         return out
+
+    @torch.inference_mode()
+    def greedy_with_lengths(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int = 16):
+        """(greedy replies, their lengths in tokens): continuous batching, the shared head prefilled once
+        (models/decode.greedy)."""
+        ids = [self.tokenizer(self.render(p), add_special_tokens=not self.chat)["input_ids"] for p in prompts]
+        return greedy(self.model, self.tokenizer, ids, max_new_tokens, batch_size, self.precision)
 
     def predict(self, texts: list[str], batch_size: int = 16) -> list[dict]:
         """`tunelab predict` on a generative run: one greedy generation per text."""

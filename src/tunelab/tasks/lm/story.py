@@ -200,10 +200,10 @@ def generate_eval(model, tokenizer, held_out: list[tuple[list[dict], str]], cfg:
     was_training = model.training
     prompts = [p for p, _ in held_out]
     references = [r for _, r in held_out]
-    predictions = gen.generate(prompts, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.generate_batch_size)
+    predictions, lengths = gen.greedy_with_lengths(prompts, cfg.eval.max_new_tokens, cfg.eval.generate_batch_size)
     model.train(was_training)
     last_user = [next((m["content"] for m in reversed(p) if m["role"] == "user"), "") for p in prompts]
-    return generation_metrics(predictions, references) | {
+    return generation_metrics(predictions, references, lengths, cfg.eval.max_new_tokens) | {
         "samples": [
             {"prompt": u, "reference": r, "prediction": g} for u, r, g in zip(last_user, references, predictions)
         ]
