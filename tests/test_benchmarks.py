@@ -33,9 +33,17 @@ def run_benchmark(script: str, tmp_path: Path, *extra: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
-def test_classify_benchmark_smoke(tiny_bert, tmp_path):
-    res = run_benchmark("classify.py", tmp_path, "--model", str(tiny_bert))
+def test_cpu_benchmark_smoke_runs_classify_with_the_isa_held_to_avx2(tiny_bert, tmp_path):
+    """benchmarks/cpu.py --isa avx2 --workloads classify: the classify arms run (held to AVX2, so fp32 whatever this
+    CPU has), and its table has a row per arm with tunelab's ratio to the Trainer's defaults and tuned settings."""
+    out = tmp_path / "out"
+    proc = run_script("cpu.py", tmp_path, "--smoke", "--isa", "avx2", "--workloads", "classify", "--steps", "2",
+                      "--repeats", "1", "--model", str(tiny_bert), "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (tmp_path / "RESULTS.md").exists(), "--smoke must never write RESULTS.md"
+    res = json.loads((out / "classify" / "results.json").read_text())
     assert set(res["summary"]) == {"tunelab", "trainer", "trainer_tuned"}
+    assert res["machine"]["isa"] == "AVX2" and not res["machine"]["native_bf16"]  # the arms ran under the held ISA
     runs = {r["arm"]: r for r in res["runs"]}
     assert runs["tunelab"]["tunelab_file"].startswith(str(Path(tunelab.__file__).parent))
     # equal work: the same samples and the same real tokens in every arm
@@ -44,6 +52,11 @@ def test_classify_benchmark_smoke(tiny_bert, tmp_path):
     for r in runs.values():
         assert r["train_s"] > 0 and r["peak_rss"] > 0 and 0 <= r["metric"] <= 1
     assert "tunelab/trainer" in res["ratios"] and "mfu" in res["summary"]["tunelab"]
+    cpu = json.loads((out / "cpu.json").read_text())
+    assert [r["arm"] for r in cpu["rows"]] == ["tunelab", "trainer", "trainer_tuned"]
+    assert {r["precision"] for r in cpu["rows"]} == {"fp32"} and cpu["matmul_peak_flops"]["fp32"] > 0
+    assert cpu["rows"][1]["tunelab_x"] == pytest.approx(res["ratios"]["tunelab/trainer"]["tokens_per_s"])
+    assert "| classify | trainer_tuned | fp32 |" in proc.stdout and "(held to AVX2)" in proc.stdout
 
 
 def test_demo_benchmark_smoke(tiny_bert, tmp_path):
