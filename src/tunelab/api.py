@@ -104,7 +104,7 @@ def _create_run_dir(cfg: Config, overwrite: bool, lineage: Optional[dict]) -> Ru
     from tunelab.training.distributed import broadcast, make_accelerator
 
     result = None
-    if make_accelerator(cfg.train.num_threads, cfg.train.device).is_main_process:
+    if make_accelerator(cfg.train.num_threads, cfg.train.device, cfg.distributed.timeout_s).is_main_process:
         try:
             created = RunDir.create(cfg.train.output_dir, cfg.task, overwrite=overwrite)
             result = (created.path, created.final, created.created)
