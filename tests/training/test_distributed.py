@@ -177,6 +177,15 @@ def test_a_killed_process_stops_the_others_with_its_rank(tiny_bert, sentiment_cs
     print(f"survivors exited {took:.1f} s after the kill: {said.group(1)}")
 
 
+def test_the_readmes_fsdp_line_is_the_one_test_fsdp_runs():
+    """test_fsdp.py launches the README's one-node line with --set distributed.strategy=fsdp: its FSDP line."""
+    from tests.training.test_fsdp import TORCHRUN
+
+    commands = readme_commands()
+    assert commands["fsdp"] == [*commands["one node"], "--set", "distributed.strategy=fsdp"]
+    assert TORCHRUN[3:] == commands["one node"][1 : commands["one node"].index("-m")]
+
+
 def test_the_timeout_reaches_the_process_group_and_failures_name_the_ranks(monkeypatch, capsys, tmp_path):
     """distributed.timeout_s on the group, also one made before; peer_lost's paragraphs for gloo's two failures (a
     peer gone, a peer silent for the timeout) and nothing for other errors; under torchrun an error names its rank."""
