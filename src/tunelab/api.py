@@ -86,11 +86,12 @@ def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, o
         story = load_object(TASKS[cfg.task].story)
         metrics = story(cfg, run, resume is not None, show_progress, on_step, on_validation)
     except BaseException as e:
+        from tunelab.training.distributed import peer_lost
         from tunelab.training.fit import Interrupted
 
         status = "interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed"
-        if (run / "run.json").exists():
-            run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000])
+        if (run / "run.json").exists():  # a process of the run that died: the paragraph naming it
+            run.update_info(status=status, error=None if status == "interrupted" else str(peer_lost(e) or e)[:2000])
         elif int(os.environ.get("RANK", 0)) == 0:
             run.discard_if_empty()
         raise

@@ -120,10 +120,10 @@ def peer_lost(error: BaseException) -> PeerLost | None:
         chain.append(e)
         e = e.__cause__ or e.__context__
     text = " ".join(str(e) for e in chain)
-    if not any(isinstance(e, dist.DistError) for e in chain) and not re.search(
-        r"gloo|nccl|c10d|ProcessGroup|by peer|Broken pipe", text, re.IGNORECASE
-    ):
-        return None
+    collective = any(isinstance(e, dist.DistError) for e in chain) or re.search(r"gloo|nccl|c10d", text, re.I)
+    timed_out = re.search(r"timed? ?out|timeout", text, re.I)
+    if not collective or not (timed_out or re.search(r"by peer|connection (closed|reset)|broken pipe", text, re.I)):
+        return None  # another failure of a collective (a mismatch, memory) or no collective at all
     rank, world = dist.get_rank(), dist.get_world_size()
     other = f"rank {1 - rank} (the other process)" if world == 2 else "another process"
     where = f" at {m.group(1)}" if (m := re.search(r"\[([^\]\s/]+)\]:\d+", text)) else ""
@@ -132,7 +132,7 @@ def peer_lost(error: BaseException) -> PeerLost | None:
         "exit code: killed, out of memory, an error), fix it, then continue with `--resume RUN_DIR`, launched as "
         "before on every node."
     )
-    if re.search(r"timed? ?out|timeout", text, re.IGNORECASE):
+    if timed_out:
         seconds = _TIMEOUT_S.get("s", 300)
         return PeerLost(
             f"rank {rank}: no answer from {other} within distributed.timeout_s ({seconds:g} s): it hung, died or "
