@@ -91,11 +91,12 @@ def _train(cfg: Config, resume, overwrite: bool, show_progress: bool, on_step, o
             story = load_object(TASKS[cfg.task].story)
             metrics = story(cfg, run, resume is not None, show_progress, on_step, on_validation)
     except BaseException as e:
+        from tunelab.training.distributed import peer_lost
         from tunelab.training.fit import Interrupted
 
         status = "interrupted" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "failed"
-        if (run / "run.json").exists():
-            run.update_info(status=status, error=None if status == "interrupted" else str(e)[:2000],
+        if (run / "run.json").exists():  # a process of the run that died: the paragraph naming it
+            run.update_info(status=status, error=None if status == "interrupted" else str(peer_lost(e) or e)[:2000],
                             peak_rss_mb=_peak_mb(run, peak))  # fmt: skip
         elif main:
             run.discard_if_empty()
@@ -117,7 +118,7 @@ def _create_run_dir(cfg: Config, overwrite: bool, lineage: Optional[dict]) -> Ru
     from tunelab.training.distributed import broadcast, make_accelerator
 
     result = None
-    if make_accelerator(cfg.train.num_threads, cfg.train.device).is_main_process:
+    if make_accelerator(cfg.train.num_threads, cfg.train.device, cfg.distributed.timeout_s).is_main_process:
         try:
             created = RunDir.create(cfg.train.output_dir, cfg.task, overwrite=overwrite)
             result = (created.path, created.final, created.created)

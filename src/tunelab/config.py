@@ -294,6 +294,13 @@ class DistributedConfig(Section):
         "state sharded over the processes (less memory per process, more communication); needs 2+ processes; "
         "no --resume yet. An explicit value wins over an accelerate config.",
     )
+    timeout_s: float = Field(
+        300,
+        gt=0,
+        description="Seconds a process waits in a collective for the others before it stops with an error naming its "
+        "rank (a process that died is usually noticed at once; a hung one after this long). Raise it when one process "
+        "is legitimately busy longer (saving a large checkpoint while the others wait).",
+    )
 
 
 class SearchConfig(Section):

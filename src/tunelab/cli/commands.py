@@ -1,8 +1,9 @@
 """The `tunelab` command: the typer apps and every command registered on them, and `main`, which turns a
-TunelabError into one red paragraph and its exit code."""
+TunelabError into one red paragraph and its exit code (under torchrun: the paragraph starts with the process's rank)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -72,7 +73,20 @@ def main() -> None:
 
         warnings.showwarning = one_line
         try:
-            app()
+            try:
+                app()
+            except Exception as e:  # a collective that failed because another process died or hung: one paragraph
+                lost = None
+                if "torch.distributed" in sys.modules:  # (only then: `tunelab --help` loads no torch)
+                    from tunelab.training.distributed import peer_lost
+
+                    lost = peer_lost(e)
+                if lost is None:
+                    raise
+                raise lost from e
         except TunelabError as e:
-            render.err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            message = str(e)
+            if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not message.startswith("rank "):
+                message = f"rank {os.environ.get('RANK', 0)}: {message}"  # which process says it
+            render.err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)

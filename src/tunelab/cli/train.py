@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -58,6 +59,8 @@ def train(
             f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}"
         )
         raise typer.Exit(130)
+    if int(os.environ.get("RANK", 0)) != 0:  # under torchrun the main process reports, the others are quiet
+        return
     if run.info.get("kind") == "cv":
         render.cv_report(run.dir, run.metrics)
     else:

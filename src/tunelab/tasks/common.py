@@ -91,7 +91,7 @@ class Story:
         cls, cfg: Config, run: RunDir, resume: bool, show_progress: bool, on_step, on_validation=None
     ) -> "Story":
         """A new story: processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
-        accelerator = make_accelerator(cfg.train.num_threads, cfg.train.device)
+        accelerator = make_accelerator(cfg.train.num_threads, cfg.train.device, cfg.distributed.timeout_s)
         strategy = resolve_strategy(cfg.distributed.strategy, accelerator.num_processes)
         if strategy == "fsdp" and resume:
             raise TunelabError(

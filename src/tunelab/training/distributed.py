@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -14,12 +16,15 @@ from tunelab.errors import TunelabError
 
 # what an `accelerate launch` config said about FSDP, kept when make_accelerator takes the flag away from accelerate
 _ACCELERATE_FSDP: dict[str, bool] = {}
+# distributed.timeout_s as the process group got it, for the message when a collective times out
+_TIMEOUT_S: dict[str, float] = {}
 
 
-def make_accelerator(num_threads=None, device: str = "auto"):
-    """The processes on the device devices.pick_device chooses (train.device: auto = cuda, else mps, else cpu)."""
+def make_accelerator(num_threads=None, device: str = "auto", timeout_s: float = 300):
+    """The processes on the device devices.pick_device chooses (train.device: auto = cuda, else mps, else cpu).
+    `timeout_s` (distributed.timeout_s): how long a collective waits for the other processes before it fails."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     from tunelab.training.devices import pick_device
 
@@ -36,7 +41,13 @@ def make_accelerator(num_threads=None, device: str = "auto"):
     # cpu=False lets accelerate take the GPU (cuda:<local rank>, or mps); mixed_precision="no" because the precision
     # is tunelab's alone (train.precision: autocast and the fp16 gradient scaler in the loop), whatever an
     # `accelerate launch --mixed_precision` or accelerate config would add on top
-    return Accelerator(cpu=chosen == "cpu", mixed_precision="no", kwargs_handlers=[ddp])
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_s))
+    accelerator = Accelerator(cpu=chosen == "cpu", mixed_precision="no", kwargs_handlers=[ddp, timeout])
+    if dist.is_available() and dist.is_initialized():
+        # again on a group made before (a search's trials), and where accelerate drops 600 s as its own default
+        dist.distributed_c10d._set_pg_timeout(timedelta(seconds=timeout_s))
+        _TIMEOUT_S["s"] = timeout_s
+    return accelerator
 
 
 def resolve_strategy(requested: str, world_size: int, accelerate_fsdp: bool | None = None) -> str:
@@ -90,3 +101,42 @@ def broadcast(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+class PeerLost(TunelabError):
+    """A collective failed: another process of the run died or stopped answering. Not the user's input: exit 1."""
+
+    exit_code = 1
+
+
+def peer_lost(error: BaseException) -> PeerLost | None:
+    """`error` as one paragraph when it is a collective that could not complete because another process died (its
+    connection closed: gloo, NCCL) or did not answer within distributed.timeout_s; None for any other error or in
+    one process. Names this rank, and the other one where there is only one other."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    chain, e = [], error
+    while e is not None and len(chain) < 5:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(e) for e in chain)
+    collective = any(isinstance(e, dist.DistError) for e in chain) or re.search(r"gloo|nccl|c10d", text, re.I)
+    timed_out = re.search(r"timed? ?out|timeout", text, re.I)
+    if not collective or not (timed_out or re.search(r"by peer|connection (closed|reset)|broken pipe", text, re.I)):
+        return None  # another failure of a collective (a mismatch, memory) or no collective at all
+    rank, world = dist.get_rank(), dist.get_world_size()
+    other = f"rank {1 - rank} (the other process)" if world == 2 else "another process"
+    where = f" at {m.group(1)}" if (m := re.search(r"\[([^\]\s/]+)\]:\d+", text)) else ""
+    after = (
+        "Look at that process's output for why (torchrun prints the first failure on its node, with the rank and "
+        "exit code: killed, out of memory, an error), fix it, then continue with `--resume RUN_DIR`, launched as "
+        "before on every node."
+    )
+    if timed_out:
+        seconds = _TIMEOUT_S.get("s", 300)
+        return PeerLost(
+            f"rank {rank}: no answer from {other} within distributed.timeout_s ({seconds:g} s): it hung, died or "
+            f"fell that far behind, so this process stops too. {after} A step, validation or checkpoint that "
+            "legitimately keeps one process busy longer needs a larger distributed.timeout_s."
+        )
+    return PeerLost(f"rank {rank}: lost the connection to {other}{where}: it stopped, so this one stops too. {after}")
