@@ -8,6 +8,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from torch.distributed.checkpoint import FileSystemReader
 
 from tests.conftest import tiny_recipe
 from tests.training.test_distributed import assert_same_weights, losses
@@ -77,6 +78,9 @@ def test_fsdp_killed_and_resumed_at_other_world_sizes_continues_with_the_same_lo
         "__1_0.distcp",
     ]
     assert not (checkpoints.latest() / "model.safetensors").exists()
+    stored = FileSystemReader(checkpoints.latest() / "sharded").read_metadata().state_dict_metadata
+    weights = [k for k in stored if k.startswith("model.")]
+    assert weights and all("lora_" in k or "modules_to_save" in k for k in weights), weights  # adapter and head only
     fsdp_dies_writing(8)  # 2 -> 2
     assert checkpoints.latest().name == "step-0000006"
     # 2 -> 1: the shards read by one process without a process group
@@ -103,8 +107,6 @@ def test_sharded_checkpoint_keeps_only_the_trainable_tensors_and_names_another_m
     model(torch.ones(3, 4)).sum().backward()
     optimizer.step()
     path = Checkpointer(tmp_path, sharded=True).save(1, model, {"step": 1}, optimizer=optimizer)
-    from torch.distributed.checkpoint import FileSystemReader
-
     stored = FileSystemReader(path / "sharded").read_metadata().state_dict_metadata
     assert {k for k in stored if k.startswith("model.")} == {"model.1.weight", "model.1.bias"}
 
