@@ -23,7 +23,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from tunelab.errors import TunelabError
@@ -35,16 +34,15 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_trainable(model: torch.nn.Module, path: Path) -> None:
-    """The checkpoint's weights into `model`, read one tensor at a time: never a second copy of the whole model."""
+    state = _complete(load_file(str(path)), model, path)  # tensors on the file's memory map: not a second copy
     params = dict(model.named_parameters())
-    with safe_open(str(path), framework="pt") as f, torch.no_grad():
-        for n in _complete(set(f.keys()), model, path):
-            params[n].copy_(f.get_tensor(n))
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)
 
 
-def _complete(state, model: torch.nn.Module, path: Path):
-    """`state` (tensors or their names), if it holds every trainable tensor of `model`; else the error that says it is
-    another model's."""
+def _complete(state: dict, model: torch.nn.Module, path: Path) -> dict:
+    """`state`, if it holds every trainable tensor of `model`; else the error that says it is another model's."""
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state]
     if missing:
