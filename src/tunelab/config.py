@@ -292,7 +292,8 @@ class DistributedConfig(Section):
         description="auto = fsdp where an `accelerate launch` config asks for FSDP, else ddp (every process holds the "
         "whole model; gradients averaged). fsdp = FSDP2: each transformer block's weights, gradients and optimizer "
         "state sharded over the processes (less memory per process, more communication); needs 2+ processes; "
-        "no --resume yet. An explicit value wins over an accelerate config.",
+        "its checkpoints are sharded, and resume (--resume) at any number of processes. An explicit value wins over "
+        "an accelerate config.",
     )
     timeout_s: float = Field(
         300,

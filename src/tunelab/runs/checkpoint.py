@@ -2,6 +2,15 @@
 
 A kill at any moment leaves `latest` pointing at a complete checkpoint. Only trainable parameters are
 stored (the frozen rest is the base model), so LoRA checkpoints are small.
+
+Two layouts, and a run resumes from either at any number of processes and either strategy:
+- whole (one process, DDP): model.safetensors (rank 0's copy of the trainable weights), the optimizer in trainer.pt;
+- sharded (distributed.strategy: fsdp, where no process holds the whole model): sharded/, written by every process
+  with torch distributed checkpointing (runs/sharded.py), which reshards on load.
+Both keep trainer.pt (the loop, scheduler, strategy, number of processes) and one rng-rank{r}.pt per process. A
+process the checkpoint has no RNG file for (a resume with more processes) keeps its generators as train.seed seeded
+them at start: deterministic, but not the random stream an uninterrupted run with that many processes would have
+drawn (dropout masks differ; without dropout the losses are the same).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tunelab.errors import TunelabError
+from tunelab.runs import sharded as dcp_files
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -24,7 +34,15 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_trainable(model: torch.nn.Module, path: Path) -> None:
-    state = load_file(str(path))
+    state = _complete(load_file(str(path)), model, path)  # tensors on the file's memory map: not a second copy
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)
+
+
+def _complete(state: dict, model: torch.nn.Module, path: Path) -> dict:
+    """`state`, if it holds every trainable tensor of `model`; else the error that says it is another model's."""
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state]
     if missing:
@@ -34,9 +52,7 @@ def load_trainable(model: torch.nn.Module, path: Path) -> None:
             "for another model or method. Resume with the run's own config.yaml (no --set of model.* or method.*), "
             "or start a new run."
         )
-    with torch.no_grad():
-        for n, t in state.items():
-            params[n].copy_(t)
+    return state
 
 
 def restore_best(model: torch.nn.Module, checkpoints: Path) -> bool:
@@ -69,28 +85,35 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class Checkpointer:
-    """checkpoints/step-000120/{model.safetensors, trainer.pt, rng-rank0.pt}, checkpoints/latest, checkpoints/best/."""
+    """checkpoints/step-000120/{model.safetensors or sharded/, trainer.pt, rng-rank*.pt}, checkpoints/latest,
+    checkpoints/best/ (model.safetensors, whole in both layouts)."""
 
-    def __init__(self, root: Path, rank: int = 0, world_size: int = 1, gather=None):
+    def __init__(self, root: Path, rank: int = 0, world_size: int = 1, gather=None, sharded: bool = False):
         """gather(model): the full trainable weights on rank 0, called on every process (a collective: FSDP's
-        shards); None: rank 0 reads them from its own whole model."""
+        shards); None: rank 0 reads them from its own whole model. sharded: the model is sharded over the processes
+        (fsdp); its step checkpoints are written by every process, and a whole one is loaded shard by shard."""
         self.root, self.rank, self.world_size, self.gather = Path(root), rank, world_size, gather
+        self.sharded = sharded
 
     def _weights(self, model) -> dict:
         if self.gather is not None:
             return self.gather(model)
         return trainable_state(model) if self.rank == 0 else {}
 
-    def save(self, step: int, model, trainer_state: dict, barrier=lambda: None) -> Path:
+    def save(self, step: int, model, trainer_state: dict, barrier=lambda: None, optimizer=None) -> Path:
+        """A collective. Sharded: `optimizer`'s state goes into sharded/ with the weights (trainer_state has none)."""
         final = self.root / f"step-{step:07d}"
         tmp = self.root / f".tmp-step-{step:07d}"
-        weights = self._weights(model)
+        weights = None if self.sharded else self._weights(model)
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            save_file(weights, str(tmp / "model.safetensors"))
+            if weights is not None:
+                save_file(weights, str(tmp / "model.safetensors"))
             torch.save(trainer_state, tmp / "trainer.pt")
         barrier()
+        if self.sharded:
+            dcp_files.save(tmp / "sharded", model, optimizer)
         torch.save(rng_state(), tmp / f"rng-rank{self.rank}.pt")
         barrier()
         if self.rank == 0:
@@ -130,14 +153,20 @@ class Checkpointer:
                 return self.root / name / "model.safetensors"
         return None
 
-    def strategy(self, path: Path) -> str:
-        """The distributed.strategy the checkpoint was written under (older checkpoints: ddp)."""
-        return torch.load(path / "trainer.pt", weights_only=False).get("strategy", "ddp")
-
-    def load(self, path: Path, model) -> dict:
-        """Restore the weights and this rank's RNG; return the trainer state (optimizer, scheduler, loop)."""
-        load_trainable(model, path / "model.safetensors")
+    def load(self, path: Path, model, optimizer=None) -> dict:
+        """Restore the weights, the optimizer (a torch one, not a wrapper; None: the weights only) and this rank's RNG,
+        whichever layout and number of processes wrote the checkpoint; return the trainer state (scheduler, loop)."""
+        state = torch.load(path / "trainer.pt", weights_only=False)
+        if (path / "sharded").is_dir():
+            dcp_files.load(path / "sharded", model, optimizer)
+        elif self.sharded:
+            weights = _complete(load_file(str(path / "model.safetensors")), model, path / "model.safetensors")
+            dcp_files.load_full(model, optimizer, weights, state.get("optimizer"))
+        else:
+            load_trainable(model, path / "model.safetensors")
+            if optimizer is not None:
+                optimizer.load_state_dict(state["optimizer"])
         rng_file = path / f"rng-rank{self.rank}.pt"
         if rng_file.exists():
             set_rng_state(torch.load(rng_file, weights_only=False))
-        return torch.load(path / "trainer.pt", weights_only=False)
+        return state

@@ -93,11 +93,6 @@ class Story:
         """A new story: processes set up (threads, DDP) and every generator seeded, before any data or model is made."""
         accelerator = make_accelerator(cfg.train.num_threads, cfg.train.device, cfg.distributed.timeout_s)
         strategy = resolve_strategy(cfg.distributed.strategy, accelerator.num_processes)
-        if strategy == "fsdp" and resume:
-            raise TunelabError(
-                "--resume under distributed.strategy: fsdp is not supported yet (its checkpoints keep the full weights "
-                "but not the sharded optimizer state; sharded checkpoints come next). Start the run again."
-            )
         seed_everything(cfg.train.seed)
         precision = resolve_precision(cfg.train.precision, accelerator.device)
         on_validation = on_validation or (lambda step, metrics: False)

@@ -149,7 +149,9 @@ def fit(
     # fp16: the loss is scaled up for backward so small gradients do not flush to zero; a step whose gradients
     # overflow is skipped and the scale halved. Disabled (bf16, fp32), every scaler call below passes through.
     scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler(precision))
-    checkpointer = Checkpointer(run.checkpoints, rank, world, gather=fsdp2.trainable_state if fsdp else None)
+    checkpointer = Checkpointer(
+        run.checkpoints, rank, world, gather=fsdp2.trainable_state if fsdp else None, sharded=fsdp
+    )
     stopper = EarlyStopper(metric, higher_is_better, evaluation.patience)
     best_metrics: dict = {}
 
@@ -164,40 +166,37 @@ def fit(
                 f"{run.path}: no checkpoint to resume from (the run stopped before its first save). Start it again "
                 "without --resume."
             )
-        if checkpointer.strategy(ckpt) == "fsdp":  # written with this process's optimizer shard only
-            raise TunelabError(
-                f"{ckpt}: this checkpoint was written under distributed.strategy: fsdp, which cannot resume yet "
-                "(sharded checkpoints come next). Start the run again without --resume."
-            )
-        state = checkpointer.load(ckpt, raw_model)
-        optimizer.load_state_dict(state["optimizer"])
+        # any strategy and number of processes: a sharded (fsdp) checkpoint is resharded to this run's processes
+        state = checkpointer.load(ckpt, raw_model, getattr(optimizer, "optimizer", optimizer))  # not accelerate's
         scheduler.load_state_dict(state["scheduler"])
         stopper.load_state_dict(state["stopper"])
         if state.get("scaler"):  # fp16 runs: the loss scale it had reached (older checkpoints have none)
             scaler.load_state_dict(state["scaler"])
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        window, window_units, best_metrics = np.asarray(state["window"]), state["window_units"], state["best_metrics"]
+        # the log window's loss and tokens are summed over the processes that wrote it: rank 0 carries them on
+        window = np.asarray(state["window"]) if rank == 0 else np.zeros(2)
+        window_units, best_metrics = state["window_units"], state["best_metrics"]
         if rank == 0:
             run.truncate_history(step)
 
     def trainer_state() -> dict:
         return {
-            # fsdp: this process's shard of the optimizer state only, so not kept: such checkpoints do not resume
-            "optimizer": None if fsdp else optimizer.state_dict(),
+            "optimizer": None if fsdp else optimizer.state_dict(),  # fsdp: in the checkpoint's sharded/
             "strategy": context.strategy,
+            "world_size": world,
             "scheduler": scheduler.state_dict(),
             "stopper": stopper.state_dict(),
             "scaler": scaler.state_dict(),  # {} unless fp16
             "step": step,
             "epoch": epoch,
             "batch_in_epoch": batch_in_epoch,
-            "window": window.tolist(),
+            "window": all_reduce_sum(window).tolist(),  # every process's share, so any number can resume
             "window_units": window_units,
             "best_metrics": best_metrics,
         }
 
     def save() -> None:
-        checkpointer.save(step, raw_model, trainer_state(), barrier=accelerator.wait_for_everyone)
+        checkpointer.save(step, raw_model, trainer_state(), accelerator.wait_for_everyone, optimizer)
 
     status = "completed"
     started = time.perf_counter()

@@ -12,8 +12,9 @@ pad a process that has fewer micro-batches with forwards that count for nothing 
 
 `gathered(model)` ends it: a plain module (no DTensors, no hooks) holding the full trained weights on every process,
 for what follows training unchanged — the best checkpoint restored, calibration, the test pass, model/ on rank 0.
-Each process then holds the full weights (not the gradients and optimizer state that FSDP sharded); gathering
-model/ to rank 0 alone, and sharded checkpoints that resume, are the next step (issue 33 b).
+Each process then holds the full weights once (not the gradients and optimizer state that FSDP sharded); gathering
+model/ to rank 0 alone is the next step. Step checkpoints stay sharded (runs/sharded.py: each process writes its
+shard, and a resume at any number of processes reshards them); `trainable_state` gathers `best/` to rank 0.
 """
 
 from __future__ import annotations
