@@ -189,6 +189,13 @@ def test_int8_keeps_shapes_and_labels_and_reports_its_parity(runs, exports, tmp_
     assert 0.9 < parity["int8_embedding_cosine_mean"] <= 1.0 + 1e-6
     got = _ort(out, TEXTS)
     assert got["logits"].shape == (len(TEXTS), 2) and got["embeddings"].shape == (len(TEXTS), 32)
+    # the narrowing products stay fp32: the one block's feed-forward output (64 -> 32) and the head (32 -> 2)
+    import onnx
+
+    kept = onnx_export.narrowing_products(exports["classification"] / "model.onnx")
+    assert len({k.removesuffix("_MatMul") for k in kept}) == 2
+    int8_nodes = [n for n in onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "MatMulInteger"]
+    assert int8_nodes and not {n.name.removesuffix("_quant") for n in int8_nodes} & set(kept)
     ours = tunelab.load(out).predict(TEXTS)
     theirs = tunelab.load(runs["classification"]).predict(TEXTS)
     assert np.mean([x["label"] == y["label"] for x, y in zip(ours, theirs)]) >= 2 / 3

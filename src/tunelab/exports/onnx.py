@@ -112,6 +112,38 @@ def export_onnx(model, tokenizer, outputs: tuple[str, ...], file: Path) -> list[
     return names
 
 
+def narrowing_products(source: Path) -> list[str]:
+    """The products with a weight that maps more inputs to fewer outputs: each block's feed-forward output (d_ff ->
+    d_model) and a classifier head. int8 keeps them in fp32. Their input is the feed-forward's activation, whose few
+    large outliers set the one dynamic int8 scale of the whole row block, so the many small values round to few
+    levels, and the error enters the residual stream directly (the outlier problem of Bondarenko et al. 2021,
+    "Understanding and Overcoming the Challenges of Efficient Transformer Quantization"). Measured on the demo run
+    (MiniLM, 1,056 test texts, Zen 3): label agreement with fp32 98.8% -> 99.3%, accuracy change -0.28 -> +0.28
+    points, embedding cosine 0.992 -> 0.996, 56.7 -> 66.8 MB; keeping only the head in fp32 changed nothing."""
+    import onnx
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    weights = {w.name: list(w.dims) for w in graph.initializer}
+    transposed = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Transpose"}  # W^T of a Linear
+    names = []
+    for node in graph.node:
+        if node.op_type not in INT8_OPS:
+            continue
+        b = node.input[1]
+        dims = weights.get(b) or weights.get(transposed.get(b, ""))
+        if not dims or len(dims) != 2:
+            continue  # activation x activation (attention's products): not quantised anyway
+        k, n = dims
+        if b not in weights:  # a Transpose of the stored weight: stored as (out, in)
+            k, n = n, k
+        if node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute):
+            k, n = n, k
+        if k > n:
+            # a Gemm is quantised as MatMul + Add under the name "<gemm>_MatMul"
+            names += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
+    return names
+
+
 def quantize_int8(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -124,7 +156,8 @@ def quantize_int8(source: Path, target: Path) -> None:
         # texts, Zen 3): label agreement with fp32 96.2% -> 98.8%, accuracy change -0.38 -> -0.28 points, embedding
         # cosine 0.958 -> 0.992, the same file size; reduce_range (7-bit weights) on top: 98.6%, +0.10 points.
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS, per_channel=True,
-                         extra_options={"MatMulConstBOnly": True})  # fmt: skip
+                         extra_options={"MatMulConstBOnly": True},
+                         nodes_to_exclude=narrowing_products(source))  # fmt: skip
     finally:
         root.setLevel(level)
 
