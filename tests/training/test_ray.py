@@ -87,3 +87,22 @@ def test_ray_data_predict_writes_the_one_process_file(runs, tmp_path, monkeypatc
                           tmp_path / name, *ray)  # fmt: skip
         assert code == 0
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+
+def test_tune_ray_runs_the_trials_as_ray_tasks_on_the_study(ray_cluster, tiny_bert, tmp_path):
+    """Two Ray tasks share the study's journal: two trials, numbered once each, trained in the tasks' processes."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from tests.search.conftest import search_recipe
+    from tunelab.search import tune
+
+    data = write_csv(tmp_path / "sentiment.csv", make_sentiment(120))
+    recipe = search_recipe(tiny_bert, data, tmp_path, steps=2, trials=2, pruner="none")
+    study = tune(recipe, workers=2, study_dir=tmp_path / "study", ray=True, show_progress=False)
+    assert study.counts["complete"] == 2 and study.best_dir.is_dir()
+    name = json.loads((tmp_path / "study" / "study.json").read_text())["study_name"]
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "study" / "journal.log")))
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert sorted(t.number for t in trials) == [0, 1]
+    assert all(t.user_attrs["pid"] != os.getpid() for t in trials)  # not this process: Ray's workers

@@ -91,6 +91,17 @@ def absolute(raw: dict) -> dict:
     return raw
 
 
+def environment() -> dict:
+    """What a Ray worker or task sets first: tunelab's folders (the run index, the cache) as absolute paths, and the
+    directory this command ran in (TUNELAB_CWD), where a worker goes back to when its node has it."""
+    from tunelab.runs import index
+
+    env = {"TUNELAB_RUNS_DIR": str(index.runs_dir().absolute()), "TUNELAB_CWD": os.getcwd()}
+    if os.environ.get("TUNELAB_CACHE"):
+        env["TUNELAB_CACHE"] = str(Path(os.environ["TUNELAB_CACHE"]).absolute())
+    return env
+
+
 def train_on_ray(cfg, resume=None, overwrite: bool = False, show_progress: bool = True, lineage=None):
     """api.train's run, trained by distributed.ray.workers Ray Train workers; returns the api's Run."""
     from tunelab.api import Run
@@ -110,11 +121,8 @@ def train_on_ray(cfg, resume=None, overwrite: bool = False, show_progress: bool 
             name = f"{cfg.task}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
             recipe.setdefault("train", {})["output_dir"] = str((index.runs_dir() / name).absolute())
         run_dir = Path(recipe["train"]["output_dir"])
-    env = {"TUNELAB_RUNS_DIR": str(index.runs_dir().absolute())}
-    if os.environ.get("TUNELAB_CACHE"):
-        env["TUNELAB_CACHE"] = str(Path(os.environ["TUNELAB_CACHE"]).absolute())
-    job = dict(recipe=recipe, resume=resume and str(run_dir), overwrite=overwrite, lineage=lineage, env=env,
-               show_progress=show_progress, cwd=os.getcwd(), threads=cfg.train.num_threads)  # fmt: skip
+    job = dict(recipe=recipe, resume=resume and str(run_dir), overwrite=overwrite, lineage=lineage, env=environment(),
+               show_progress=show_progress, threads=cfg.train.num_threads)  # fmt: skip
     storage = tempfile.mkdtemp(prefix="tunelab-ray-")  # Ray Train's own run state: not ~/ray_results
     try:
         with connected(rc.address, what) as ray:
@@ -150,8 +158,8 @@ def _worker(job: dict) -> None:
 
     os.environ.update(job["env"])
     os.environ[WORKER] = "1"
-    if os.path.isdir(job["cwd"]):  # the driver's directory where this node has it: relative paths of a resumed run
-        os.chdir(job["cwd"])
+    if os.path.isdir(job["env"]["TUNELAB_CWD"]):  # where the command ran, if this node has it: a resumed run's
+        os.chdir(job["env"]["TUNELAB_CWD"])  # config.yaml may hold relative paths
     torch.set_num_threads(job["threads"])
     rank0 = int(os.environ.get("RANK", 0)) == 0
     api.train(job["recipe"], resume=job["resume"], overwrite=job["overwrite"], lineage=job["lineage"],
