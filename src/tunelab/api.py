@@ -81,7 +81,7 @@ def train(
                     "(on_step, on_validation: a search's pruner). A search runs its trials on Ray with tunelab tune "
                     "--ray; remove distributed.ray from the recipe."
                 )
-            return ray_train.train_on_ray(cfg, resume, overwrite, show_progress, lineage)
+            return ray_train.train_on_ray(cfg, resume, overwrite, show_progress, lineage, overrides)
     import torch
 
     threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process

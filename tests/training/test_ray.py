@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,8 @@ def runs(ray_cluster, tiny_bert, tmp_path_factory):
     """The same recipe trained under torchrun (2 processes, gloo) and on Ray Train (2 workers): the run directories."""
     from tunelab import api
 
+    home = Path.home() / "ray_results"
+    before = set(home.iterdir()) if home.is_dir() else set()
     tmp = tmp_path_factory.mktemp("ray-runs")
     data = write_csv(tmp / "sentiment.csv", make_sentiment(120))
     recipe = lambda out: tiny_recipe(tiny_bert, data, out, train={"max_steps": 4, "num_threads": 1})  # noqa: E731
@@ -43,7 +46,8 @@ def runs(ray_cluster, tiny_bert, tmp_path_factory):
     subprocess.run(torchrun + ["-m", "tunelab.cli", "train", str(tmp / "torchrun.yaml"), "--quiet"], check=True,
                    env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)  # fmt: skip
     run = api.train(recipe(tmp / "ray"), overrides={"distributed.ray.workers": 2}, show_progress=False)
-    return {"torchrun": tmp / "torchrun", "ray": run.dir, "data": data}
+    ray_results = (set(home.iterdir()) if home.is_dir() else set()) - before
+    return {"torchrun": tmp / "torchrun", "ray": run.dir, "data": data, "ray_results": ray_results}
 
 
 def test_ray_train_matches_torchrun(runs):
@@ -51,9 +55,26 @@ def test_ray_train_matches_torchrun(runs):
     assert len(losses(runs["ray"])) == 4
     np.testing.assert_allclose(losses(runs["ray"]), losses(runs["torchrun"]), rtol=1e-5)
     assert_same_weights(runs["torchrun"], runs["ray"])
+    m1, m2 = (json.loads((runs[k] / "metrics.json").read_text()) for k in ("torchrun", "ray"))
+    assert m2["test"]["n"] == m1["test"]["n"] and abs(m2["test"]["loss"] - m1["test"]["loss"]) < 1e-6
     info = json.loads((runs["ray"] / "run.json").read_text())
     assert info["status"] == "completed" and info["distributed"]["processes"] == 2
-    assert not list(runs["ray"].parent.glob("ray_results*"))  # Ray's own storage stays out of the run's folder
+    assert not runs["ray_results"]  # Ray Train's own storage went to a temporary folder, not ~/ray_results
+    assert sorted(p.name for p in runs["ray"].parent.iterdir()) == ["ray", "sentiment.csv", "torchrun", "torchrun.yaml"]
+
+
+def test_what_does_not_fit_is_refused_at_once_and_the_cpus_are_shared(ray_cluster, tiny_bert, sentiment_csv, tmp_path):
+    """A 2-CPU cluster: 3 workers x 1 CPU would wait forever, so it is an error; unset, the CPUs are shared."""
+    from tunelab import api
+    from tunelab.training.ray_train import absolute, share
+
+    over = {"distributed.ray.workers": 3, "distributed.ray.cpus_per_worker": 1}
+    with pytest.raises(TunelabError, match="do not fit on this Ray cluster"):
+        api.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "r"), overrides=over)
+    assert [share(ray_cluster, n, None, 0, True, "x") for n in (1, 2, 3, 4)] == [2, 1, 0.66, 0.5]
+    raw = absolute({"data": {"train": "d/train.csv"}, "model": {"name": "minilm"}, "train": {"output_dir": "runs/x"}})
+    assert raw["data"]["train"] == str(Path.cwd() / "d/train.csv") and raw["model"]["name"] == "minilm"
+    assert raw["train"]["output_dir"] == str(Path.cwd() / "runs/x")
 
 
 def test_without_the_extra_each_command_says_how_to_install(monkeypatch, tiny_bert, sentiment_csv, tmp_path):

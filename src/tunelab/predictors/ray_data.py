@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 from tunelab.data.stream import TextFile, TextRow
 from tunelab.predictors.stream import WINDOW, Done, _predict_window, predict_file
-from tunelab.training.ray_train import connected, share
+from tunelab.training.ray_train import connected, is_local, share
 
 WHAT = "tunelab predict --ray-workers"
 
@@ -38,7 +38,7 @@ def predict_file_ray(
     """predict_file over `workers` Ray Data actors, each with the predictor of `run_dir`."""
     run_dir = Path(run_dir).absolute()
     with connected(address, WHAT) as ray:
-        cpus = share(ray, workers, None, 0, address is None, WHAT)
+        cpus = share(ray, workers, None, 0, is_local(address), WHAT)
         threads = max(1, int(cpus))
 
         def windows(first: int, end: int) -> Iterator[list[dict]]:

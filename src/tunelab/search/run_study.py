@@ -297,12 +297,12 @@ def _run_ray_tasks(recipe, plan: Plan, storage: Optional[str], workers: int) -> 
     """K Ray tasks, each running trials as a worker process would (`tune(..., worker=k)`), on the study's storage: the
     journal file in the study directory (this machine, or storage every node sees), or the --storage database. Optuna
     asks and tells; Ray only places the tasks, each with its share of the cluster's CPUs."""
-    from tunelab.training.ray_train import connected, environment, share
+    from tunelab.training.ray_train import connected, environment, is_local, share
 
     what = "tunelab tune --ray"
     recipe = str(Path(recipe).absolute()) if isinstance(recipe, (str, Path)) else recipe
     with connected(None, what) as ray:  # RAY_ADDRESS, where set, names an existing cluster
-        cpus = share(ray, workers, None, 0, "RAY_ADDRESS" not in os.environ, what)
+        cpus = share(ray, workers, None, 0, is_local(None), what)
         threads = max(1, plan.cfg.train.num_threads or int(cpus))
         _say(f"{workers} Ray task(s), {threads} thread(s) each")
         task = ray.remote(num_cpus=cpus, max_retries=0)(_ray_trials)

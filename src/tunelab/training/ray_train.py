@@ -57,10 +57,15 @@ def connected(address: Optional[str], what: str):
         ray.shutdown()
 
 
+def is_local(address: Optional[str]) -> bool:
+    """A cluster started here (no address, no RAY_ADDRESS), which cannot grow: what it lacks never comes."""
+    return address is None and not os.environ.get("RAY_ADDRESS")
+
+
 def share(ray, workers: int, cpus: Optional[float], gpus: float, local: bool, what: str) -> float:
     """CPUs per worker: the asked number, or the cluster's CPUs shared among the workers (a fraction where there are
-    fewer CPUs than workers). A request larger than the cluster is refused at once rather than left waiting; on an
-    existing cluster (which may scale up) it is only refused when `local`."""
+    fewer CPUs than workers). On a `local` cluster a request larger than it is refused at once rather than left
+    waiting (an existing cluster may scale up)."""
     have = ray.cluster_resources()
     total_cpus, total_gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
     if cpus is None:
@@ -102,8 +107,9 @@ def environment() -> dict:
     return env
 
 
-def train_on_ray(cfg, resume=None, overwrite: bool = False, show_progress: bool = True, lineage=None):
-    """api.train's run, trained by distributed.ray.workers Ray Train workers; returns the api's Run."""
+def train_on_ray(cfg, resume=None, overwrite: bool = False, show_progress: bool = True, lineage=None, overrides=None):
+    """api.train's run, trained by distributed.ray.workers Ray Train workers; returns the api's Run. `overrides` go
+    with `resume` (a fresh run's are in `cfg` already)."""
     from tunelab.api import Run
     from tunelab.runs import index
 
@@ -122,19 +128,22 @@ def train_on_ray(cfg, resume=None, overwrite: bool = False, show_progress: bool 
             recipe.setdefault("train", {})["output_dir"] = str((index.runs_dir() / name).absolute())
         run_dir = Path(recipe["train"]["output_dir"])
     job = dict(recipe=recipe, resume=resume and str(run_dir), overwrite=overwrite, lineage=lineage, env=environment(),
-               show_progress=show_progress, threads=cfg.train.num_threads)  # fmt: skip
+               show_progress=show_progress, threads=cfg.train.num_threads, overrides=resume and overrides)  # fmt: skip
     storage = tempfile.mkdtemp(prefix="tunelab-ray-")  # Ray Train's own run state: not ~/ray_results
     try:
         with connected(rc.address, what) as ray:
-            cpus = share(ray, rc.workers, rc.cpus_per_worker, rc.gpus_per_worker, rc.address is None, what)
+            cpus = share(ray, rc.workers, rc.cpus_per_worker, rc.gpus_per_worker, is_local(rc.address), what)
             resources = {"CPU": cpus} | ({"GPU": rc.gpus_per_worker} if rc.gpus_per_worker else {})
             job["threads"] = job["threads"] or max(1, int(cpus))
+            # Ray Train v2's controller asks for no CPU; v1 (RAY_TRAIN_V2_ENABLED=0) has a trainer actor asking for one
+            v1 = {"trainer_resources": {"CPU": 0}} if os.environ.get("RAY_TRAIN_V2_ENABLED") in ("0", "false") else {}
+            scaling = ScalingConfig(
+                num_workers=rc.workers, use_gpu=rc.gpus_per_worker > 0, resources_per_worker=resources, **v1
+            )
             trainer = TorchTrainer(
                 _worker,
                 train_loop_config=job,
-                scaling_config=ScalingConfig(
-                    num_workers=rc.workers, use_gpu=rc.gpus_per_worker > 0, resources_per_worker=resources
-                ),
+                scaling_config=scaling,
                 run_config=RunConfig(name=run_dir.name, storage_path=storage),
             )
             try:
@@ -162,8 +171,8 @@ def _worker(job: dict) -> None:
         os.chdir(job["env"]["TUNELAB_CWD"])  # config.yaml may hold relative paths
     torch.set_num_threads(job["threads"])
     rank0 = int(os.environ.get("RANK", 0)) == 0
-    api.train(job["recipe"], resume=job["resume"], overwrite=job["overwrite"], lineage=job["lineage"],
-              show_progress=job["show_progress"] and rank0)  # fmt: skip
+    api.train(job["recipe"], overrides=job["overrides"], resume=job["resume"], overwrite=job["overwrite"],
+              lineage=job["lineage"], show_progress=job["show_progress"] and rank0)  # fmt: skip
 
 
 def _user_error(e: BaseException) -> Optional[TunelabError]:
