@@ -1,5 +1,6 @@
 """`tunelab predict RUN --input FILE --output FILE --ray-workers N`: the streaming predict (predictors/stream.py) with
-its windows predicted on Ray Data, one model per actor, N actors; the same file, in input order, byte for byte.
+its windows predicted on Ray Data, one model per actor, N actors; the same file, in input order (byte for byte at
+the same torch thread count: a matmul's float sums depend on it; each actor takes its CPUs' worth).
 
 The input is read on this machine's node by a few read tasks (each a contiguous block of windows, one Ray Data block
 per window); `map_batches` hands whole windows to the actors, each holding the run's predictor, which predict a window
