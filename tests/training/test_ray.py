@@ -82,12 +82,24 @@ def test_what_does_not_fit_is_refused_at_once_and_the_cpus_are_shared(ray_cluste
     assert raw["train"]["output_dir"] == str(Path.cwd() / "runs/x")
 
 
-def test_without_the_extra_each_command_says_how_to_install(monkeypatch, tiny_bert, sentiment_csv, tmp_path):
-    from tunelab import api
+def test_without_the_extra_each_command_says_how_to_install(monkeypatch, capsys, tiny_bert, sentiment_csv, tmp_path):
+    from tests.search.conftest import search_recipe
+    from tests.test_errors import run_cli
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as without the extra
-    with pytest.raises(TunelabError, match=r"pip install 'tunelab\[ray\]'"):
-        api.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "r"), overrides={"distributed.ray.workers": 2})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "r")))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text('{"task": "classification", "kind": "train"}')
+    commands = [
+        ["train", recipe, "--ray-workers", "2"],
+        ["predict", tmp_path / "run", "--input", sentiment_csv, "--output", tmp_path / "p.jsonl", "--ray-workers", "2"],
+        ["tune", search_recipe(tiny_bert, sentiment_csv, tmp_path), "--study-dir", tmp_path / "study", "--ray"],
+    ]
+    for command in commands:
+        code, text = run_cli(monkeypatch, capsys, *command)
+        assert code == 2 and "pip install 'tunelab[ray]'" in text, (command, text)
+    assert not (tmp_path / "r").exists()
 
 
 def test_ray_data_predict_writes_the_one_process_file(runs, tmp_path, monkeypatch, capsys):

@@ -7,6 +7,7 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 from tunelab.cli import render
 from tunelab.cli.config import config_, data_preview
@@ -73,6 +74,6 @@ def main() -> None:
         warnings.showwarning = one_line
         try:
             app()
-        except TunelabError as e:
-            render.err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        except TunelabError as e:  # the message as written: its brackets ('tunelab[ray]') are not rich markup
+            render.err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)
