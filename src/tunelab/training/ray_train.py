@@ -29,6 +29,7 @@ from tunelab.errors import TunelabError
 
 WORKER = "TUNELAB_RAY_WORKER"  # set inside a Ray Train worker: its api.train trains, it does not launch Ray again
 PATH_FIELDS = ("data.train", "data.validation", "data.test", "train.output_dir")
+QUIET = {"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}
 
 
 def import_ray(what: str):
@@ -144,7 +145,9 @@ def train_on_ray(cfg, resume=None, overwrite: bool = False, show_progress: bool 
                 _worker,
                 train_loop_config=job,
                 scaling_config=scaling,
-                run_config=RunConfig(name=run_dir.name, storage_path=storage),
+                # Ray Train's print patch would log what libraries print into a captured stdout (dill's hashing of
+                # the data preparation disassembles functions there): our output goes to the terminal as is
+                run_config=RunConfig(name=run_dir.name, storage_path=storage, worker_runtime_env=QUIET),
             )
             try:
                 trainer.fit()
