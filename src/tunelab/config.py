@@ -284,8 +284,24 @@ class EvalConfig(Section):
     batch_size: int = Field(128, gt=0, description="Examples per evaluation forward pass.")
 
 
+class RayConfig(Section):
+    """distributed.ray: train in a Ray Train TorchTrainer (the [ray] extra): the same loop on each worker, the run
+    directory its one output (`tunelab train RECIPE --ray-workers N` sets workers)."""
+
+    workers: int = Field(2, ge=1, description="Training processes (Ray Train workers), each a share of every step.")
+    cpus_per_worker: Optional[float] = Field(
+        None, gt=0, description="CPUs each worker asks Ray for; null = what fits: the cluster's CPUs / workers."
+    )
+    gpus_per_worker: float = Field(0, ge=0, description="GPUs each worker asks Ray for (0: train on CPUs, gloo).")
+    address: Optional[str] = Field(
+        None,
+        description="null = a local Ray cluster started for the run; 'auto' or ray://HOST:10001 = an existing cluster "
+        "(recipe, data and run directory on storage every node sees).",
+    )
+
+
 class DistributedConfig(Section):
-    """How several processes (torchrun, accelerate launch) share the training; one process ignores it."""
+    """How several processes (torchrun, accelerate launch, Ray Train) share the training; one process ignores it."""
 
     strategy: Literal["auto", "ddp", "fsdp"] = Field(
         "auto",
@@ -301,6 +317,9 @@ class DistributedConfig(Section):
         description="Seconds a process waits in a collective for the others before it stops with an error naming its "
         "rank (a process that died is usually noticed at once; a hung one after this long). Raise it when one process "
         "is legitimately busy longer (saving a large checkpoint while the others wait).",
+    )
+    ray: Optional[RayConfig] = Field(
+        None, description="Train on Ray (Ray Train TorchTrainer) with these workers; null = torchrun or one process."
     )
 
 

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 from tunelab.cli import render
 from tunelab.cli.config import config_, data_preview
@@ -84,9 +85,9 @@ def main() -> None:
                 if lost is None:
                     raise
                 raise lost from e
-        except TunelabError as e:
+        except TunelabError as e:  # the message as written: its brackets ('tunelab[ray]') are not rich markup
             message = str(e)
             if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not message.startswith("rank "):
                 message = f"rank {os.environ.get('RANK', 0)}: {message}"  # which process says it
-            render.err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+            render.err.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)

@@ -22,6 +22,7 @@ FIELDS = {
     "max_steps": "train.max_steps",
     "folds": "train.folds",
     "output_dir": "train.output_dir",
+    "ray_workers": "distributed.ray.workers",
 }
 
 

@@ -42,6 +42,9 @@ def train(
     overwrite: bool = typer.Option(False, help="Replace an existing run directory (only once the new run succeeds)."),
     set_: List[str] = typer.Option([], "--set", help="Any other field: --set optim.lr=1e-4 (repeatable)."),
     quiet: bool = typer.Option(False, help="No progress bar."),
+    ray_workers: Optional[int] = typer.Option(
+        None, help="Train on Ray with N workers (Ray Train; the [ray] extra); more in distributed.ray."
+    ),
 ):
     """Fine-tune a model: `tunelab train recipe.yaml` or flags (flags override the recipe)."""
     from tunelab import api
@@ -50,7 +53,8 @@ def train(
     overrides = recipe_overrides(set_, task=task, model=model, train_file=train_file, validation=validation, test=test,
                                  dataset=dataset, text_column=text_column, label_column=label_column,
                                  source_column=source_column, target_column=target_column, method=method,
-                                 epochs=epochs, max_steps=max_steps, folds=folds, output_dir=output_dir)  # fmt: skip
+                                 epochs=epochs, max_steps=max_steps, folds=folds, output_dir=output_dir,
+                                 ray_workers=ray_workers)  # fmt: skip
     try:
         run = api.train(recipe, overrides=overrides, resume=resume, overwrite=overwrite, show_progress=not quiet)
     except Interrupted as e:
@@ -105,6 +109,9 @@ def predict(
     shard: Optional[str] = typer.Option(
         None, "--shard", help="K/N: predict only the K-th of N contiguous blocks of rows (1-based K)."
     ),
+    ray_workers: Optional[int] = typer.Option(
+        None, min=1, help="Predict the file on Ray Data with N actors, one model each (the [ray] extra)."
+    ),
 ):
     """Predict labels (ner runs: entity spans; summarization/translation runs: the generated text) for texts given on
     the command line or in a file. A file into a .jsonl or .csv output streams in constant memory, each record with its
@@ -120,19 +127,31 @@ def predict(
     if not texts and input is None:
         raise TunelabError('Give texts to predict (tunelab predict RUN "some text") or a file with --input.')
     streams = input is not None and output is not None and output_kind(output) is not None
-    if (resume or shard) and not streams:
+    if (resume or shard or ray_workers) and not streams:
+        flag = "--resume" if resume else "--shard" if shard else "--ray-workers"
         raise TunelabError(
-            f"{'--resume' if resume else '--shard'} continues or splits a file of predictions: give --input FILE and "
+            f"{flag} {'spreads' if flag == '--ray-workers' else 'continues or splits'} a file of predictions: give "
+            "--input FILE and "
             f"--output with .jsonl or .csv{f' (not {output.suffix})' if output is not None and output.suffix else ''}."
         )
     parts = parse_shard(shard)
-    predictor = api.load(run)
-    if input is not None:
+    if ray_workers:  # the models load on Ray's actors; here only the run's recipe is read
+        from tunelab.config import load_run_config
+        from tunelab.predictors.ray_data import predict_file_ray
+        from tunelab.runs.rundir import RunDir
+
+        data = load_run_config(RunDir.open(run) / "config.yaml").data
+    else:
+        predictor = api.load(run)
         data = predictor.config.data
+    if input is not None:
         column = text_column or getattr(data, "source_column", None) or data.text_column
     if streams:  # in constant memory, resumable; a record per row, "row" first
         try:
-            done = predict_file(predictor, TextFile(input, column), output, batch_size, resume, parts)
+            if ray_workers:
+                done = predict_file_ray(run, TextFile(input, column), output, ray_workers, batch_size, resume, parts)
+            else:
+                done = predict_file(predictor, TextFile(input, column), output, batch_size, resume, parts)
         except KeyboardInterrupt:
             render.err.print(f"Interrupted; {output} holds the rows predicted so far. Continue with the same command "
                              "and --resume.", highlight=False)  # fmt: skip

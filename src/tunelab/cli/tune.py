@@ -22,6 +22,9 @@ def tune(
     timeout: Optional[float] = typer.Option(None, help="Seconds: no new trial starts after this."),
     new: bool = typer.Option(False, help="Start a new study (the old directory is kept beside it)."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Run the --workers as Ray tasks (a local cluster, or RAY_ADDRESS's; the [ray] extra)."
+    ),
     worker: Optional[int] = typer.Option(None, hidden=True),  # set by --workers for its worker processes
     threads: Optional[int] = typer.Option(None, hidden=True),
 ):
@@ -31,7 +34,7 @@ def tune(
 
     try:
         study = run_study(recipe, trials=trials, workers=workers, study_dir=study_dir, storage=storage, timeout=timeout,
-                          new=new, show_progress=not quiet, worker=worker, threads=threads)  # fmt: skip
+                          new=new, show_progress=not quiet, worker=worker, threads=threads, ray=ray)  # fmt: skip
     except Interrupted as e:
         if worker is None:
             render.study_table(e.args[0])

@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 from tunelab.data.predict_io import prediction_rows
 from tunelab.data.stream import Existing, Records, TextFile, TextRow, complete_records, output_kind
@@ -76,8 +76,13 @@ def predict_file(
     shard: Optional[tuple[int, int]] = None,
     window: int = WINDOW,
     progress: bool = True,
+    windows: Optional[Callable[[int, int], Iterator[list[dict]]]] = None,
 ) -> Done:
-    """Predict the rows of `source` (one shard of them) into `output` (.jsonl or .csv), window by window."""
+    """Predict the rows of `source` (one shard of them) into `output` (.jsonl or .csv), window by window.
+
+    `windows(first, end)`, where given, predicts instead of `predictor`: the records of each window of rows
+    first <= row < end, window after window in row order (predictors/ray_data.py: on Ray Data's actors). `predictor`
+    then only answers a probe text, where a new CSV's columns must be known before any prediction."""
     output = Path(output)
     if output_kind(output) is None:
         raise TunelabError(f"{output}: predictions stream into .jsonl or .csv; other formats are written whole.")
@@ -90,7 +95,7 @@ def predict_file(
             "it is the output of another input. Resume with the --input and --shard of the interrupted run."
         )
     records = Records(output, existing.columns, append=resume)
-    on_batch = "on_batch" in inspect.signature(predictor.predict).parameters
+    on_batch = windows is None and "on_batch" in inspect.signature(predictor.predict).parameters
     written = errors = 0
     settled = records.kind != ".csv"  # a CSV's columns known and checked
     t0 = time.perf_counter()
@@ -103,26 +108,32 @@ def predict_file(
                 rate = (done[0] - (start - begin)) / max(time.perf_counter() - t0, 1e-9)
                 bar.update(min(done[0], end - begin), **{"rows/s": float(rate)})
 
-            rows = source.rows(start // window * window, end) if start < end else iter(())
-            for _, chunk in itertools.groupby(rows, key=lambda r: r.row // window):
-                chunk = list(chunk)
-                new = sum(r.row >= start for r in chunk)
-                # a progress bar where the predictor reports its batches; else window by window
-                shown = [0]
+            shown = [0]  # rows of the current window the progress bar has shown
 
-                def batch_done(n: int) -> None:
-                    n = min(n, new - shown[0])
-                    shown[0] += n
-                    tick(n)
+            def here() -> Iterator[list[dict]]:  # the windows predicted in this process
+                rows = source.rows(start // window * window, end) if start < end else iter(())
+                for _, chunk in itertools.groupby(rows, key=lambda r: r.row // window):
+                    chunk = list(chunk)
+                    new = sum(r.row >= start for r in chunk)
 
-                report = batch_done if on_batch and progress else None
-                out = _predict_window(predictor, source, chunk, batch_size, report)
+                    def batch_done(n: int) -> None:
+                        n = min(n, new - shown[0])
+                        shown[0] += n
+                        tick(n)
+
+                    # a progress bar where the predictor reports its batches; else window by window
+                    report = batch_done if on_batch and progress else None
+                    yield _predict_window(predictor, source, chunk, batch_size, report)
+
+            made = windows(start // window * window, end) if windows is not None and start < end else here()
+            for out in made:
                 settled = settled or _columns(records, out, predictor, output)
                 fresh = [r for r in out if r["row"] >= start]
                 records.write(fresh)
                 written += len(fresh)
                 errors += sum("error" in r for r in fresh)
-                tick(new - shown[0])
+                tick(len(fresh) - shown[0])
+                shown[0] = 0
             if not settled and records.columns is None:  # nothing written (an empty shard): the header alone
                 _columns(records, [], predictor, output)
                 records.write([])

@@ -2,7 +2,7 @@
 
 check the recipe and its search: block (every problem before the first trial)
 open the study (journal file or database), refuse a changed recipe, recover trials whose process died
-run trials until the study holds `trials` completed + pruned ones, in this process or K worker processes:
+run trials until the study holds `trials` completed + pruned ones, in this process, K worker processes or K Ray tasks:
     ask Optuna for parameters -> train an ordinary run under DIR/trials/NNNN (run.json kind: trial)
     report the metric at each validation; the pruner may stop the trial there
     tell Optuna the best validation value; keep the best trial's model, drop the others'; rewrite the outputs
@@ -73,12 +73,14 @@ def tune(
     pruner=None,
     worker: Optional[int] = None,
     threads: Optional[int] = None,
+    ray: bool = False,
 ) -> StudyResult:
     """Search the recipe's `search.space`; returns the study's summary (the study directory holds everything).
 
     trials/timeout override the search block's; `storage` is an Optuna RDB URL shared by workers on many machines
     (default: a journal file in the study directory); `workers` runs K trials at once as separate processes, the
-    machine's threads divided among them. `sampler`/`pruner` take Optuna objects in place of the recipe's names.
+    machine's threads divided among them; with `ray` they are Ray tasks (a local Ray cluster, or the one RAY_ADDRESS
+    names) on the same storage. `sampler`/`pruner` take Optuna objects in place of the recipe's names.
     `worker` and `threads` are set for the worker processes `workers` starts."""
     plan = Plan.make(recipe, study_dir, trials, timeout)
     search = plan.cfg.search
@@ -90,7 +92,9 @@ def tune(
             "--workers runs trials side by side in one machine's processes; under torchrun every process trains the "
             "same trial. Use one or the other."
         )
-    if workers > 1 and (sampler is not None or pruner is not None):
+    if ray and world > 1:
+        raise TunelabError("--ray runs trials as Ray tasks; under torchrun every process trains one trial. Use one.")
+    if (workers > 1 or ray) and (sampler is not None or pruner is not None):
         raise TunelabError("sampler/pruner objects cannot be passed to worker processes: name them in search: instead.")
 
     # ---- the study: created on first use, the same one on every later run of the same command
@@ -107,7 +111,9 @@ def tune(
     # ---- the trials: here, or in K worker processes sharing the study
     interrupted = False
     try:
-        if workers > 1:
+        if ray:
+            _run_ray_tasks(recipe, plan, storage, workers)
+        elif workers > 1:
             _run_workers(recipe, plan, storage, workers, show_progress)
         else:
             own_threads = threads or plan.cfg.train.num_threads or _torch_threads()
@@ -285,6 +291,51 @@ def _run_workers(recipe, plan: Plan, storage: Optional[str], workers: int, show_
         raise TunelabError(f"{plan.dir}: worker {failed[0][0]} stopped with exit status {failed[0][1]} (see above).")
     if any(c == 130 for c in codes):
         raise KeyboardInterrupt
+
+
+def _run_ray_tasks(recipe, plan: Plan, storage: Optional[str], workers: int) -> None:
+    """K Ray tasks, each running trials as a worker process would (`tune(..., worker=k)`), on the study's storage: the
+    journal file in the study directory (this machine, or storage every node sees), or the --storage database. Optuna
+    asks and tells; Ray only places the tasks, each with its share of the cluster's CPUs."""
+    from tunelab.training.ray_train import connected, environment, is_local, share
+
+    what = "tunelab tune --ray"
+    recipe = str(Path(recipe).absolute()) if isinstance(recipe, (str, Path)) else recipe
+    with connected(None, what) as ray:  # RAY_ADDRESS, where set, names an existing cluster
+        cpus = share(ray, workers, None, 0, is_local(None), what)
+        threads = max(1, plan.cfg.train.num_threads or int(cpus))
+        _say(f"{workers} Ray task(s), {threads} thread(s) each")
+        task = ray.remote(num_cpus=cpus, max_retries=0)(_ray_trials)
+        args = (recipe, str(plan.dir.absolute()), plan.trials, storage, plan.timeout, threads, environment())
+        refs = [task.remote(*args, k) for k in range(workers)]
+        try:
+            failed = [k for k, code in enumerate(ray.get(refs)) if code]
+        except KeyboardInterrupt:
+            for ref in refs:
+                ray.cancel(ref)  # a KeyboardInterrupt in the task: its trial saves and is queued again
+            raise
+        except ray.exceptions.RayError as e:
+            raise TunelabError(f"{plan.dir}: a Ray task of the study stopped: {e}") from None
+    if failed:
+        raise TunelabError(f"{plan.dir}: Ray task {failed[0]} stopped (see above).")
+
+
+def _ray_trials(recipe, study_dir: str, trials: int, storage, timeout, threads: int, env: dict, worker: int) -> int:
+    """One Ray task of `tune --ray`: trials until the study is full, as worker `worker`; 0, or 1 where it failed."""
+    from tunelab.training.fit import Interrupted
+
+    os.environ.update(env)
+    if os.path.isdir(env["TUNELAB_CWD"]):  # the recipe's relative paths, where this node has that directory
+        os.chdir(env["TUNELAB_CWD"])
+    try:
+        tune(recipe, trials=trials, study_dir=study_dir, storage=storage, timeout=timeout, show_progress=False,
+             worker=worker, threads=threads)  # fmt: skip
+    except (Interrupted, KeyboardInterrupt):
+        return 1
+    except TunelabError as e:
+        _say(f"worker {worker}: {e}")
+        return 1
+    return 0
 
 
 def _die_with_parent() -> None:

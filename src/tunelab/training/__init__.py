@@ -8,6 +8,7 @@ devices.py         the device: a CUDA GPU, else Apple silicon (mps), else the CP
 early_stopping.py  early stopping on a validation metric (always records the best step and value)
 distributed.py     process setup through accelerate (one process, or several under torchrun); ddp or fsdp
 fsdp.py            FSDP2 (`distributed.strategy: fsdp`): shard per transformer block, gather the model back
+ray_train.py       Ray (the [ray] extra): the connection, what fits, and distributed.ray: the loop in Ray Train workers
 progress.py        the progress bar
 report.py          where the loop's records go besides metrics.jsonl (`train.report_to`: TensorBoard)
 diagnosis.py       the fit diagnosis read from the logged curves (over-fitting, over-confident, under-fitting, unstable)
