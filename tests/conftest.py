@@ -129,29 +129,26 @@ def smollm2_tokenizer_dir(tmp_path_factory) -> Path:
     return out
 
 
+def tiny_llama_config(**changes):
+    """A random 2-layer llama's config: width 32, 4 query heads sharing 2 key-value heads, tied head like SmolLM2's,
+    SmolLM2's vocabulary size and special token ids; `changes` override fields."""
+    from transformers import LlamaConfig
+
+    fields = dict(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True, bos_token_id=1,
+                  eos_token_id=2, pad_token_id=2)  # fmt: skip
+    return LlamaConfig(**(fields | changes))
+
+
 def save_tiny_llama(out: Path, tokenizer_dir: Path, initializer_range: float = 0.02) -> Path:
-    """A random 2-layer llama (width 32, tied head like SmolLM2) with SmolLM2's tokenizer and chat template."""
+    """A random tiny llama (tiny_llama_config) with SmolLM2's tokenizer and chat template."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     for f in tokenizer_dir.iterdir():
         shutil.copy(f, out / f.name)
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
-        initializer_range=initializer_range,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
+    LlamaForCausalLM(tiny_llama_config(initializer_range=initializer_range)).save_pretrained(out)
     return out
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import tunelab
-from tests.conftest import ROOT, make_chats, write_jsonl
+from tests.conftest import ROOT, make_chats, tiny_llama_config, write_jsonl
 from tunelab.errors import TunelabError
 from tunelab.exports.gguf import permute
 from tunelab.exports.modelfile import CHATML_GO, render_chatml
@@ -53,7 +53,7 @@ def tiny_run(tmp_path_factory):
     head, weights exact in float16 and Q8_0, 4 query heads sharing 2 key-value heads; a byte-level BPE tokenizer
     trained here, its embedding rows padded past the vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     root = tmp_path_factory.mktemp("gguf-run")
     chats = write_jsonl(root / "chats.jsonl", [{"messages": [{"role": "user", "content": c["prompt"]},
@@ -72,21 +72,8 @@ def tiny_run(tmp_path_factory):
     model_dir = root / "run" / "model"
     tokenizer.save_pretrained(model_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=448,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
-        initializer_range=0.3,
-        rms_norm_eps=2.0**-20,
-    )  # fmt: skip  (eps exact in float32 too)
+    # eps exact in float32 too; a vocabulary of 420 tokens in 448 embedding rows
+    config = tiny_llama_config(vocab_size=448, initializer_range=0.3, rms_norm_eps=2.0**-20)
     model = LlamaForCausalLM(config)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # each matrix: blocks of 32 integers in [-127, 127] times 2^-8, one of them +-127
