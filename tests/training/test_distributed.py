@@ -125,7 +125,11 @@ def test_two_processes_match_one(tiny_bert, sentiment_csv, tmp_path):
         assert m1["test"]["n"] == m2["test"]["n"]  # the test set is split across processes, then reduced
         assert abs(m1["test"]["loss"] - m2["test"]["loss"]) < 1e-4
         assert m1["validation"] == pytest.approx(m2["validation"], rel=1e-5), name
-        assert json.loads((runs[name] / "run.json").read_text())["distributed"] == {"strategy": "ddp", "processes": 2}
+        assert json.loads((runs[name] / "run.json").read_text())["distributed"] == {
+            "strategy": "ddp",
+            "processes": 2,
+            "launcher": "torchrun",
+        }
 
 
 def test_two_processes_match_one_for_lora_sft(tiny_llama, chat_jsonl, tmp_path):

@@ -65,7 +65,7 @@ def assert_same_runs(runs: dict, steps: int) -> None:
     assert m1["best_step"] == m2["best_step"]
     for name in ("ddp", "fsdp"):
         info = json.loads((runs[name] / "run.json").read_text())
-        assert info["distributed"] == {"strategy": name, "processes": 2}
+        assert info["distributed"] == {"strategy": name, "processes": 2, "launcher": "torchrun"}
 
 
 def test_fsdp_matches_ddp_and_one_process(tiny_bert, sentiment_csv, tmp_path):

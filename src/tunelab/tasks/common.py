@@ -17,7 +17,7 @@ from tunelab.runs.checkpoint import restore_best
 from tunelab.runs.model_dir import save_model
 from tunelab.runs.rundir import RunDir
 from tunelab.training.diagnosis import diagnose
-from tunelab.training.distributed import make_accelerator, resolve_strategy, seed_everything
+from tunelab.training.distributed import launcher, make_accelerator, resolve_strategy, seed_everything
 from tunelab.training.evaluate import evaluate
 from tunelab.training.fit import FitContext, fit
 from tunelab.training.fsdp import gathered
@@ -114,7 +114,11 @@ class Story:
             **self.run.lineage,  # kind and parent: a training run, or a search's trial
             status="running",
             versions=versions(),
-            distributed={"strategy": self.strategy, "processes": self.accelerator.num_processes},
+            distributed={
+                "strategy": self.strategy,
+                "processes": self.accelerator.num_processes,
+                "launcher": launcher(),
+            },
             pipeline_tag=TASKS[cfg.task].pipeline_tag,
             base_model=base_model | {"sha256": source.content_hash()},
             **fields,

@@ -7,6 +7,7 @@ import os
 import random
 import re
 from datetime import timedelta
+from typing import Optional
 
 import numpy as np
 import torch
@@ -64,6 +65,16 @@ def resolve_strategy(requested: str, world_size: int, accelerate_fsdp: bool | No
             "distributed.strategy: auto to train in one process."
         )
     return strategy
+
+
+def launcher() -> Optional[str]:
+    """What started this run's processes, for run.json: "ray" (Ray Train workers), "torchrun" (torch's elastic
+    agent: torchrun, `srun torchrun`, `accelerate launch` on several processes), or None (one plain process)."""
+    from tunelab.training.ray_train import WORKER
+
+    if os.environ.get(WORKER) == "1":
+        return "ray"
+    return "torchrun" if "TORCHELASTIC_RUN_ID" in os.environ else None
 
 
 def seed_everything(seed: int) -> None:
