@@ -10,6 +10,7 @@ distributed.py     process setup through accelerate (one process, or several und
 fsdp.py            FSDP2 (`distributed.strategy: fsdp`): shard per transformer block, gather the model back
 ray_train.py       Ray (the [ray] extra): the connection, what fits, and distributed.ray: the loop in Ray Train workers
 progress.py        the progress bar
+memory.py          the run's peak memory (run.json's peak_rss_mb): RSS sampled while it runs
 report.py          where the loop's records go besides metrics.jsonl (`train.report_to`: TensorBoard)
 diagnosis.py       the fit diagnosis read from the logged curves (over-fitting, over-confident, under-fitting, unstable)
 """
