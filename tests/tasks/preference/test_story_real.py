@@ -57,7 +57,9 @@ def test_a_short_lora_dpo_run_raises_held_out_reward_accuracy(shared_cache, tmp_
                  "max_length": 96},
         "method": {"name": "lora", "r": 8, "alpha": 16},
         "optim": {"lr": 1e-3, "warmup_steps": 1},
-        "train": {"epochs": 1, "batch_size": 8, "output_dir": str(tmp_path / "run"), "log_every": 4},
+        # rows of at most 96 tokens: a whole step per forward pass (the family's 2 pairs at a time are for long rows)
+        "train": {"epochs": 1, "batch_size": 8, "micro_batch_size": 8, "output_dir": str(tmp_path / "run"),
+                  "log_every": 4},
         "eval": {"num_generate": 0},
     }  # fmt: skip
     run = tunelab.train(recipe, show_progress=False)
