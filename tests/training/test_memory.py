@@ -3,6 +3,7 @@ before it is not (ru_maxrss, the process's peak, would carry it: tune workers, f
 
 from __future__ import annotations
 
+import mmap
 import resource
 import time
 
@@ -16,15 +17,20 @@ MB = 2**20
 
 
 def _hold(mb: int, seconds: float = 0.3) -> None:
-    block = np.ones(mb * MB, dtype=np.uint8)  # ones, not zeros: every page is touched, so it is resident
-    time.sleep(seconds)
-    del block
+    """mb MiB made resident for `seconds`, then given back. An anonymous mmap, not malloc: in a long test session the
+    allocator may hand out freed pages that are still resident (no RSS rise); a fresh mapping is always new pages."""
+    with mmap.mmap(-1, mb * MB) as block:
+        view = np.frombuffer(block, dtype=np.uint8)
+        view[:] = 1  # every page touched, so resident
+        time.sleep(seconds)
+        del view
 
 
 def test_a_planted_allocation_is_the_peak_and_is_gone_from_the_next_block():
     base = rss_bytes()
     with PeakRSS() as peak:
-        _hold(300)
+        _hold(300, 0.5)
+    assert peak.samples >= 5, "the sampling thread did not run while the block held its memory"
     assert peak.peak - base >= 280 * MB
     with PeakRSS() as after:
         time.sleep(0.1)
@@ -32,7 +38,7 @@ def test_a_planted_allocation_is_the_peak_and_is_gone_from_the_next_block():
 
 
 def test_run_json_records_the_run_peak_not_the_process_peak(tiny_bert, sentiment_csv, tmp_path):
-    _hold(600, 0.05)  # an earlier, bigger peak in the same process (as an earlier trial's)
+    _hold(1000, 0.05)  # an earlier, bigger peak in the same process (as an earlier trial's)
     process_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     run = tunelab.train(tiny_recipe(tiny_bert, sentiment_csv, tmp_path / "run", train={"max_steps": 4}),
                         show_progress=False)  # fmt: skip

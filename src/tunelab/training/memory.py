@@ -26,11 +26,13 @@ class PeakRSS:
     def __init__(self, every_s: float = EVERY_S):
         self.every_s = every_s
         self.peak = 0
+        self.samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
         self.peak = max(self.peak, rss_bytes())
+        self.samples += 1
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
