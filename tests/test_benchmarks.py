@@ -215,3 +215,41 @@ def test_generate_benchmark_smoke(tiny_llama, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "6 of 6 outputs identical" in proc.stdout  # greedy, fp32: both paths give the same text
     assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_step_profile_sums_a_step_by_kind(tiny_bert, tmp_path, monkeypatch):
+    """benchmarks/step_profile.py: two profiled steps of the demo recipe on a tiny BERT. The kinds' shares cover all
+    the profiled self time, the products and the optimizer are found, nothing is appended under --smoke."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # undone after the test
+    from step_profile import kind
+
+    assert [kind(n) for n in ("aten::addmm", "aten::mm", "aten::bmm", "aten::_fused_adamw_",
+                              "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+                              "aten::embedding_dense_backward", "aten::native_layer_norm", "aten::gelu")] == [
+        "matmul", "matmul", "matmul", "optimizer", "attention", "embedding", "elementwise", "elementwise"]  # fmt: skip
+    out = tmp_path / "out"
+    proc = run_script("step_profile.py", tmp_path, "--smoke", "--model", str(tiny_bert), "--skip", "1", "--steps", "2",
+                      "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (tmp_path / "RESULTS.md").exists(), "--smoke must never write RESULTS.md"
+    res = json.loads((out / "results.json").read_text())
+    assert sum(res["shares"].values()) == pytest.approx(1.0)
+    assert res["shares"]["matmul"] > 0 and res["shares"]["optimizer"] > 0 and res["step_s"] > 0
+    assert res["top"] and "self CPU time by kind: " in proc.stdout
+
+
+def test_no_benchmark_script_hides_a_module_it_may_import():
+    """A script's folder comes first on its sys.path, so benchmarks/gguf.py once hid the gguf package: transformers'
+    GGUF loader imported the script, and every benchmark that de-quantises SmolLM2 failed. No script is named like an
+    importable module (the standard library's or an installed package's)."""
+    import importlib.util
+
+    names = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
+    assert "common" in names and "step_profile" in names
+
+    def elsewhere(name: str) -> bool:  # (a test may have imported a script itself: that one is not elsewhere)
+        spec = importlib.util.find_spec(name)
+        return spec is not None and not str(spec.origin).startswith(str(ROOT / "benchmarks"))
+
+    hidden = [n for n in names if n in sys.stdlib_module_names or elsewhere(n)]
+    assert not hidden, f"benchmarks/{hidden[0]}.py hides the module of that name"

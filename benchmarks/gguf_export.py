@@ -9,7 +9,7 @@ Needs llama-cpp-python (pip install -e ".[llamacpp]": it builds llama.cpp from s
 
     tunelab export RUN --format gguf --out exports/f16
     tunelab export RUN --format gguf --quantize q8_0 --out exports/q8_0
-    python benchmarks/gguf.py RUN --f16 exports/f16 --q8 exports/q8_0 --prompts 20
+    python benchmarks/gguf_export.py RUN --f16 exports/f16 --q8 exports/q8_0 --prompts 20
 """
 
 from __future__ import annotations
