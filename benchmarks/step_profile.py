@@ -5,9 +5,9 @@
     python benchmarks/step_profile.py --recipe recipes/sft_smollm2_lora.yaml --skip 3 --steps 5
     python benchmarks/step_profile.py --smoke --model DIR    # a tiny local HF model, 64 texts
 
-One process: tunelab.train() on the recipe, capped at skip + 1 + steps optimizer steps; torch.profiler records the
-`steps` optimizer steps after the first `skip` (start-up, the first allocations) and one warm-up step. The operators'
-own CPU time (self time, children excluded) is summed by kind:
+One process: tunelab.train() on the recipe, capped at skip + 2 + steps optimizer steps; torch.profiler records the
+`steps` optimizer steps after the first `skip` (start-up, the first allocations) and one warm-up step; the last step
+and the validation after it stay outside. The operators' own CPU time (self time, children excluded) is summed by kind:
 
   matmul      mm, addmm, bmm, baddbmm, linear's products and mkldnn's: the work MFU counts
   attention   scaled dot-product attention, forward and backward (its products and softmax fused)
@@ -85,13 +85,16 @@ def main(argv=None) -> dict:
     import tunelab
 
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    overrides = {"train.max_steps": args.skip + 1 + args.steps, "train.output_dir": str(work / "run")}
+    # one step more than profiled: the run's last step is followed by its final validation, which stays outside
+    overrides = {"train.max_steps": args.skip + 2 + args.steps, "train.output_dir": str(work / "run")}
     if args.model:
         overrides["model.name"] = args.model
     if args.smoke:
         overrides["data.limit"] = 64
     stamps: list[float] = []
-    prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=args.skip, warmup=1, active=args.steps))
+    prof = profile(
+        activities=[ProfilerActivity.CPU], schedule=schedule(wait=args.skip, warmup=1, active=args.steps, repeat=1)
+    )
 
     def on_step(step: int) -> None:
         stamps.append(time.perf_counter())
@@ -106,7 +109,7 @@ def main(argv=None) -> dict:
     shares: dict[str, float] = {}
     for name, t, _ in rows:
         shares[kind(name)] = shares.get(kind(name), 0.0) + t / total
-    profiled = stamps[args.skip + 1 : args.skip + 1 + args.steps]
+    profiled = stamps[args.skip : args.skip + 1 + args.steps]  # the end of the warm-up step, then each profiled one
     step_s = (profiled[-1] - profiled[0]) / (len(profiled) - 1) if len(profiled) > 1 else float("nan")
     top = sorted(rows, key=lambda r: -r[1])[: args.top]
     info = {
