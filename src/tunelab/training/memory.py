@@ -27,11 +27,12 @@ class PeakRSS:
         self.every_s = every_s
         self.peak = 0
         self.samples = 0
+        self._process = psutil.Process()  # once: each psutil.Process() reads /proc to identify the process
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = max(self.peak, self._process.memory_info().rss)
         self.samples += 1
 
     def _loop(self) -> None:
