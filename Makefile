@@ -33,11 +33,13 @@ $(STAMP): $(CORE)
 demo: $(CORE)
 	$(BIN)/tunelab train
 
-# lint first (seconds), then the suite
+# lint first (seconds), then the suite in TEST_WORKERS processes (pytest-xdist), a test file to a process (its
+# module fixtures are built once); each process gets its share of the cores (tests/conftest.py)
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # not in CI: minutes per workload; each appends rows to benchmarks/RESULTS.md (benchmarks/common.py is the harness)
 BENCHMARKS := classify ner sft preference serve tune ensemble doctor augment ship

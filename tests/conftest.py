@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import shutil
 import sys
@@ -24,6 +25,26 @@ try:
 except ImportError:  # rouge-score (and with it absl) not installed
     pass
 
+# Under pytest-xdist (make test runs the suite in 2 processes) each process gets its share of the cores: two processes
+# of 2 torch threads each on a 2-core machine fight over them (a waiting OpenMP thread spins), which is slower than
+# one thread each. OMP_NUM_THREADS carries the share to the processes the tests start (CLI, torchrun, Ray).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    # xdist's processes start with COLUMNS=80, which would fix the CLI's consoles at 80 columns (a plain pytest run
+    # leaves them to the environment of each call, as a user's terminal does)
+    os.environ.pop("COLUMNS", None)
+
+
+def pytest_collection_modifyitems(items):
+    """The slowest modules first, the real-model ones (the longest single tests) before those marked `slow`: with -n,
+    a long test file picked up last would keep one process busy while the others idle (make test keeps this order:
+    --no-loadscope-reorder)."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("real") else 1 if item.get_closest_marker("slow") else 2)
+
+
 POSITIVE = "good great wonderful lovely superb brilliant fun enjoyable charming moving".split()
 NEGATIVE = "bad awful boring dull terrible weak tedious bland clumsy poor".split()
 FILLER = "the film movie story plot actors was is a really quite very and but".split()
@@ -33,19 +54,27 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository
 REPO_RUNS = ROOT / "runs"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("TUNELAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.setenv("TUNELAB_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))  # the run index too
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """The cache and the run index under the session's temporary folder, for the whole session: a module's fixtures
+    (which train runs before any test's own fixtures) would otherwise index their runs in the repository's runs/."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUNELAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        patch.setenv("TUNELAB_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))  # the run index too
+        yield
 
 
 @pytest.fixture(autouse=True)
 def _repository_runs_untouched():
     """Tests write runs under tmp_path, never into the repository's runs/ (a user's own runs live there)."""
-    before = set(REPO_RUNS.iterdir()) if REPO_RUNS.is_dir() else set()
+
+    def state() -> dict:  # name -> modification time: a new file, or a write to the index there, is caught
+        return {p.name: p.stat().st_mtime_ns for p in REPO_RUNS.iterdir()} if REPO_RUNS.is_dir() else {}
+
+    before = state()
     yield
-    added = (set(REPO_RUNS.iterdir()) if REPO_RUNS.is_dir() else set()) - before
-    assert not added, f"the test wrote into the repository's runs/: {sorted(p.name for p in added)}"
+    changed = {name for name, mtime in state().items() if before.get(name) != mtime}
+    assert not changed, f"the test wrote into the repository's runs/: {sorted(changed)}"
 
 
 @pytest.fixture(scope="session")

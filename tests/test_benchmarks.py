@@ -12,6 +12,8 @@ import pytest
 
 import tunelab
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -9,6 +9,8 @@ import tunelab
 from tests.conftest import ROOT
 from tunelab.config import load_config
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 # task -> fixture giving a tiny model of the family the recipe's real model belongs to
 TINY_MODEL = {"classification": "tiny_bert", "multilabel": "tiny_bert", "regression": "tiny_bert"}
 

@@ -19,6 +19,8 @@ from tests.conftest import make_sentences, make_sentiment, tiny_lm_recipe, tiny_
 from tunelab.assets import package_file
 from tunelab.errors import TunelabError
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 

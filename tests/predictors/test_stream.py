@@ -19,6 +19,8 @@ from tunelab.data.stream import TextFile, complete_records
 from tunelab.errors import TunelabError
 from tunelab.predictors.stream import parse_shard, predict_file, shard_rows
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 
 class Fake:
     """A predictor whose answer is a function of the text alone; it records the lists of texts it is given."""

@@ -14,10 +14,13 @@ import sys
 import time
 
 import psutil
+import pytest
 import yaml
 
 from tests.search.conftest import search_recipe
 from tunelab.search.study import is_dead
+
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
 
 
 def load(study_dir, storage=None):
@@ -111,9 +114,9 @@ def test_under_torchrun_both_ranks_train_the_parameters_rank_0_drew(tiny_bert, s
     per_trial = {}
     for number, rank, params in drawn:
         per_trial.setdefault(number, {})[rank] = params
-    assert set(per_trial) == {"0", "1"}
+    assert set(per_trial) == {"0", "1"}, done.stderr[-3000:]
     for params in per_trial.values():
-        assert set(params) == {"0", "1"} and params["0"] == params["1"]  # rank 1 trains what rank 0 drew
+        assert set(params) == {"0", "1"} and params["0"] == params["1"], done.stderr[-3000:]  # what rank 0 drew
     trials = load(study_dir, storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert not (study_dir / "journal.log").exists()  # the database held the study

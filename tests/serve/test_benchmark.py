@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tunelab
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
 
 
 def test_serve_benchmark_smoke(served_runs, tmp_path):

@@ -14,6 +14,8 @@ import pytest
 
 from tests.serve.conftest import free_port
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 
 def tunelab(*args, env=None, **kwargs):
     return subprocess.Popen(

@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 
 from tests.conftest import tiny_lm_recipe, tiny_recipe
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 README = Path(__file__).parents[2] / "README.md"
 
 

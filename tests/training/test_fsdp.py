@@ -21,6 +21,8 @@ from tunelab.config import load_config
 from tunelab.errors import TunelabError
 from tunelab.training.distributed import resolve_strategy
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 

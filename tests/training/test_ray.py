@@ -19,6 +19,8 @@ from tests.conftest import make_sentiment, tiny_recipe, write_csv
 from tests.training.test_distributed import assert_same_weights, losses
 from tunelab.errors import TunelabError
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():

@@ -18,6 +18,8 @@ from tunelab.errors import TunelabError
 from tunelab.runs.checkpoint import Checkpointer
 from tunelab.training.fit import Interrupted
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 # `tunelab train`, but the process of rank 1 kills itself (-9) while checkpoint $DIE_AT is written: after DCP wrote
 # its shard, before the checkpoint is renamed into place
 DIE_WRITING = """

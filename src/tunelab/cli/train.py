@@ -160,7 +160,8 @@ def predict(
         errors = f" ({done.errors} of them error records: rows without text)" if done.errors else ""
         block = f" (rows {done.begin}-{done.end - 1} of shard {shard})" if parts and done.end > done.begin else ""
         block = f" (shard {shard} holds no rows)" if parts and not block else block
-        render.err.print(f"{kept}{done.written} predictions{errors}{block} -> {output}", highlight=False)
+        said = f"{kept}{done.written} predictions{errors}{block} -> {output}"
+        render.err.print(said, highlight=False, soft_wrap=True)  # soft_wrap: a path is never broken across lines
         return
     items = read_texts(input, column) if input is not None else list(texts)
     # a file into a file: a progress bar, where the predictor reports its batches (summarization, translation)
@@ -179,7 +180,7 @@ def predict(
             print(json.dumps(r, ensure_ascii=False))
     else:
         write_predictions(rows, output)
-        render.err.print(f"{len(rows)} predictions -> {output}")
+        render.err.print(f"{len(rows)} predictions -> {output}", soft_wrap=True)  # a path is never broken
 
 
 def export(

@@ -64,15 +64,20 @@ def rank(rows: list[dict], names: list[str], task: str) -> list[dict]:
     multi_label = TASKS[task].target == "multi-label"
     index = {n: i for i, n in enumerate(names)}
     probs = np.array([[r["probs"][n] for n in names] for r in rows], dtype=np.float64)
+    # n_jobs=1: cleanlab's default forks a pool of processes, and a fork of a process whose other threads run (torch's,
+    # a progress bar's) can hang on a lock one of them held (seen in the tests); the results do not depend on n_jobs
+    # (cleanlab's docs), and on a held-out split's few thousand rows a pool costs more than it saves
     if multi_label:
         given = [[index[str(x)] for x in r["label"]] for r in rows]
-        flagged = find_label_issues(given, probs, multi_label=True, return_indices_ranked_by="self_confidence")
+        flagged = find_label_issues(
+            given, probs, multi_label=True, return_indices_ranked_by="self_confidence", n_jobs=1
+        )
         quality = {int(i): float(np.mean([probs[i, k] if k in given[i] else 1 - probs[i, k]
                                           for k in range(len(names))])) for i in flagged}  # fmt: skip
     else:
         probs = probs / probs.sum(1, keepdims=True)  # softmax outputs, rounded: exactly rows of a distribution
         given = np.array([index[str(r["label"])] for r in rows])
-        flagged = find_label_issues(given, probs, return_indices_ranked_by="self_confidence")
+        flagged = find_label_issues(given, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
         scores = get_label_quality_scores(given, probs)
         quality = {int(i): float(scores[i]) for i in flagged}
     found = []

@@ -15,6 +15,8 @@ import yaml
 import tunelab
 from tests.conftest import tiny_recipe, write_csv
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 
 def losses(run_dir):
     return [r["loss"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]

@@ -15,6 +15,8 @@ import tunelab
 from tests.conftest import QUESTIONS, tiny_lm_recipe, write_jsonl
 from tunelab.errors import TunelabError
 
+pytestmark = pytest.mark.slow  # 15 s or more: scheduled first (tests/conftest.py)
+
 WRONG = ["No idea.", "I refuse to answer.", "Bananas, always bananas.", "Ask me tomorrow."]
 
 
