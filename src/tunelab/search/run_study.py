@@ -363,4 +363,7 @@ def _fmt(v) -> str:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    # one write of the whole line: print() writes the text and its newline apart, and on an unbuffered stderr (as
+    # under torchrun) another rank's line could land between them
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
