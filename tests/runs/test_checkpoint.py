@@ -65,3 +65,22 @@ def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
         TunelabError, match="step-0000001/model.safetensors: the checkpoint lacks 2 of the model's trainable tensors"
     ):
         ck.load(ck.latest(), other)
+
+
+def test_a_one_process_run_never_imports_distributed_checkpointing(tmp_path):
+    """torch.distributed.checkpoint (with DTensor, torch.fx, sympy: ~1.1 s of start-up on 2 cores) loads only when a
+    sharded checkpoint is written or read; a whole checkpoint saved and loaded leaves it out, as does peft."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, torch; from tests.conftest import TinyNet; from tunelab.runs.checkpoint import Checkpointer; "
+        "import tunelab.api, tunelab.tasks.common as c, tunelab.training.fit; c.versions(); "
+        f"ck = Checkpointer(__import__('pathlib').Path({str(tmp_path)!r})); net = TinyNet(); ck.save(1, net, {{}}); "
+        "ck.load(ck.latest(), net); "
+        "print(sorted(m for m in ('torch.distributed.checkpoint', 'sympy', 'peft') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]  # where `tests.conftest` imports from
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "[]"

@@ -26,7 +26,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tunelab.errors import TunelabError
-from tunelab.runs import sharded as dcp_files
+
+
+def _dcp():
+    """runs/sharded.py, imported when a sharded checkpoint is written or read: torch distributed checkpointing pulls in
+    DTensor, torch.fx and sympy (about 1.1 s of start-up on a 2-core Zen 3), which a one-process run never uses."""
+    from tunelab.runs import sharded
+
+    return sharded
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -113,7 +120,7 @@ class Checkpointer:
             torch.save(trainer_state, tmp / "trainer.pt")
         barrier()
         if self.sharded:
-            dcp_files.save(tmp / "sharded", model, optimizer)
+            _dcp().save(tmp / "sharded", model, optimizer)
         torch.save(rng_state(), tmp / f"rng-rank{self.rank}.pt")
         barrier()
         if self.rank == 0:
@@ -158,10 +165,10 @@ class Checkpointer:
         whichever layout and number of processes wrote the checkpoint; return the trainer state (scheduler, loop)."""
         state = torch.load(path / "trainer.pt", weights_only=False)
         if (path / "sharded").is_dir():
-            dcp_files.load(path / "sharded", model, optimizer)
+            _dcp().load(path / "sharded", model, optimizer)
         elif self.sharded:
             weights = _complete(load_file(str(path / "model.safetensors")), model, path / "model.safetensors")
-            dcp_files.load_full(model, optimizer, weights, state.get("optimizer"))
+            _dcp().load_full(model, optimizer, weights, state.get("optimizer"))
         else:
             load_trainable(model, path / "model.safetensors")
             if optimizer is not None:

@@ -54,7 +54,8 @@ def tokenizer_id(tokenizer, source) -> str:
 
 
 def versions() -> dict:
-    import peft
+    from importlib.metadata import version
+
     import torch
     import transformers
 
@@ -64,7 +65,7 @@ def versions() -> dict:
         "tunelab": tunelab.__version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "peft": peft.__version__,
+        "peft": version("peft"),  # from its metadata: importing peft costs 0.2 s a run that trains no adapter
     }
 
 
