@@ -72,3 +72,24 @@ def test_a_field_of_another_family_is_one_warning_line(tmp_path):
         f"warning: {recipe}: data.tag_scheme is a field of ner, not of task classification: ignored."
     ]
     assert "tag_scheme" not in done.stdout and "task: classification" in done.stdout
+
+
+def test_an_interrupted_train_prints_its_resume_command_on_one_line(tmp_path, monkeypatch, capsys):
+    """stderr piped to a log is 80 columns to rich: the command to copy must still come out whole, never wrapped."""
+    import pytest
+
+    from tunelab import api
+    from tunelab.cli import main
+    from tunelab.training.fit import Interrupted
+
+    def interrupted(*a, **k):
+        raise Interrupted(7)
+
+    monkeypatch.setattr(api, "train", interrupted)
+    out = tmp_path / ("a-rather-long-folder-name-" * 4) / "run"
+    monkeypatch.setattr(sys, "argv", ["tunelab", "train", "--dataset", "trec", "--output-dir", str(out)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 130
+    line = f"Continue with: tunelab train --resume {out}"
+    assert any(line in row for row in capsys.readouterr().err.splitlines())

@@ -60,7 +60,8 @@ def train(
     except Interrupted as e:
         where = resume or overrides.get("train.output_dir") or "the run directory"
         render.err.print(
-            f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}"
+            f"Interrupted at step {e.args[0]}; a checkpoint was saved. Continue with: tunelab train --resume {where}",
+            soft_wrap=True,  # the command is copied from the terminal or a log: never broken across lines
         )
         raise typer.Exit(130)
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun the main process reports, the others are quiet
@@ -154,7 +155,7 @@ def predict(
                 done = predict_file(predictor, TextFile(input, column), output, batch_size, resume, parts)
         except KeyboardInterrupt:
             render.err.print(f"Interrupted; {output} holds the rows predicted so far. Continue with the same command "
-                             "and --resume.", highlight=False)  # fmt: skip
+                             "and --resume.", highlight=False, soft_wrap=True)  # fmt: skip
             raise typer.Exit(130)
         kept = f"{done.kept} kept, " if resume else ""
         errors = f" ({done.errors} of them error records: rows without text)" if done.errors else ""

@@ -38,7 +38,9 @@ def tune(
     except Interrupted as e:
         if worker is None:
             render.study_table(e.args[0])
-            render.err.print(f"Interrupted; every finished trial is kept. Continue with: tunelab tune {recipe}")
+            render.err.print(
+                f"Interrupted; every finished trial is kept. Continue with: tunelab tune {recipe}", soft_wrap=True
+            )
         raise typer.Exit(130)
     if worker is None and int(os.environ.get("RANK", 0)) == 0:  # the parent prints the table, not its workers
         render.study_table(study)
